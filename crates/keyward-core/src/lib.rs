@@ -1,0 +1,23 @@
+//! Keyward's vocabulary: identifiers, units, the SPEC's error codes and provider ids, and the
+//! types that hold secrets.
+//!
+//! Invariants kept here:
+//! - No I/O, no async runtime, no HTTP framework: every other crate can depend on this one.
+//! - Every string the SPEC fixes (error codes, provider ids) is spelled in exactly one place,
+//!   an enum's `as_str()` in this crate.
+//! - Secret types zeroize on drop, print as `[redacted]`, and implement neither `Serialize`
+//!   nor `PartialEq`.
+
+pub mod egress_policy;
+pub mod error_code;
+pub mod id;
+pub mod provider;
+pub mod sealed;
+pub mod secret;
+pub mod timestamp;
+
+pub use error_code::ErrorCode;
+pub use id::{CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId};
+pub use provider::ProviderId;
+pub use sealed::{KeyVersion, SealedSecret};
+pub use timestamp::Timestamp;

@@ -1,0 +1,168 @@
+//! Types that hold secret material: provider secrets, master keys, platform-key plaintext.
+//!
+//! Invariants: every type here zeroizes its bytes on drop (via `secrecy`), prints as
+//! `[redacted]` in `Debug`, implements no `Display`, `Serialize` or `PartialEq`, and is not
+//! `Clone`. Reading the plaintext takes an explicit `expose_secret()` call, which is easy to
+//! find in review.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+/// How every secret type prints.
+pub const REDACTED: &str = "[redacted]";
+
+/// The secret bytes were not UTF-8 text.
+#[derive(Debug, thiserror::Error)]
+#[error("the secret is not UTF-8 text; provider keys are printable ASCII")]
+pub struct NotUtf8;
+
+/// A tenant's provider secret (an API key, or Bedrock's access-key JSON), in plaintext.
+pub struct ProviderSecret(SecretString);
+
+impl ProviderSecret {
+    pub fn new(secret: String) -> Self {
+        Self(SecretString::from(secret))
+    }
+
+    /// Takes ownership of raw bytes (e.g. read from stdin); invalid UTF-8 is wiped and refused.
+    pub fn from_utf8(bytes: Vec<u8>) -> Result<Self, NotUtf8> {
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(Self::new(text)),
+            Err(err) => {
+                let mut bytes = err.into_bytes();
+                bytes.zeroize();
+                Err(NotUtf8)
+            }
+        }
+    }
+
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for ProviderSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// 32 bytes of AES-256 master-key material.
+pub struct MasterKeyMaterial(SecretBox<[u8; 32]>);
+
+impl MasterKeyMaterial {
+    pub const LEN: usize = 32;
+
+    pub fn new(bytes: Box<[u8; 32]>) -> Self {
+        Self(SecretBox::new(bytes))
+    }
+
+    /// Fresh material from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = Box::new([0u8; 32]);
+        getrandom::getrandom(bytes.as_mut_slice())?;
+        Ok(Self::new(bytes))
+    }
+
+    pub fn expose_secret(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for MasterKeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// The plaintext of a `kw_…` platform key: shown to its owner once, at issue, then only its
+/// hash is kept.
+pub struct PlatformKeyPlaintext(SecretString);
+
+impl PlatformKeyPlaintext {
+    pub fn new(key: String) -> Self {
+        Self(SecretString::from(key))
+    }
+
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for PlatformKeyPlaintext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// The operator's admin token (`KEYWARD_ADMIN_TOKEN`).
+pub struct AdminToken(SecretString);
+
+impl AdminToken {
+    pub fn new(token: String) -> Self {
+        Self(SecretString::from(token))
+    }
+
+    /// Constant-time comparison with a presented token. Lengths are not secret.
+    pub fn matches(&self, presented: &str) -> bool {
+        self.0
+            .expose_secret()
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_secret_type_debug_prints_redacted() {
+        let canary = "sk-canary-5f1d2c";
+        assert_eq!(
+            format!("{:?}", ProviderSecret::new(canary.into())),
+            "[redacted]"
+        );
+        assert_eq!(
+            format!("{:?}", PlatformKeyPlaintext::new(canary.into())),
+            "[redacted]"
+        );
+        assert_eq!(
+            format!("{:?}", AdminToken::new(canary.into())),
+            "[redacted]"
+        );
+        assert_eq!(
+            format!("{:?}", MasterKeyMaterial::new(Box::new([7u8; 32]))),
+            "[redacted]"
+        );
+        // Pretty Debug and nesting in a struct print the same.
+        let nested = Some(ProviderSecret::new(canary.into()));
+        assert_eq!(format!("{nested:#?}"), "Some(\n    [redacted],\n)");
+    }
+
+    #[test]
+    fn admin_token_matches_only_the_exact_token() {
+        let token = AdminToken::new("operator-token-123".into());
+        assert!(token.matches("operator-token-123"));
+        assert!(!token.matches("operator-token-124"));
+        assert!(!token.matches("operator-token-12"));
+        assert!(!token.matches(""));
+    }
+
+    #[test]
+    fn generated_master_keys_differ() {
+        let first = MasterKeyMaterial::generate().unwrap();
+        let second = MasterKeyMaterial::generate().unwrap();
+        assert_ne!(first.expose_secret(), second.expose_secret());
+    }
+}

@@ -1,0 +1,262 @@
+//! Where the master keyring comes from. `file:PATH` and `env:VAR` are built in; external key
+//! managers (AWS KMS, Vault Transit) implement the same trait.
+//!
+//! Invariant: a source never logs or returns key material except inside a [`Keyring`].
+
+use std::fmt;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use keyward_core::KeyVersion;
+use zeroize::Zeroizing;
+
+use crate::{Keyring, VaultError};
+
+pub type SourceFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, VaultError>> + Send + 'a>>;
+
+/// Reads an environment variable; injected so tests never touch the process environment.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+pub trait MasterKeySource: Send + Sync + fmt::Debug {
+    /// Where the keyring lives, as the operator configured it (`file:…`, `env:…`).
+    fn location(&self) -> String;
+
+    /// Reads and parses the whole keyring.
+    fn load(&self) -> SourceFuture<'_, Keyring>;
+
+    /// Makes a new, higher version available before a rotation: a writable source appends one;
+    /// a read-only source (env) expects the operator to have appended it and does nothing.
+    fn prepare_rotation(&self) -> SourceFuture<'_, ()>;
+}
+
+/// Parses `master_key.source`.
+pub fn parse_source(spec: &str, env: EnvLookup) -> Result<Arc<dyn MasterKeySource>, VaultError> {
+    if let Some(path) = spec.strip_prefix("file:") {
+        if !path.is_empty() {
+            return Ok(Arc::new(FileSource::new(path)));
+        }
+    }
+    if let Some(var) = spec.strip_prefix("env:") {
+        if !var.is_empty() {
+            return Ok(Arc::new(EnvSource {
+                var: var.to_owned(),
+                env,
+            }));
+        }
+    }
+    Err(VaultError::UnsupportedSource)
+}
+
+/// A keyring file, `0600`, kept apart from the database.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    path: PathBuf,
+}
+
+impl FileSource {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the file with a fresh version 1 if it does not exist. Returns whether it did.
+    pub fn create_if_absent(&self) -> Result<bool, VaultError> {
+        if self.path.exists() {
+            return Ok(false);
+        }
+        let line = Keyring::generate_line(KeyVersion::MIN)?;
+        let mut file = match open_private(&self.path, true) {
+            Ok(file) => file,
+            // Another process created it between the check and the open: use theirs.
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(err) => return Err(self.write_error(err)),
+        };
+        file.write_all(line.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|err| self.write_error(err))?;
+        Ok(true)
+    }
+
+    fn read(&self) -> Result<Zeroizing<String>, VaultError> {
+        std::fs::read_to_string(&self.path)
+            .map(Zeroizing::new)
+            .map_err(|source| VaultError::KeyringRead {
+                source_location: self.location(),
+                source,
+            })
+    }
+
+    fn write_error(&self, source: std::io::Error) -> VaultError {
+        VaultError::KeyringWrite {
+            source_location: self.location(),
+            source,
+        }
+    }
+
+    fn warn_if_readable_by_others(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(metadata) = std::fs::metadata(&self.path) {
+                if metadata.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "master keyring file is readable by group or others; run `chmod 600` on it"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Appends `next:BASE64` by writing a complete new file beside the old one and renaming it
+    /// over, so a crash leaves either the old or the new keyring, never half of one.
+    fn append_version(&self) -> Result<KeyVersion, VaultError> {
+        let current = self.read()?;
+        let keyring = Keyring::parse(&current, &self.location())?;
+        let primary = keyring.primary();
+        let next = primary
+            .next()
+            .ok_or(VaultError::VersionExhausted { version: primary })?;
+        let line = Keyring::generate_line(next)?;
+        let mut text = Zeroizing::new(String::with_capacity(current.len() + line.len() + 1));
+        text.push_str(&current);
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+
+        let staging = self.path.with_extension("key.new");
+        let _ = std::fs::remove_file(&staging);
+        let mut file = open_private(&staging, true).map_err(|err| self.write_error(err))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&staging, &self.path))
+            .map_err(|err| self.write_error(err))?;
+        Ok(next)
+    }
+}
+
+fn open_private(path: &Path, create_new: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(create_new);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+impl MasterKeySource for FileSource {
+    fn location(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+
+    fn load(&self) -> SourceFuture<'_, Keyring> {
+        Box::pin(async move {
+            self.warn_if_readable_by_others();
+            let text = self.read()?;
+            Keyring::parse(&text, &self.location())
+        })
+    }
+
+    fn prepare_rotation(&self) -> SourceFuture<'_, ()> {
+        Box::pin(async move { self.append_version().map(|_| ()) })
+    }
+}
+
+/// A keyring in an environment variable (newline-separated lines). Read-only: to rotate, the
+/// operator appends the new line on every replica first.
+pub struct EnvSource {
+    var: String,
+    env: EnvLookup,
+}
+
+impl fmt::Debug for EnvSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvSource").field("var", &self.var).finish()
+    }
+}
+
+impl MasterKeySource for EnvSource {
+    fn location(&self) -> String {
+        format!("env:{}", self.var)
+    }
+
+    fn load(&self) -> SourceFuture<'_, Keyring> {
+        Box::pin(async move {
+            let text = (self.env)(&self.var).map(Zeroizing::new).ok_or_else(|| {
+                VaultError::EnvVarMissing {
+                    var: self.var.clone(),
+                }
+            })?;
+            // Env values are often set on one line; accept spaces between entries too.
+            let text = Zeroizing::new(text.replace(' ', "\n"));
+            Keyring::parse(&text, &self.location())
+        })
+    }
+
+    fn prepare_rotation(&self) -> SourceFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_source_creates_private_keyring_and_appends_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = FileSource::new(dir.path().join("master.key"));
+        assert!(source.create_if_absent().unwrap());
+        assert!(!source.create_if_absent().unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(source.path())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let before = source.load().await.unwrap();
+        assert_eq!(before.primary().get(), 1);
+        source.prepare_rotation().await.unwrap();
+        let after = source.load().await.unwrap();
+        assert_eq!(after.primary().get(), 2);
+        // Version 1 is unchanged by the append.
+        let kcv = |keyring: &Keyring, version: u32| {
+            keyring
+                .versions()
+                .find(|(v, _)| v.get() == version)
+                .map(|(_, kcv)| kcv.clone())
+        };
+        assert_eq!(kcv(&before, 1), kcv(&after, 1));
+    }
+
+    #[tokio::test]
+    async fn env_source_reads_through_the_injected_lookup() {
+        let line = Keyring::generate_line(KeyVersion::MIN).unwrap().to_string();
+        let env: EnvLookup = Arc::new(move |var| (var == "KW_TEST_KEYRING").then(|| line.clone()));
+        let source = parse_source("env:KW_TEST_KEYRING", env.clone()).unwrap();
+        assert_eq!(source.load().await.unwrap().primary().get(), 1);
+        let missing = parse_source("env:KW_OTHER", env).unwrap();
+        let err = missing.load().await.unwrap_err().to_string();
+        assert!(err.contains("KW_OTHER"), "{err}");
+    }
+
+    #[test]
+    fn unknown_source_schemes_are_refused() {
+        let env: EnvLookup = Arc::new(|_| None);
+        for spec in ["", "file:", "env:", "s3://bucket/key", "aws-kms:alias/x"] {
+            assert!(parse_source(spec, env.clone()).is_err(), "{spec}");
+        }
+    }
+}
