@@ -1,1 +1,27 @@
-//! placeholder
+//! Keyward's persistent state behind typed repositories.
+//!
+//! Invariants:
+//! - The store never sees plaintext secrets: sealed values arrive and leave as
+//!   [`keyward_core::SealedSecret`], platform keys as SHA-256 hashes.
+//! - Every query on a tenant's objects filters by `tenant_id`; no method returns another
+//!   tenant's row.
+//! - SQL is portable (`$N` placeholders, TEXT ids, BIGINT milliseconds, no booleans), so a
+//!   PostgreSQL backend runs the same statements; nothing SQLite-specific leaves this crate.
+
+mod connect;
+mod credential;
+mod department;
+mod error;
+mod master_key;
+mod page;
+mod platform_key;
+mod tenant;
+
+pub use connect::Store;
+pub use credential::{CredentialRecord, CredentialStatus, NewCredential, RewrapCandidate};
+pub use department::DepartmentRecord;
+pub use error::StoreError;
+pub use master_key::{RewrapJob, RewrapState};
+pub use page::{Page, PageRequest};
+pub use platform_key::{NewPlatformKey, PlatformKeyRecord, Role};
+pub use tenant::TenantRecord;

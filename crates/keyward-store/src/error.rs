@@ -1,0 +1,55 @@
+//! Store errors. Messages name tables, columns and ids; row contents never appear.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable ({0}); check store.url and that the database is reachable and writable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("a {what} with this {field} already exists")]
+    Conflict {
+        what: &'static str,
+        field: &'static str,
+    },
+    #[error(
+        "stored {table}.{column} of row {id} is not valid; the database was edited outside Keyward"
+    )]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        id: String,
+    },
+    #[error("cannot open the database at {location}: {source}")]
+    Open {
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store.url `{url}` is not supported; use sqlite://PATH (PostgreSQL support is not in this build)")]
+    UnsupportedUrl { url: String },
+    #[error("database migration failed: {0}; the database may be from a newer Keyward version")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else to
+    /// [`StoreError::Unavailable`].
+    pub(crate) fn from_write(err: sqlx::Error, what: &'static str, field: &'static str) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict { what, field },
+            _ => Self::Unavailable(err),
+        }
+    }
+
+    pub(crate) fn corrupt(table: &'static str, column: &'static str, id: impl ToString) -> Self {
+        Self::Corrupt {
+            table,
+            column,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Unavailable(err)
+    }
+}

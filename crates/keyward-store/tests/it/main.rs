@@ -1,0 +1,3 @@
+//! Integration tests of the store against a real database file.
+
+mod repositories;

@@ -1,0 +1,285 @@
+//! Repository behaviour: tenant scoping, uniqueness, paging, status rules, compare-and-swap of
+//! sealed values and the re-wrap lease.
+
+use std::collections::BTreeMap;
+
+use keyward_core::{CredentialId, KeyVersion, ProviderId, SealedSecret, TenantId, Timestamp};
+use keyward_store::{
+    CredentialRecord, CredentialStatus, PageRequest, RewrapJob, RewrapState, Store, StoreError,
+    TenantRecord,
+};
+
+struct TestStore {
+    _dir: tempfile::TempDir,
+    store: Store,
+}
+
+async fn store() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kw.db").display());
+    let store = Store::open(&url).await.unwrap();
+    TestStore { _dir: dir, store }
+}
+
+async fn tenant(store: &Store, name: &str) -> TenantId {
+    let tenant = TenantRecord {
+        id: TenantId::generate(),
+        name: name.into(),
+        created_at: Timestamp::now(),
+    };
+    store.insert_tenant(&tenant).await.unwrap();
+    tenant.id
+}
+
+fn sealed(blob: &str, version: u32) -> SealedSecret {
+    SealedSecret {
+        blob: blob.into(),
+        key_version: KeyVersion::new(version).unwrap(),
+    }
+}
+
+fn credential(tenant: TenantId, label: &str) -> CredentialRecord {
+    CredentialRecord {
+        id: CredentialId::generate(),
+        tenant_id: tenant,
+        label: label.into(),
+        provider: ProviderId::OpenAi,
+        options: BTreeMap::from([("organization".into(), "org-1".into())]),
+        secret: Some(sealed("AAAA", 1)),
+        fingerprint: "sk-…abcd".into(),
+        status: CredentialStatus::Active,
+        created_at: Timestamp::now(),
+        rotated_at: None,
+        status_changed_at: Timestamp::now(),
+    }
+}
+
+#[tokio::test]
+async fn credentials_are_only_visible_to_their_tenant() {
+    let test = store().await;
+    let acme = tenant(&test.store, "acme").await;
+    let globex = tenant(&test.store, "globex").await;
+    let record = credential(acme, "team-openai");
+    test.store.insert_credential(&record).await.unwrap();
+
+    assert!(test
+        .store
+        .credential(acme, record.id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(test
+        .store
+        .credential(globex, record.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!test
+        .store
+        .set_credential_status(
+            globex,
+            record.id,
+            CredentialStatus::Disabled,
+            Timestamp::now()
+        )
+        .await
+        .unwrap());
+    assert!(!test
+        .store
+        .delete_credential(globex, record.id)
+        .await
+        .unwrap());
+    assert_eq!(
+        test.store.credential_owner(record.id).await.unwrap(),
+        Some(acme)
+    );
+    let loaded = test
+        .store
+        .credential(acme, record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.options["organization"], "org-1");
+    assert_eq!(loaded.secret, record.secret);
+}
+
+#[tokio::test]
+async fn labels_are_unique_per_tenant_only() {
+    let test = store().await;
+    let acme = tenant(&test.store, "acme").await;
+    let globex = tenant(&test.store, "globex").await;
+    test.store
+        .insert_credential(&credential(acme, "main"))
+        .await
+        .unwrap();
+    let err = test
+        .store
+        .insert_credential(&credential(acme, "main"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { field: "label", .. }),
+        "{err}"
+    );
+    test.store
+        .insert_credential(&credential(globex, "main"))
+        .await
+        .unwrap();
+    let err = test
+        .store
+        .insert_tenant(&TenantRecord {
+            id: TenantId::generate(),
+            name: "acme".into(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { what: "tenant", .. }));
+}
+
+#[tokio::test]
+async fn rotation_reactivates_a_rejected_credential_but_not_a_disabled_one() {
+    let test = store().await;
+    let acme = tenant(&test.store, "acme").await;
+    let rejected = credential(acme, "rejected");
+    let disabled = credential(acme, "disabled");
+    for (record, status) in [
+        (&rejected, CredentialStatus::RejectedByProvider),
+        (&disabled, CredentialStatus::Disabled),
+    ] {
+        test.store.insert_credential(record).await.unwrap();
+        test.store
+            .set_credential_status(acme, record.id, status, Timestamp::now())
+            .await
+            .unwrap();
+        assert!(test
+            .store
+            .rotate_credential_secret(
+                acme,
+                record.id,
+                &sealed("BBBB", 2),
+                "sk-…new1",
+                Timestamp::now()
+            )
+            .await
+            .unwrap());
+    }
+    let status = |id| {
+        let store = test.store.clone();
+        async move { store.credential(acme, id).await.unwrap().unwrap() }
+    };
+    let after = status(rejected.id).await;
+    assert_eq!(after.status, CredentialStatus::Active);
+    assert_eq!(after.secret, Some(sealed("BBBB", 2)));
+    assert_eq!(after.fingerprint, "sk-…new1");
+    assert!(after.rotated_at.is_some());
+    assert_eq!(status(disabled.id).await.status, CredentialStatus::Disabled);
+}
+
+#[tokio::test]
+async fn swap_writes_only_over_the_expected_blob() {
+    let test = store().await;
+    let acme = tenant(&test.store, "acme").await;
+    let record = credential(acme, "main");
+    test.store.insert_credential(&record).await.unwrap();
+    let original = record.secret.clone().unwrap();
+    // A tenant rotation lands first; the re-wrap's swap must not clobber it.
+    test.store
+        .rotate_credential_secret(
+            acme,
+            record.id,
+            &sealed("ROTATED", 1),
+            "fp",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert!(!test
+        .store
+        .swap_sealed_secret(record.id, &original, &sealed("REWRAPPED", 2))
+        .await
+        .unwrap());
+    assert!(test
+        .store
+        .swap_sealed_secret(record.id, &sealed("ROTATED", 1), &sealed("REWRAPPED", 2))
+        .await
+        .unwrap());
+    let counts = test.store.sealed_rows_by_version().await.unwrap();
+    assert_eq!(counts, vec![(KeyVersion::new(2).unwrap(), 1)]);
+    let candidates = test
+        .store
+        .rewrap_candidates(KeyVersion::new(3).unwrap(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(candidates.len(), 1);
+}
+
+#[tokio::test]
+async fn pages_follow_the_cursor_without_gaps_or_repeats() {
+    let test = store().await;
+    let mut created = Vec::new();
+    for index in 0..7 {
+        created.push(tenant(&test.store, &format!("tenant-{index}")).await);
+    }
+    let mut seen = Vec::new();
+    let mut request = PageRequest {
+        after: None,
+        limit: 3,
+    };
+    loop {
+        let page = test.store.tenants(&request).await.unwrap();
+        seen.extend(page.items.iter().map(|tenant| tenant.id));
+        match page.next_cursor {
+            Some(cursor) => request.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+}
+
+#[tokio::test]
+async fn only_one_runner_holds_a_rewrap_lease() {
+    let test = store().await;
+    let now = Timestamp::now();
+    let later = Timestamp::from_unix_millis(now.unix_millis() + 30_000);
+    test.store
+        .insert_rewrap_job(&RewrapJob {
+            id: "job-1".into(),
+            target_version: KeyVersion::new(2).unwrap(),
+            state: RewrapState::Pending,
+            done: 0,
+            total: 0,
+            failed: 0,
+            created_at: now,
+            finished_at: None,
+        })
+        .await
+        .unwrap();
+    let mut first = test
+        .store
+        .claim_rewrap_job("a", now, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(test
+        .store
+        .claim_rewrap_job("b", now, later)
+        .await
+        .unwrap()
+        .is_none());
+    // Runner b may take over once a's lease has run out, and then a can no longer write.
+    let expired = Timestamp::from_unix_millis(later.unix_millis() + 1);
+    let far = Timestamp::from_unix_millis(later.unix_millis() + 60_000);
+    assert!(test
+        .store
+        .claim_rewrap_job("b", expired, far)
+        .await
+        .unwrap()
+        .is_some());
+    first.done = 5;
+    assert!(!test
+        .store
+        .record_rewrap_progress(&first, "a", far)
+        .await
+        .unwrap());
+}
