@@ -1,0 +1,474 @@
+//! Connecting, listing, rotating, disabling and deleting a tenant's provider credentials, and
+//! opening a credential's secret for an outbound call.
+//!
+//! Invariant: the secret is sealed (bound to tenant and credential id) before the row is
+//! written; no method returns it except [`Keyward::open_credential_secret`], whose result lives
+//! only as long as the call that needs it.
+
+use std::collections::BTreeMap;
+
+use keyward_core::secret::ProviderSecret;
+use keyward_core::{CredentialId, ProviderId, SealedSecret, TenantId, Timestamp};
+use keyward_store::{CredentialRecord, CredentialStatus, Page, PageRequest};
+use keyward_vault::RowBinding;
+
+use crate::{validate, DomainError, Keyward, TenantScope};
+
+/// The AAD field name of a credential's secret.
+const SECRET_FIELD: &str = "credential.secret";
+/// Longest secret accepted (Bedrock JSON with a session token fits comfortably).
+const MAX_SECRET_LEN: usize = 8 * 1024;
+
+/// What a tenant sends to connect a credential.
+#[derive(Debug)]
+pub struct CredentialInput {
+    pub provider: String,
+    pub label: String,
+    pub secret: Option<ProviderSecret>,
+    pub secret_ref: Option<String>,
+    pub base_url: Option<String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// A credential with its secret opened for one outbound call.
+#[derive(Debug)]
+pub struct OpenedCredential {
+    pub record: CredentialRecord,
+    /// `None` for keyless self-hosted endpoints.
+    pub secret: Option<ProviderSecret>,
+}
+
+pub(crate) fn binding(tenant: TenantId, credential: CredentialId) -> RowBinding {
+    RowBinding {
+        tenant,
+        record: credential.to_string(),
+        field: SECRET_FIELD,
+    }
+}
+
+impl Keyward {
+    pub async fn connect_credential(
+        &self,
+        scope: &TenantScope,
+        input: CredentialInput,
+    ) -> Result<CredentialRecord, DomainError> {
+        let provider: ProviderId = input.provider.parse().map_err(|_| {
+            DomainError::invalid(
+                "provider",
+                "unknown provider; use one of: openai, azure-openai, anthropic, bedrock, mistral, groq, openai-compatible",
+            )
+        })?;
+        validate::name("label", &input.label)?;
+        if input.secret_ref.is_some() {
+            return Err(DomainError::invalid(
+                "secret_ref",
+                "secret references (vault://, aws-sm://, azure-kv://) are not available in this build; send `secret` instead",
+            ));
+        }
+        let options = self.credential_options(provider, input.base_url, input.options)?;
+        let secret = match input.secret {
+            Some(secret) => Some(check_secret(provider, secret)?),
+            None if provider.secret_optional() => None,
+            None => {
+                return Err(DomainError::invalid(
+                    "secret",
+                    format!("a {provider} credential needs the provider's API key in `secret`"),
+                ))
+            }
+        };
+
+        let id = CredentialId::generate();
+        let now = Timestamp::now();
+        let sealed = secret
+            .as_ref()
+            .map(|secret| self.seal_secret(scope.tenant(), id, secret))
+            .transpose()?;
+        let record = CredentialRecord {
+            id,
+            tenant_id: scope.tenant(),
+            label: input.label,
+            provider,
+            options,
+            fingerprint: secret.as_ref().map_or_else(
+                || "(none)".to_owned(),
+                |secret| fingerprint(provider, secret),
+            ),
+            secret: sealed,
+            status: CredentialStatus::Active,
+            created_at: now,
+            rotated_at: None,
+            status_changed_at: now,
+        };
+        self.store.insert_credential(&record).await?;
+        tracing::info!(tenant = %record.tenant_id, credential = %record.id, provider = %provider, "credential connected");
+        Ok(record)
+    }
+
+    pub async fn credential(
+        &self,
+        scope: &TenantScope,
+        id: CredentialId,
+    ) -> Result<CredentialRecord, DomainError> {
+        self.store
+            .credential(scope.tenant(), id)
+            .await?
+            .ok_or(DomainError::NotFound { what: "credential" })
+    }
+
+    pub async fn credentials(
+        &self,
+        scope: &TenantScope,
+        page: &PageRequest,
+    ) -> Result<Page<CredentialRecord>, DomainError> {
+        Ok(self.store.credentials(scope.tenant(), page).await?)
+    }
+
+    /// The tenant of a credential, for the operator's CLI which names credentials by id only.
+    pub async fn credential_tenant(&self, id: CredentialId) -> Result<TenantId, DomainError> {
+        self.store
+            .credential_owner(id)
+            .await?
+            .ok_or(DomainError::NotFound { what: "credential" })
+    }
+
+    /// Replaces the secret; the next call uses the new one. A credential the provider rejected
+    /// becomes active again.
+    pub async fn rotate_credential(
+        &self,
+        scope: &TenantScope,
+        id: CredentialId,
+        secret: ProviderSecret,
+    ) -> Result<CredentialRecord, DomainError> {
+        let current = self.credential(scope, id).await?;
+        let secret = check_secret(current.provider, secret)?;
+        let sealed = self.seal_secret(scope.tenant(), id, &secret)?;
+        let fingerprint = fingerprint(current.provider, &secret);
+        if !self
+            .store
+            .rotate_credential_secret(scope.tenant(), id, &sealed, &fingerprint, Timestamp::now())
+            .await?
+        {
+            return Err(DomainError::NotFound { what: "credential" });
+        }
+        tracing::info!(tenant = %scope.tenant(), credential = %id, "credential rotated");
+        self.credential(scope, id).await
+    }
+
+    pub async fn set_credential_enabled(
+        &self,
+        scope: &TenantScope,
+        id: CredentialId,
+        enabled: bool,
+    ) -> Result<CredentialRecord, DomainError> {
+        let current = self.credential(scope, id).await?;
+        let target = match (enabled, current.status) {
+            (false, _) => CredentialStatus::Disabled,
+            // Enabling does not clear a provider rejection: only rotate or verify does.
+            (true, CredentialStatus::RejectedByProvider) => CredentialStatus::RejectedByProvider,
+            (true, _) => CredentialStatus::Active,
+        };
+        if target != current.status {
+            self.store
+                .set_credential_status(scope.tenant(), id, target, Timestamp::now())
+                .await?;
+            tracing::info!(tenant = %scope.tenant(), credential = %id, status = target.as_str(), "credential status changed");
+        }
+        self.credential(scope, id).await
+    }
+
+    pub async fn delete_credential(
+        &self,
+        scope: &TenantScope,
+        id: CredentialId,
+    ) -> Result<(), DomainError> {
+        if !self.store.delete_credential(scope.tenant(), id).await? {
+            return Err(DomainError::NotFound { what: "credential" });
+        }
+        tracing::info!(tenant = %scope.tenant(), credential = %id, "credential deleted");
+        Ok(())
+    }
+
+    /// Opens a credential's secret for one outbound call. A blob that does not open (wrong or
+    /// missing master key, a blob copied from another row) is `CredentialUnreadable`, logged
+    /// with ids only — never another tenant's key.
+    pub async fn open_credential_secret(
+        &self,
+        scope: &TenantScope,
+        id: CredentialId,
+    ) -> Result<OpenedCredential, DomainError> {
+        let record = self.credential(scope, id).await?;
+        let secret = match &record.secret {
+            None => None,
+            Some(sealed) => Some(self.open_sealed(&record, sealed).await?),
+        };
+        Ok(OpenedCredential { record, secret })
+    }
+
+    async fn open_sealed(
+        &self,
+        record: &CredentialRecord,
+        sealed: &SealedSecret,
+    ) -> Result<ProviderSecret, DomainError> {
+        self.vault
+            .open_secret(sealed, &binding(record.tenant_id, record.id))
+            .await
+            .map_err(|source| {
+                tracing::error!(
+                    tenant = %record.tenant_id,
+                    credential = %record.id,
+                    key_version = %sealed.key_version,
+                    error = %source,
+                    "credential secret cannot be opened"
+                );
+                DomainError::CredentialUnreadable {
+                    id: record.id,
+                    label: record.label.clone(),
+                    version: sealed.key_version,
+                    source,
+                }
+            })
+    }
+
+    fn seal_secret(
+        &self,
+        tenant: TenantId,
+        id: CredentialId,
+        secret: &ProviderSecret,
+    ) -> Result<SealedSecret, DomainError> {
+        Ok(self
+            .vault
+            .seal(secret.expose_secret().as_bytes(), &binding(tenant, id))?)
+    }
+
+    fn credential_options(
+        &self,
+        provider: ProviderId,
+        base_url: Option<String>,
+        mut options: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, DomainError> {
+        if let Some(base_url) = base_url {
+            if options.insert("base_url".into(), base_url).is_some() {
+                return Err(DomainError::invalid(
+                    "base_url",
+                    "given both as a field and in options; send it once",
+                ));
+            }
+        }
+        let allowed = provider.allowed_options();
+        for (key, value) in &mut options {
+            if !allowed.contains(&key.as_str()) {
+                return Err(DomainError::invalid(
+                    format!("options.{key}"),
+                    format!(
+                        "not an option of {provider}; its options are: {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+            let trimmed = value.trim();
+            if trimmed.is_empty() || trimmed.len() > 1024 {
+                return Err(DomainError::invalid(
+                    format!("options.{key}"),
+                    "1 to 1024 characters",
+                ));
+            }
+            *value = trimmed.to_owned();
+        }
+        for required in provider.required_options() {
+            if !options.contains_key(*required) {
+                return Err(DomainError::invalid(
+                    format!("options.{required}"),
+                    format!("a {provider} credential needs `{required}`"),
+                ));
+            }
+        }
+        if let Some(url) = options.get("base_url") {
+            let normalized = validate::base_url(url, &self.egress)?;
+            options.insert("base_url".into(), normalized);
+        }
+        provider_specific_options(provider, &options)?;
+        Ok(options)
+    }
+}
+
+fn provider_specific_options(
+    provider: ProviderId,
+    options: &BTreeMap<String, String>,
+) -> Result<(), DomainError> {
+    match provider {
+        ProviderId::AzureOpenAi => {
+            if !options.contains_key("resource") && !options.contains_key("base_url") {
+                return Err(DomainError::invalid(
+                    "options.resource",
+                    "an azure-openai credential needs `resource` (the name in https://RESOURCE.openai.azure.com) or `base_url`",
+                ));
+            }
+            if let Some(resource) = options.get("resource") {
+                validate::name("options.resource", resource)?;
+            }
+            if let Some(deployments) = options.get("deployments") {
+                let well_formed = deployments.split(',').all(|pair| {
+                    pair.split_once('=').is_some_and(|(model, deployment)| {
+                        !model.trim().is_empty() && validate::name("", deployment.trim()).is_ok()
+                    })
+                });
+                if !well_formed {
+                    return Err(DomainError::invalid(
+                        "options.deployments",
+                        "write `model=deployment` pairs separated by commas, e.g. gpt-4o=prod-gpt4o,text-embedding-3-small=emb",
+                    ));
+                }
+            }
+        }
+        ProviderId::Bedrock => {
+            let region = options
+                .get("region")
+                .map(String::as_str)
+                .unwrap_or_default();
+            let well_formed = region.len() <= 32
+                && region.split('-').count() >= 3
+                && region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !well_formed {
+                return Err(DomainError::invalid(
+                    "options.region",
+                    "an AWS region such as us-east-1 or eu-central-1",
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Checks a secret's shape (never echoing it) and trims surrounding whitespace.
+fn check_secret(
+    provider: ProviderId,
+    secret: ProviderSecret,
+) -> Result<ProviderSecret, DomainError> {
+    let text = secret.expose_secret();
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(DomainError::invalid("secret", "the secret is empty"));
+    }
+    if trimmed.len() > MAX_SECRET_LEN {
+        return Err(DomainError::invalid(
+            "secret",
+            format!("longer than {MAX_SECRET_LEN} bytes; provider keys are far shorter"),
+        ));
+    }
+    if provider == ProviderId::Bedrock {
+        bedrock_keys(trimmed)?;
+    } else if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DomainError::invalid(
+            "secret",
+            "contains whitespace or control characters; paste the key alone",
+        ));
+    }
+    if trimmed.len() == text.len() {
+        return Ok(secret);
+    }
+    Ok(ProviderSecret::new(trimmed.to_owned()))
+}
+
+/// Bedrock's secret: `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`. Returns the access key
+/// id (not secret; shown in fingerprints).
+fn bedrock_keys(secret: &str) -> Result<&str, DomainError> {
+    let mut parts = secret.splitn(3, ':');
+    let access_key_id = parts.next().unwrap_or_default();
+    let secret_access_key = parts.next().unwrap_or_default();
+    let well_formed = (16..=128).contains(&access_key_id.len())
+        && access_key_id.chars().all(|c| c.is_ascii_alphanumeric())
+        && !secret_access_key.is_empty()
+        && !secret.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        return Err(DomainError::invalid(
+            "secret",
+            "a bedrock secret is ACCESS_KEY_ID:SECRET_ACCESS_KEY or ACCESS_KEY_ID:SECRET_ACCESS_KEY:SESSION_TOKEN",
+        ));
+    }
+    Ok(access_key_id)
+}
+
+/// A recognisable, non-reversible hint of a secret: its vendor prefix (`sk-`, `gsk_`) and last
+/// four characters for long keys, fewer for short ones, e.g. `sk-…a1B9`.
+pub(crate) fn fingerprint(provider: ProviderId, secret: &ProviderSecret) -> String {
+    let text = secret.expose_secret();
+    if provider == ProviderId::Bedrock {
+        let access_key_id = bedrock_keys(text).unwrap_or_default();
+        return tail_hint(
+            &access_key_id[..access_key_id.len().min(4)],
+            access_key_id,
+            4,
+        );
+    }
+    let prefix = text
+        .char_indices()
+        .take(8)
+        .find(|(_, c)| matches!(c, '-' | '_'))
+        .map_or("", |(index, _)| &text[..=index]);
+    let shown = match text.len() {
+        0..=7 => 0,
+        8..=15 => 2,
+        _ => 4,
+    };
+    tail_hint(prefix, text, shown)
+}
+
+fn tail_hint(prefix: &str, text: &str, shown: usize) -> String {
+    let tail_start = text
+        .char_indices()
+        .rev()
+        .nth(shown.saturating_sub(1))
+        .map_or(text.len(), |(index, _)| index);
+    let tail = if shown == 0 { "" } else { &text[tail_start..] };
+    format!("{prefix}…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(text: &str) -> ProviderSecret {
+        ProviderSecret::new(text.into())
+    }
+
+    #[test]
+    fn fingerprints_show_prefix_and_tail_only() {
+        assert_eq!(
+            fingerprint(
+                ProviderId::OpenAi,
+                &secret("sk-proj-abcdefghijklmnopqrstuvwxyza1B9")
+            ),
+            "sk-…a1B9"
+        );
+        assert_eq!(
+            fingerprint(ProviderId::Groq, &secret("gsk_0123456789abcdefWXYZ")),
+            "gsk_…WXYZ"
+        );
+        assert_eq!(
+            fingerprint(ProviderId::Mistral, &secret("0123456789ab")),
+            "…ab"
+        );
+        assert_eq!(fingerprint(ProviderId::Mistral, &secret("short")), "…");
+        assert_eq!(
+            fingerprint(
+                ProviderId::Bedrock,
+                &secret("AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+            ),
+            "AKIA…MPLE"
+        );
+    }
+
+    #[test]
+    fn secret_checks_never_echo_the_secret() {
+        let canary = "sk-canary-has space-9f3e";
+        let err = check_secret(ProviderId::OpenAi, secret(canary)).unwrap_err();
+        assert!(!err.to_string().contains("canary"), "{err}");
+        let err = check_secret(ProviderId::Bedrock, secret("sk-canary-9f3e")).unwrap_err();
+        assert!(!err.to_string().contains("canary"), "{err}");
+        let trimmed = check_secret(ProviderId::OpenAi, secret("  sk-abc\n")).unwrap();
+        assert_eq!(trimmed.expose_secret(), "sk-abc");
+    }
+}

@@ -1,0 +1,99 @@
+//! Domain errors, each with the user-facing [`ErrorCode`] it maps to. Messages say what is wrong
+//! and how to fix it, naming fields, labels and ids — never secrets or bodies.
+
+use keyward_core::{CredentialId, ErrorCode, KeyVersion};
+use keyward_store::StoreError;
+use keyward_vault::VaultError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{field}: {reason}")]
+    InvalidInput { field: String, reason: String },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("a {what} with this {field} already exists; choose another {field}")]
+    Conflict {
+        what: &'static str,
+        field: &'static str,
+    },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("missing or invalid credentials: send `Authorization: Bearer <KEYWARD_ADMIN_TOKEN or tenant admin kw_ key>`")]
+    Unauthenticated,
+    #[error("the platform key is missing, unknown, expired or revoked; send `Authorization: Bearer kw_…` with a key issued by your tenant admin")]
+    InvalidPlatformKey,
+    #[error("credential `{label}` ({id}) cannot be opened with the configured master key; the operator must restore master key version {version} (see server logs)")]
+    CredentialUnreadable {
+        id: CredentialId,
+        label: String,
+        version: KeyVersion,
+        #[source]
+        source: VaultError,
+    },
+    #[error("master key version {version} from {location} is not the key that sealed this database (key check value {actual}, recorded {recorded}); point master_key.source at the keyring this database was created with")]
+    MasterKeyMismatch {
+        version: KeyVersion,
+        location: String,
+        actual: String,
+        recorded: String,
+    },
+    #[error("this database holds {rows} secret(s) sealed with master key version {version}, which is not in the keyring at {location}; add that version's `{version}:BASE64` line back")]
+    MasterKeyMissing {
+        version: KeyVersion,
+        rows: u64,
+        location: String,
+    },
+    #[error("no new master key version to rotate to: the keyring at {location} still has version {primary} as its highest; for env: sources append a `{next}:BASE64` line on every replica first")]
+    NothingToRotate {
+        location: String,
+        primary: KeyVersion,
+        next: u64,
+    },
+    #[error(transparent)]
+    Vault(VaultError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl DomainError {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidInput { .. } => ErrorCode::InvalidRequest,
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::InvalidPlatformKey => ErrorCode::InvalidPlatformKey,
+            Self::CredentialUnreadable { .. } => ErrorCode::CredentialUnreadable,
+            Self::MasterKeyMismatch { .. }
+            | Self::MasterKeyMissing { .. }
+            | Self::NothingToRotate { .. } => ErrorCode::Conflict,
+            Self::Vault(_) => ErrorCode::Internal,
+            Self::Store(StoreError::Conflict { .. }) => ErrorCode::Conflict,
+            Self::Store(StoreError::Unavailable(_)) => ErrorCode::ServiceUnavailable,
+            Self::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict { what, field } => Self::Conflict { what, field },
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<VaultError> for DomainError {
+    fn from(err: VaultError) -> Self {
+        Self::Vault(err)
+    }
+}
