@@ -1,1 +1,72 @@
-//! placeholder
+//! Keyward's HTTP surfaces: the admin API under `/admin/v1` (with its OpenAPI document, built
+//! from the same router that serves it), `/healthz` and `/readyz`.
+//!
+//! Invariants:
+//! - This crate holds the single mapping from domain errors to SPEC codes, HTTP statuses and
+//!   error shapes ([`error::ApiError`]).
+//! - Client JSON is decoded by [`json::ApiJson`], whose errors name the JSON path, never the
+//!   value, so a secret in a malformed body cannot be echoed or logged.
+//! - Every response carries `x-keyward-request-id`; request logs hold method, route template,
+//!   status and latency only.
+
+mod admin;
+mod auth;
+pub mod error;
+mod health;
+pub mod json;
+mod request_id;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use keyward_core::secret::AdminToken;
+use keyward_domain::Keyward;
+
+pub use request_id::REQUEST_ID_HEADER;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub keyward: Keyward,
+    /// `None`: the operator API is off.
+    pub admin_token: Option<Arc<AdminToken>>,
+}
+
+/// Limits and switches of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Largest accepted request body (`server.max_body_bytes`).
+    pub max_body_bytes: usize,
+}
+
+/// The whole application router.
+pub fn router(state: AppState, config: &HttpConfig) -> Router {
+    let (admin, _) = admin::router().split_for_parts();
+    let openapi = admin::openapi_json();
+    Router::new()
+        .merge(admin)
+        .route(
+            "/admin/v1/openapi.json",
+            axum::routing::get(move || {
+                let openapi = openapi.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        openapi,
+                    )
+                }
+            }),
+        )
+        .merge(health::router())
+        .fallback(error::not_found_fallback)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(request_id::tag_and_log))
+        .with_state(state)
+}
+
+/// The admin API's OpenAPI document (JSON), as served at `/admin/v1/openapi.json`.
+pub fn openapi_json() -> String {
+    admin::openapi_json()
+}

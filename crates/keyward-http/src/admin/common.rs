@@ -1,0 +1,79 @@
+//! Pieces every admin handler uses: list paging, id parsing, the error schema.
+
+use std::str::FromStr;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::Query;
+use keyward_core::ErrorCode;
+use keyward_domain::PageRequest;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+/// `?limit=&cursor=` of every list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Items per page, 1 to 500 (default 100).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+pub(crate) fn page(
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<PageRequest, ApiError> {
+    let Query(params) = params.map_err(|_| {
+        ApiError::invalid(
+            "query",
+            "query parameters are `limit` (1 to 500) and `cursor`",
+        )
+    })?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    if params
+        .cursor
+        .as_ref()
+        .is_some_and(|cursor| cursor.len() > 64)
+    {
+        return Err(ApiError::invalid(
+            "cursor",
+            "pass back the `next_cursor` of the previous page",
+        ));
+    }
+    Ok(PageRequest {
+        after: params.cursor,
+        limit,
+    })
+}
+
+/// Parses an id from the path; a malformed id is simply not found.
+pub(crate) fn path_id<T: FromStr>(text: &str, what: &'static str) -> Result<T, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("{what} not found")))
+}
+
+/// The error body of every admin route.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// What happened and how to fix it.
+    message: String,
+    /// OpenAI-style error type, e.g. `invalid_request_error`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The request field at fault, if any.
+    param: Option<String>,
+    /// Keyward's error code, e.g. `invalid_request`, `not_found`, `forbidden`.
+    code: String,
+}

@@ -1,0 +1,79 @@
+//! The admin API (`/admin/v1/…`). Routes are registered through utoipa-axum, so the OpenAPI
+//! document is generated from the same router that serves: a route cannot exist undocumented.
+
+mod common;
+mod credentials;
+mod departments;
+mod keys;
+mod masterkey;
+mod tenants;
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Keyward admin API",
+        description = "Tenants, credentials, platform keys and master keys of a Keyward gateway. Authenticate with `Authorization: Bearer` and the operator token (KEYWARD_ADMIN_TOKEN) or a tenant admin `kw_` key. Errors use OpenAI's shape `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+        version = "1"
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(common::ErrorBody))
+)]
+struct AdminApi;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(AdminApi::openapi())
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(departments::create, departments::list))
+        .routes(routes!(credentials::connect, credentials::list))
+        .routes(routes!(credentials::get, credentials::delete))
+        .routes(routes!(credentials::rotate))
+        .routes(routes!(credentials::disable))
+        .routes(routes!(credentials::enable))
+        .routes(routes!(keys::issue, keys::list))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(masterkey::status))
+        .routes(routes!(masterkey::rotate))
+}
+
+pub(crate) fn openapi_json() -> String {
+    let (_, mut openapi) = router().split_for_parts();
+    openapi
+        .paths
+        .paths
+        .insert("/admin/v1/openapi.json".to_owned(), openapi_self_path());
+    openapi.to_json().unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn openapi_self_path() -> utoipa::openapi::PathItem {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder};
+    use utoipa::openapi::ResponseBuilder;
+    utoipa::openapi::PathItem::new(
+        HttpMethod::Get,
+        OperationBuilder::new()
+            .summary(Some("This document"))
+            .response(
+                "200",
+                ResponseBuilder::new().description("the OpenAPI document"),
+            ),
+    )
+}

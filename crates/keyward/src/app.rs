@@ -1,0 +1,137 @@
+//! The server: binds, serves the HTTP router, runs background key maintenance, and shuts down
+//! gracefully — stop accepting, let in-flight requests finish within `server.shutdown_grace`,
+//! stop background tasks, exit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use keyward_domain::Keyward;
+use keyward_http::{AppState, HttpConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+
+/// How often each server looks for new master-key versions and re-wrap jobs.
+const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    keyward: Keyward,
+    shutdown_grace: Duration,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and builds the router.
+    pub async fn build(config: &Config, keyward: Keyward) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {}; choose another address with server.listen or KEYWARD_SERVER_LISTEN",
+                config.listen
+            )
+        })?;
+        let state = AppState {
+            keyward: keyward.clone(),
+            admin_token: config.admin_token.clone(),
+        };
+        let router = keyward_http::router(
+            state,
+            &HttpConfig {
+                max_body_bytes: config.max_body_bytes,
+            },
+        );
+        Ok(Self {
+            listener,
+            router,
+            keyward,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let runner = format!(
+            "serve-{}-{}",
+            std::process::id(),
+            keyward_core::RequestId::generate()
+        );
+        tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
+
+        tracing::info!(address = %self.local_addr()?, "keyward listening");
+        let stop_on_signal = stop.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; draining in-flight requests");
+            stop_on_signal.cancel();
+        });
+        let grace = self.shutdown_grace;
+        let grace_elapsed = {
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                tokio::time::sleep(grace).await;
+            }
+        };
+        tokio::select! {
+            served = server => served.context("the HTTP server failed")?,
+            () = grace_elapsed => tracing::warn!("shutdown grace elapsed with requests still in flight; exiting"),
+        }
+        stop.cancel();
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not stop within the shutdown grace");
+        }
+        self.keyward.store().close().await;
+        tracing::info!("keyward stopped");
+        Ok(())
+    }
+}
+
+async fn key_maintenance(keyward: Keyward, runner: String, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(KEY_MAINTENANCE_INTERVAL) => {}
+        }
+        if let Err(err) = keyward.run_key_maintenance(&runner, &stop).await {
+            tracing::warn!(error = %err, "master key maintenance failed; retrying");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,577 @@
+//! The `keyward` command line (SPEC's CLI section). Commands act on the configured store
+//! directly, as the operator; a running server sees their changes on its next request (it
+//! caches no credential, key or tenant state).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use keyward_domain::{
+    Actor, CredentialInput, DepartmentInput, Keyward, PageRequest, PlatformKeyInput, RewrapState,
+    TenantScope,
+};
+use keyward_http::views::{
+    CredentialView, DepartmentView, IssuedKeyView, KeyView, MasterKeyView, TenantView,
+};
+use keyward_vault::EnvLookup;
+use serde::Serialize;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+use crate::app::{shutdown_signal, Application};
+use crate::config::{Config, ProcessEnv};
+use crate::output::{or_dash, Format, Output, Table};
+use crate::secret_input::read_secret;
+use crate::startup::open_keyward;
+use crate::telemetry;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Keyward: a self-hosted, multi-tenant bring-your-own-key LLM gateway"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./keyward.toml if present).
+    #[arg(long, global = true, env = "KEYWARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Tenants (companies, SaaS customers).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Departments of a tenant.
+    #[command(subcommand)]
+    Department(DepartmentCommand),
+    /// Provider credentials. Secrets are read from stdin, never from arguments.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
+    /// Platform keys (`kw_…`).
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Master-key versions and rotation.
+    #[command(subcommand)]
+    Masterkey(MasterkeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create { name: String },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum DepartmentCommand {
+    /// Create a department.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// Model allow-list, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+    },
+    /// List a tenant's departments.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CredentialCommand {
+    /// Connect a credential; the secret is read from stdin (hidden on a terminal).
+    Add(AddCredential),
+    /// List a tenant's credentials (fingerprints only).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Replace a credential's secret (read from stdin).
+    Rotate { id: String },
+    /// Stop routing calls to a credential.
+    Disable { id: String },
+    /// Route calls to a credential again.
+    Enable { id: String },
+    /// Delete a credential and its sealed secret.
+    Delete { id: String },
+}
+
+#[derive(Args, Debug)]
+struct AddCredential {
+    #[arg(long)]
+    tenant: String,
+    /// openai, azure-openai, anthropic, bedrock, mistral, groq or openai-compatible.
+    #[arg(long)]
+    provider: String,
+    #[arg(long)]
+    label: String,
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Provider option `key=value` (repeatable), e.g. --option region=us-east-1.
+    #[arg(long = "option", value_parser = parse_option)]
+    options: Vec<(String, String)>,
+    /// Connect a keyless self-hosted endpoint (openai-compatible) without reading a secret.
+    #[arg(long)]
+    no_secret: bool,
+}
+
+fn parse_option(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .filter(|(key, _)| !key.is_empty())
+        .ok_or_else(|| "expected key=value".to_owned())
+}
+
+#[derive(Subcommand, Debug)]
+enum ApikeyCommand {
+    /// Issue a platform key; it is printed once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// admin or member.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Model allow-list, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        #[arg(long)]
+        department: Option<String>,
+        /// RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List a tenant's platform keys (prefixes only).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a platform key.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum MasterkeyCommand {
+    /// Versions, rows sealed under each, and re-wrap progress.
+    Status,
+    /// Add a new version, make it primary, and re-wrap every sealed value.
+    Rotate,
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), &ProcessEnv)?;
+    let serving = matches!(cli.command, Command::Serve);
+    if serving {
+        telemetry::init(
+            config.log_level,
+            config.log_format,
+            BoxMakeWriter::new(std::io::stdout),
+        );
+    } else {
+        // CLI output is on stdout; logs go to stderr: warnings, unless debug or trace is set.
+        let level = if config.log_level > LevelFilter::INFO {
+            config.log_level
+        } else {
+            config.log_level.min(LevelFilter::WARN)
+        };
+        telemetry::init(
+            level,
+            config.log_format,
+            BoxMakeWriter::new(std::io::stderr),
+        );
+    }
+    let env: EnvLookup = Arc::new(|name| std::env::var(name).ok());
+    let keyward = open_keyward(&config, env).await?;
+    let output = Output { format: cli.format };
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(&config, keyward).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Tenant(command) => tenant(&keyward, &output, command).await,
+        Command::Department(command) => department(&keyward, &output, command).await,
+        Command::Credential(command) => credential(&keyward, &output, command).await,
+        Command::Apikey(command) => apikey(&keyward, &output, command).await,
+        Command::Masterkey(command) => masterkey(&keyward, &output, command).await,
+    }
+}
+
+async fn scope_of(keyward: &Keyward, tenant: &str) -> anyhow::Result<TenantScope> {
+    let tenant = keyward
+        .find_tenant(tenant)
+        .await
+        .with_context(|| format!("no tenant `{tenant}`; list them with `keyward tenant list`"))?;
+    Ok(keyward.scope(&Actor::Operator, tenant.id).await?)
+}
+
+/// Every page of a list.
+async fn all<T, F, Fut>(mut fetch: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<keyward_domain::Page<T>, keyward_domain::DomainError>>,
+{
+    let mut items = Vec::new();
+    let mut request = PageRequest {
+        after: None,
+        limit: 500,
+    };
+    loop {
+        let page = fetch(request.clone()).await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => request.after = Some(cursor),
+            None => return Ok(items),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct List<T> {
+    data: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+fn list<T>(data: Vec<T>) -> List<T> {
+    List {
+        data,
+        next_cursor: None,
+    }
+}
+
+async fn tenant(keyward: &Keyward, output: &Output, command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Create { name } => {
+            let view = TenantView::from(keyward.create_tenant(&Actor::Operator, &name).await?);
+            output.emit(&view, || tenant_table(std::slice::from_ref(&view)))
+        }
+        TenantCommand::List => {
+            let tenants =
+                all(|page| async move { keyward.tenants(&Actor::Operator, &page).await }).await?;
+            let views: Vec<TenantView> = tenants.into_iter().map(TenantView::from).collect();
+            let table = tenant_table(&views);
+            output.emit(&list(views), || table)
+        }
+    }
+}
+
+fn tenant_table(tenants: &[TenantView]) -> Table {
+    Table::new(vec!["ID", "NAME", "CREATED"]).rows(tenants.iter().map(|tenant| {
+        vec![
+            tenant.id.clone(),
+            tenant.name.clone(),
+            tenant.created_at.clone(),
+        ]
+    }))
+}
+
+async fn department(
+    keyward: &Keyward,
+    output: &Output,
+    command: DepartmentCommand,
+) -> anyhow::Result<()> {
+    let (views, single) = match command {
+        DepartmentCommand::Create {
+            tenant,
+            name,
+            models,
+        } => {
+            let scope = scope_of(keyward, &tenant).await?;
+            let department = keyward
+                .create_department(&scope, DepartmentInput { name, models })
+                .await?;
+            (vec![DepartmentView::from(department)], true)
+        }
+        DepartmentCommand::List { tenant } => {
+            let scope = scope_of(keyward, &tenant).await?;
+            let departments = all(|page| {
+                let scope = scope;
+                async move { keyward.departments(&scope, &page).await }
+            })
+            .await?;
+            (
+                departments.into_iter().map(DepartmentView::from).collect(),
+                false,
+            )
+        }
+    };
+    let table = |views: &[DepartmentView]| {
+        Table::new(vec!["ID", "NAME", "MODELS", "CREATED"]).rows(views.iter().map(|view| {
+            vec![
+                view.id.clone(),
+                view.name.clone(),
+                or_dash(view.models.as_ref().map(|models| models.join(","))),
+                view.created_at.clone(),
+            ]
+        }))
+    };
+    emit_one_or_list(output, views, single, table)
+}
+
+fn emit_one_or_list<T: Serialize>(
+    output: &Output,
+    mut views: Vec<T>,
+    single: bool,
+    table: impl Fn(&[T]) -> Table,
+) -> anyhow::Result<()> {
+    let rendered = table(&views);
+    if single {
+        match views.pop() {
+            Some(view) => output.emit(&view, || rendered),
+            None => bail!("nothing to show"),
+        }
+    } else {
+        output.emit(&list(views), || rendered)
+    }
+}
+
+async fn credential(
+    keyward: &Keyward,
+    output: &Output,
+    command: CredentialCommand,
+) -> anyhow::Result<()> {
+    let operator = Actor::Operator;
+    let (views, single) = match command {
+        CredentialCommand::Add(add) => {
+            let scope = scope_of(keyward, &add.tenant).await?;
+            let secret = if add.no_secret {
+                None
+            } else {
+                Some(read_secret("Provider secret (input hidden): ")?)
+            };
+            let input = CredentialInput {
+                provider: add.provider,
+                label: add.label,
+                secret,
+                secret_ref: None,
+                base_url: add.base_url,
+                options: collect_options(add.options)?,
+            };
+            (
+                vec![CredentialView::from(
+                    keyward.connect_credential(&scope, input).await?,
+                )],
+                true,
+            )
+        }
+        CredentialCommand::List { tenant } => {
+            let scope = scope_of(keyward, &tenant).await?;
+            let credentials = all(|page| {
+                let scope = scope;
+                async move { keyward.credentials(&scope, &page).await }
+            })
+            .await?;
+            (
+                credentials.into_iter().map(CredentialView::from).collect(),
+                false,
+            )
+        }
+        CredentialCommand::Rotate { id } => {
+            let (scope, id) = credential_scope(keyward, &operator, &id).await?;
+            let secret = read_secret("New provider secret (input hidden): ")?;
+            (
+                vec![CredentialView::from(
+                    keyward.rotate_credential(&scope, id, secret).await?,
+                )],
+                true,
+            )
+        }
+        CredentialCommand::Disable { id } => {
+            let (scope, id) = credential_scope(keyward, &operator, &id).await?;
+            (
+                vec![CredentialView::from(
+                    keyward.set_credential_enabled(&scope, id, false).await?,
+                )],
+                true,
+            )
+        }
+        CredentialCommand::Enable { id } => {
+            let (scope, id) = credential_scope(keyward, &operator, &id).await?;
+            (
+                vec![CredentialView::from(
+                    keyward.set_credential_enabled(&scope, id, true).await?,
+                )],
+                true,
+            )
+        }
+        CredentialCommand::Delete { id } => {
+            let (scope, id) = credential_scope(keyward, &operator, &id).await?;
+            keyward.delete_credential(&scope, id).await?;
+            let deleted = serde_json::json!({"id": id.to_string(), "deleted": true});
+            return output.emit(&deleted, || {
+                Table::new(vec!["ID", "DELETED"]).row(vec![id.to_string(), "yes".into()])
+            });
+        }
+    };
+    let table = |views: &[CredentialView]| {
+        Table::new(vec![
+            "ID",
+            "LABEL",
+            "PROVIDER",
+            "FINGERPRINT",
+            "STATUS",
+            "CREATED",
+        ])
+        .rows(views.iter().map(|view| {
+            vec![
+                view.id.clone(),
+                view.label.clone(),
+                view.provider.clone(),
+                view.fingerprint.clone(),
+                view.status.clone(),
+                view.created_at.clone(),
+            ]
+        }))
+    };
+    emit_one_or_list(output, views, single, table)
+}
+
+fn collect_options(pairs: Vec<(String, String)>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut options = BTreeMap::new();
+    for (key, value) in pairs {
+        if options.insert(key.clone(), value).is_some() {
+            bail!("--option {key} is given twice");
+        }
+    }
+    Ok(options)
+}
+
+async fn credential_scope(
+    keyward: &Keyward,
+    actor: &Actor,
+    id: &str,
+) -> anyhow::Result<(TenantScope, keyward_core::CredentialId)> {
+    let id: keyward_core::CredentialId = id.parse().map_err(|_| {
+        anyhow::anyhow!("`{id}` is not a credential id; see `keyward credential list --tenant T`")
+    })?;
+    let tenant = keyward.credential_tenant(id).await?;
+    Ok((keyward.scope(actor, tenant).await?, id))
+}
+
+async fn apikey(keyward: &Keyward, output: &Output, command: ApikeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApikeyCommand::Create {
+            tenant,
+            name,
+            role,
+            models,
+            department,
+            expires_at,
+        } => {
+            let scope = scope_of(keyward, &tenant).await?;
+            let input = PlatformKeyInput {
+                name,
+                role: Some(role),
+                models,
+                department,
+                expires_at,
+            };
+            let issued = IssuedKeyView::from(keyward.issue_platform_key(&scope, input).await?);
+            let table = Table::new(vec!["ID", "KEY"])
+                .row(vec![issued.id.clone(), issued.key.clone()])
+                .footer("Store the key now: Keyward keeps only its hash and cannot show it again.");
+            output.emit(&issued, || table)
+        }
+        ApikeyCommand::List { tenant } => {
+            let scope = scope_of(keyward, &tenant).await?;
+            let keys = all(|page| {
+                let scope = scope;
+                async move { keyward.platform_keys(&scope, &page).await }
+            })
+            .await?;
+            let views: Vec<KeyView> = keys.into_iter().map(KeyView::from).collect();
+            let table = key_table(&views);
+            output.emit(&list(views), || table)
+        }
+        ApikeyCommand::Revoke { id } => {
+            let id: keyward_core::PlatformKeyId = id.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "`{id}` is not a platform key id; see `keyward apikey list --tenant T`"
+                )
+            })?;
+            let tenant = keyward.platform_key_tenant(id).await?;
+            let scope = keyward.scope(&Actor::Operator, tenant).await?;
+            let view = KeyView::from(keyward.revoke_platform_key(&scope, id).await?);
+            let table = key_table(std::slice::from_ref(&view));
+            output.emit(&view, || table)
+        }
+    }
+}
+
+fn key_table(keys: &[KeyView]) -> Table {
+    Table::new(vec![
+        "ID", "PREFIX", "NAME", "ROLE", "STATUS", "MODELS", "CREATED",
+    ])
+    .rows(keys.iter().map(|key| {
+        vec![
+            key.id.clone(),
+            key.prefix.clone(),
+            or_dash(key.name.as_ref()),
+            key.role.clone(),
+            key.status.clone(),
+            or_dash(key.models.as_ref().map(|models| models.join(","))),
+            key.created_at.clone(),
+        ]
+    }))
+}
+
+async fn masterkey(
+    keyward: &Keyward,
+    output: &Output,
+    command: MasterkeyCommand,
+) -> anyhow::Result<()> {
+    let operator = Actor::Operator;
+    let status = match command {
+        MasterkeyCommand::Status => keyward.master_key_status(&operator).await?,
+        MasterkeyCommand::Rotate => {
+            keyward.rotate_master_key(&operator).await?;
+            // Work the re-wrap here unless a running server already holds it.
+            let runner = format!("cli-{}", std::process::id());
+            let stop = tokio_util::sync::CancellationToken::new();
+            if !keyward.run_key_maintenance(&runner, &stop).await? {
+                tracing::warn!(
+                    "the re-wrap is running on a server; follow it with `keyward masterkey status`"
+                );
+            }
+            keyward.master_key_status(&operator).await?
+        }
+    };
+    let failed = status.rewrap.state == Some(RewrapState::Failed);
+    let view = MasterKeyView::from(status);
+    let table = Table::new(vec!["VERSION", "STATE", "ROWS", "CHECK VALUE"])
+        .rows(view.versions.iter().map(|version| {
+            vec![
+                version.version.to_string(),
+                version.state.clone(),
+                version.rows.to_string(),
+                version.check_value.clone(),
+            ]
+        }))
+        .footer(format!(
+            "re-wrap: {} ({}/{} done, {} failed)",
+            view.rewrap.state.as_deref().unwrap_or("never run"),
+            view.rewrap.done,
+            view.rewrap.total,
+            view.rewrap.failed
+        ));
+    output.emit(&view, || table)?;
+    if failed {
+        bail!("the re-wrap could not open some rows; they stay on their old version (see the logs for their ids)");
+    }
+    Ok(())
+}

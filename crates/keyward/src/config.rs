@@ -1,0 +1,488 @@
+//! Configuration: one TOML file plus `KEYWARD_<SECTION>_<KEY>` environment overrides, read in
+//! two steps — raw text values, then a validated [`Config`] with typed fields. Every bad key is
+//! reported at once; messages name the key, never its value (values can be secrets).
+//!
+//! [`KEYS`] is the single list of keys: the parser, the env mapping and the generated
+//! `docs/configuration.md` all come from it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use keyward_core::egress_policy::EgressPolicy;
+use keyward_core::secret::AdminToken;
+
+/// One configuration key.
+pub struct KeySpec {
+    pub section: &'static str,
+    pub key: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+impl KeySpec {
+    pub fn dotted(&self) -> String {
+        format!("{}.{}", self.section, self.key)
+    }
+
+    pub fn env_name(&self) -> String {
+        format!("KEYWARD_{}_{}", self.section, self.key).to_ascii_uppercase()
+    }
+}
+
+pub const DEFAULT_DATA_DIR: &str = "./keyward-data";
+pub const DEFAULT_STORE_URL: &str = "sqlite://./keyward-data/keyward.db";
+pub const DEFAULT_MASTER_KEY_SOURCE: &str = "file:./keyward-data/master.key";
+
+pub const KEYS: &[KeySpec] = &[
+    KeySpec { section: "server", key: "listen", default: "127.0.0.1:8080", doc: "Address and port to serve on." },
+    KeySpec { section: "server", key: "max_body_bytes", default: "10485760", doc: "Largest request body accepted, in bytes (10 MiB); larger bodies get `invalid_request`." },
+    KeySpec { section: "server", key: "shutdown_grace", default: "10s", doc: "On SIGTERM/SIGINT, how long in-flight requests may finish before exit." },
+    KeySpec { section: "store", key: "url", default: DEFAULT_STORE_URL, doc: "Database URL. `sqlite://PATH` (WAL mode)." },
+    KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR`, lines `VERSION:BASE64`. The default file is created (0600) if absent." },
+    KeySpec { section: "admin", key: "token", default: "", doc: "Operator token for the admin API. Unset: the operator API is off (tenant admin keys still work)." },
+    KeySpec { section: "egress", key: "allow_private", default: "", doc: "Comma list of CIDRs (a bare IP means /32 or /128) that credentials' `base_url` may reach although private, loopback or link-local." },
+    KeySpec { section: "ledger", key: "mode", default: "strict", doc: "`strict`: no ledger row, no upstream call. `best_effort`: call even when the ledger cannot record. (Used by the routing layer.)" },
+    KeySpec { section: "secrets", key: "cache_ttl", default: "60s", doc: "How long a secret fetched from an external secret manager may be held in memory; `0s` fetches on every call. (Used by secret references.)" },
+    KeySpec { section: "log", key: "level", default: "info", doc: "`error`, `warn`, `info`, `debug` or `trace`. Bodies and secrets are never logged at any level." },
+    KeySpec { section: "log", key: "format", default: "json", doc: "`json` (one object per line on stdout) or `text`." },
+];
+
+/// Environment variables that are not config keys but belong to Keyward.
+const OTHER_ENV: &[&str] = &["KEYWARD_CONFIG"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LedgerMode {
+    Strict,
+    BestEffort,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub store_url: String,
+    pub master_key_source: String,
+    /// Whether `master_key.source` is the default (created if absent).
+    pub master_key_is_default: bool,
+    pub admin_token: Option<std::sync::Arc<AdminToken>>,
+    pub egress: EgressPolicy,
+    pub ledger_mode: LedgerMode,
+    pub secrets_cache_ttl: Duration,
+    pub log_level: tracing::level_filters::LevelFilter,
+    pub log_format: LogFormat,
+}
+
+/// Everything wrong with a configuration, one line per problem.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|problem| format!("  - {problem}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// Reads the environment; injected so tests never touch the process environment.
+pub trait EnvSource {
+    fn get(&self, name: &str) -> Option<String>;
+    fn names(&self) -> Vec<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    }
+}
+
+impl EnvSource for BTreeMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        BTreeMap::get(self, name).cloned()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+}
+
+impl Config {
+    /// Loads `path` (or `./keyward.toml` if present), then env overrides.
+    pub fn load(path: Option<&Path>, env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let (text, origin) = match path {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => (text, path.to_path_buf()),
+                Err(err) => {
+                    return Err(ConfigError {
+                        problems: vec![format!(
+                            "cannot read config file {}: {err}",
+                            path.display()
+                        )],
+                    })
+                }
+            },
+            None => {
+                let default = PathBuf::from("keyward.toml");
+                match std::fs::read_to_string(&default) {
+                    Ok(text) => (text, default),
+                    Err(_) => (String::new(), default),
+                }
+            }
+        };
+        Self::from_sources(&text, &origin, env)
+    }
+
+    pub fn from_sources(
+        toml_text: &str,
+        origin: &Path,
+        env: &dyn EnvSource,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut raw: BTreeMap<String, String> = BTreeMap::new();
+        read_toml(toml_text, origin, &mut raw, &mut problems);
+        read_env(env, &mut raw, &mut problems);
+        let config = build(&raw, &mut problems);
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+fn spec(dotted: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|spec| spec.dotted() == dotted)
+}
+
+fn read_toml(
+    text: &str,
+    origin: &Path,
+    raw: &mut BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    if text.trim().is_empty() {
+        return;
+    }
+    let table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        Err(err) => {
+            let line = err
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            problems.push(match line {
+                Some(line) => format!("{}: line {line}: not valid TOML", origin.display()),
+                None => format!("{}: not valid TOML", origin.display()),
+            });
+            return;
+        }
+    };
+    for (section, value) in table {
+        let Some(entries) = value.as_table() else {
+            problems.push(format!("`{section}`: expected a [{section}] table"));
+            continue;
+        };
+        if !KEYS.iter().any(|spec| spec.section == section) {
+            problems.push(format!(
+                "unknown section `[{section}]` in {}",
+                origin.display()
+            ));
+            continue;
+        }
+        for (key, value) in entries {
+            let dotted = format!("{section}.{key}");
+            if spec(&dotted).is_none() {
+                problems.push(format!("unknown key `{dotted}` in {}", origin.display()));
+                continue;
+            }
+            let text = match value {
+                toml::Value::String(text) => text.clone(),
+                toml::Value::Integer(number) => number.to_string(),
+                toml::Value::Boolean(flag) => flag.to_string(),
+                toml::Value::Array(items) => {
+                    let mut parts = Vec::new();
+                    for item in items {
+                        match item.as_str() {
+                            Some(part) => parts.push(part.to_owned()),
+                            None => {
+                                problems.push(format!("`{dotted}`: list items must be strings"))
+                            }
+                        }
+                    }
+                    parts.join(",")
+                }
+                _ => {
+                    problems.push(format!("`{dotted}`: expected a string or number"));
+                    continue;
+                }
+            };
+            raw.insert(dotted, text);
+        }
+    }
+}
+
+fn read_env(env: &dyn EnvSource, raw: &mut BTreeMap<String, String>, problems: &mut Vec<String>) {
+    // The variable named by an `env:` keyring source is Keyward's too, but not a config key.
+    let keyring_var = env
+        .get("KEYWARD_MASTER_KEY_SOURCE")
+        .or_else(|| raw.get("master_key.source").cloned())
+        .and_then(|source| source.strip_prefix("env:").map(str::to_owned));
+    for name in env.names() {
+        if !name.starts_with("KEYWARD_")
+            || OTHER_ENV.contains(&name.as_str())
+            || keyring_var.as_deref() == Some(name.as_str())
+        {
+            continue;
+        }
+        match KEYS.iter().find(|spec| spec.env_name() == name) {
+            Some(spec) => {
+                if let Some(value) = env.get(&name) {
+                    raw.insert(spec.dotted(), value);
+                }
+            }
+            None => problems.push(format!(
+                "unknown environment variable {name}: config overrides are KEYWARD_<SECTION>_<KEY>, e.g. KEYWARD_SERVER_LISTEN"
+            )),
+        }
+    }
+}
+
+fn value<'a>(raw: &'a BTreeMap<String, String>, dotted: &str) -> &'a str {
+    raw.get(dotted)
+        .map(String::as_str)
+        .or_else(|| spec(dotted).map(|spec| spec.default))
+        .unwrap_or_default()
+}
+
+struct Problems<'a>(&'a mut Vec<String>);
+
+impl Problems<'_> {
+    fn expected<T>(&mut self, key: &str, expected: &str) -> Option<T> {
+        self.0.push(format!("`{key}`: expected {expected}"));
+        None
+    }
+}
+
+fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<Config> {
+    let mut report = Problems(problems);
+    let listen = value(raw, "server.listen")
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| {
+            report.expected(
+                "server.listen",
+                "an address and port such as 127.0.0.1:8080 or [::]:8080",
+            )
+        });
+    let max_body_bytes = value(raw, "server.max_body_bytes")
+        .parse::<usize>()
+        .ok()
+        .filter(|bytes| (1024..=1 << 30).contains(bytes))
+        .or_else(|| {
+            report.expected(
+                "server.max_body_bytes",
+                "a byte count between 1024 and 1073741824",
+            )
+        });
+    let shutdown_grace = parse_duration(value(raw, "server.shutdown_grace"))
+        .or_else(|| report.expected("server.shutdown_grace", "a duration such as 10s or 500ms"));
+    let store_url = Some(value(raw, "store.url").to_owned())
+        .filter(|url| url.starts_with("sqlite://") && url.len() > "sqlite://".len())
+        .or_else(|| {
+            report.expected(
+                "store.url",
+                "a database URL such as sqlite://./keyward-data/keyward.db",
+            )
+        });
+    let master_key_source = Some(value(raw, "master_key.source").to_owned())
+        .filter(|source| {
+            source
+                .strip_prefix("file:")
+                .is_some_and(|path| !path.is_empty())
+                || source
+                    .strip_prefix("env:")
+                    .is_some_and(|var| !var.is_empty())
+        })
+        .or_else(|| report.expected("master_key.source", "file:PATH or env:VAR"));
+    let admin_token = match value(raw, "admin.token") {
+        "" => Some(None),
+        token if token.len() >= 16 => {
+            Some(Some(std::sync::Arc::new(AdminToken::new(token.to_owned()))))
+        }
+        _ => report.expected(
+            "admin.token",
+            "at least 16 characters (use a long random token)",
+        ),
+    };
+    let egress = match EgressPolicy::parse_list(value(raw, "egress.allow_private")) {
+        Ok(policy) => Some(policy),
+        Err(err) => {
+            report.0.push(format!("`egress.allow_private`: {err}"));
+            None
+        }
+    };
+    let ledger_mode = match value(raw, "ledger.mode") {
+        "strict" => Some(LedgerMode::Strict),
+        "best_effort" => Some(LedgerMode::BestEffort),
+        _ => report.expected("ledger.mode", "`strict` or `best_effort`"),
+    };
+    let secrets_cache_ttl = parse_duration(value(raw, "secrets.cache_ttl"))
+        .or_else(|| report.expected("secrets.cache_ttl", "a duration such as 60s, or 0s"));
+    let log_level = match value(raw, "log.level") {
+        "error" => Some(tracing::level_filters::LevelFilter::ERROR),
+        "warn" => Some(tracing::level_filters::LevelFilter::WARN),
+        "info" => Some(tracing::level_filters::LevelFilter::INFO),
+        "debug" => Some(tracing::level_filters::LevelFilter::DEBUG),
+        "trace" => Some(tracing::level_filters::LevelFilter::TRACE),
+        _ => report.expected("log.level", "error, warn, info, debug or trace"),
+    };
+    let log_format = match value(raw, "log.format") {
+        "json" => Some(LogFormat::Json),
+        "text" => Some(LogFormat::Text),
+        _ => report.expected("log.format", "`json` or `text`"),
+    };
+    let master_key_source = master_key_source?;
+    Some(Config {
+        listen: listen?,
+        max_body_bytes: max_body_bytes?,
+        shutdown_grace: shutdown_grace?,
+        store_url: store_url?,
+        master_key_is_default: master_key_source == DEFAULT_MASTER_KEY_SOURCE,
+        master_key_source,
+        admin_token: admin_token?,
+        egress: egress?,
+        ledger_mode: ledger_mode?,
+        secrets_cache_ttl: secrets_cache_ttl?,
+        log_level: log_level?,
+        log_format: log_format?,
+    })
+}
+
+/// `500ms`, `10s`, `2m`, `1h`, or `0`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        "m" => number.checked_mul(60).map(Duration::from_secs),
+        "h" => number.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Config::from_sources(toml_text, Path::new("keyward.toml"), &env)
+    }
+
+    #[test]
+    fn zero_config_gives_the_spec_defaults() {
+        let config = load("", &[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(config.store_url, "sqlite://./keyward-data/keyward.db");
+        assert!(config.master_key_is_default);
+        assert!(config.admin_token.is_none());
+        assert_eq!(config.ledger_mode, LedgerMode::Strict);
+        assert_eq!(config.secrets_cache_ttl, Duration::from_secs(60));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let config = load(
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[log]\nlevel = \"debug\"\n",
+            &[
+                ("KEYWARD_SERVER_LISTEN", "0.0.0.0:7000"),
+                ("KEYWARD_EGRESS_ALLOW_PRIVATE", "10.0.0.0/8,127.0.0.1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:7000");
+        assert_eq!(config.log_level, tracing::level_filters::LevelFilter::DEBUG);
+        assert_eq!(config.egress.allowed_networks().len(), 2);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_without_values() {
+        let canary = "hunter2-canary-value";
+        let err = load(
+            &format!(
+                "[server]\nlisten = \"{canary}\"\nlisen = 1\n[stor]\nurl = \"x\"\n[log]\nlevel = \"{canary}\"\n"
+            ),
+            &[("KEYWARD_ADMIN_TOKEN", "short"), ("KEYWARD_SERVER_LISTN", canary)],
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        for expected in [
+            "`server.listen`",
+            "unknown key `server.lisen`",
+            "unknown section `[stor]`",
+            "`log.level`",
+            "`admin.token`",
+            "KEYWARD_SERVER_LISTN",
+        ] {
+            assert!(
+                message.contains(expected),
+                "missing {expected} in {message}"
+            );
+        }
+        assert_eq!(err.problems.len(), 6, "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn the_env_keyring_variable_is_not_an_unknown_key() {
+        let config = load(
+            "",
+            &[
+                ("KEYWARD_MASTER_KEY_SOURCE", "env:KEYWARD_MASTER_KEY"),
+                ("KEYWARD_MASTER_KEY", "1:abc"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.master_key_source, "env:KEYWARD_MASTER_KEY");
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+
+    #[test]
+    fn malformed_toml_names_the_line_not_the_text() {
+        let err = load("[server]\nlisten = \"unterminated-secret\n", &[]).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("not valid TOML"), "{message}");
+        assert!(!message.contains("unterminated-secret"), "{message}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The `keyward` binary's library half: configuration, startup, the server application and the
+//! CLI, kept here so integration tests can start the real application in-process.
+//!
+//! Invariants:
+//! - Startup order: config → tracing → data directory → master keyring → store + migrations →
+//!   key check against the database (fail fast) → bind.
+//! - Secrets reach the CLI only on stdin, never as arguments, and are never printed.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+mod output;
+mod secret_input;
+pub mod startup;
+pub mod telemetry;

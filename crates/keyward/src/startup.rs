@@ -1,0 +1,86 @@
+//! Opening Keyward's state the same way for `serve` and for every CLI command: data directory,
+//! master keyring (created on a zero-config first start), database, and the key check.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use keyward_domain::Keyward;
+use keyward_store::Store;
+use keyward_vault::{parse_source, EnvLookup, FileSource, MasterKeySource, Vault};
+
+use crate::config::Config;
+
+/// Opens the store and the vault and checks that the keyring matches the database.
+pub async fn open_keyward(config: &Config, env: EnvLookup) -> anyhow::Result<Keyward> {
+    let source = master_key_source(config, env)?;
+    let vault = Vault::load(source)
+        .await
+        .context("cannot load the master keyring")?;
+    let db_path = sqlite_path(&config.store_url);
+    if let Some(parent) = db_path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        ensure_private_dir(parent)?;
+    }
+    let store = Store::open(&config.store_url).await.with_context(|| {
+        format!(
+            "cannot open the database at {}; check that the directory is writable by Keyward",
+            db_path.display()
+        )
+    })?;
+    Keyward::start(store, Arc::new(vault), config.egress.clone())
+        .await
+        .context("the master keyring does not match this database")
+}
+
+fn sqlite_path(url: &str) -> PathBuf {
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    PathBuf::from(path.split('?').next().unwrap_or(path))
+}
+
+fn master_key_source(config: &Config, env: EnvLookup) -> anyhow::Result<Arc<dyn MasterKeySource>> {
+    if let Some(path) = config.master_key_source.strip_prefix("file:") {
+        let source = FileSource::new(path);
+        if config.master_key_is_default {
+            if let Some(parent) = Path::new(path).parent() {
+                ensure_private_dir(parent)?;
+            }
+            if source
+                .create_if_absent()
+                .context("cannot create the master key file")?
+            {
+                tracing::warn!(
+                    path,
+                    "generated a new master key next to the database; for production keep the key on another volume, in an env var, or in a KMS (master_key.source)"
+                );
+            }
+        } else if !source.path().exists() {
+            bail!(
+                "master key file {path} does not exist; restore it, or create a new keyring with one line `1:BASE64` (32 random bytes) for a new installation"
+            );
+        }
+        return Ok(Arc::new(source));
+    }
+    parse_source(&config.master_key_source, env).context("invalid master_key.source")
+}
+
+fn ensure_private_dir(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).with_context(|| {
+        format!(
+            "cannot create the data directory {}; create it yourself or run Keyward where it may write",
+            path.display()
+        )
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict permissions of {}", path.display()))?;
+    }
+    Ok(())
+}
