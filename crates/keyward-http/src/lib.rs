@@ -41,6 +41,30 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
 }
 
+/// The application, ready to serve on a listener.
+pub struct HttpService {
+    router: Router,
+}
+
+impl HttpService {
+    pub fn new(state: AppState, config: &HttpConfig) -> Self {
+        Self {
+            router: router(state, config),
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits for in-flight requests.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
 /// The whole application router.
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
     let (admin, _) = admin::router().split_for_parts();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use keyward_domain::Keyward;
-use keyward_http::{AppState, HttpConfig};
+use keyward_http::{AppState, HttpConfig, HttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +20,7 @@ const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    service: HttpService,
     keyward: Keyward,
     shutdown_grace: Duration,
 }
@@ -38,7 +38,7 @@ impl Application {
             keyward: keyward.clone(),
             admin_token: config.admin_token.clone(),
         };
-        let router = keyward_http::router(
+        let service = HttpService::new(
             state,
             &HttpConfig {
                 max_body_bytes: config.max_body_bytes,
@@ -46,7 +46,7 @@ impl Application {
         );
         Ok(Self {
             listener,
-            router,
+            service,
             keyward,
             shutdown_grace: config.shutdown_grace,
         })
@@ -70,9 +70,10 @@ impl Application {
         );
         tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
 
-        tracing::info!(address = %self.local_addr()?, "keyward listening");
         let stop_on_signal = stop.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let address = self.local_addr()?;
+        tracing::info!(%address, "keyward listening");
+        let server = self.service.serve(self.listener, async move {
             shutdown.await;
             tracing::info!("shutdown requested; draining in-flight requests");
             stop_on_signal.cancel();

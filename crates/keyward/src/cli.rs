@@ -299,11 +299,8 @@ async fn department(
         }
         DepartmentCommand::List { tenant } => {
             let scope = scope_of(keyward, &tenant).await?;
-            let departments = all(|page| {
-                let scope = scope;
-                async move { keyward.departments(&scope, &page).await }
-            })
-            .await?;
+            let departments =
+                all(|page| async move { keyward.departments(&scope, &page).await }).await?;
             (
                 departments.into_iter().map(DepartmentView::from).collect(),
                 false,
@@ -371,11 +368,8 @@ async fn credential(
         }
         CredentialCommand::List { tenant } => {
             let scope = scope_of(keyward, &tenant).await?;
-            let credentials = all(|page| {
-                let scope = scope;
-                async move { keyward.credentials(&scope, &page).await }
-            })
-            .await?;
+            let credentials =
+                all(|page| async move { keyward.credentials(&scope, &page).await }).await?;
             (
                 credentials.into_iter().map(CredentialView::from).collect(),
                 false,
@@ -489,11 +483,8 @@ async fn apikey(keyward: &Keyward, output: &Output, command: ApikeyCommand) -> a
         }
         ApikeyCommand::List { tenant } => {
             let scope = scope_of(keyward, &tenant).await?;
-            let keys = all(|page| {
-                let scope = scope;
-                async move { keyward.platform_keys(&scope, &page).await }
-            })
-            .await?;
+            let keys =
+                all(|page| async move { keyward.platform_keys(&scope, &page).await }).await?;
             let views: Vec<KeyView> = keys.into_iter().map(KeyView::from).collect();
             let table = key_table(&views);
             output.emit(&list(views), || table)

@@ -13,10 +13,6 @@ use crate::config::Config;
 
 /// Opens the store and the vault and checks that the keyring matches the database.
 pub async fn open_keyward(config: &Config, env: EnvLookup) -> anyhow::Result<Keyward> {
-    let source = master_key_source(config, env)?;
-    let vault = Vault::load(source)
-        .await
-        .context("cannot load the master keyring")?;
     let db_path = sqlite_path(&config.store_url);
     if let Some(parent) = db_path
         .parent()
@@ -30,6 +26,11 @@ pub async fn open_keyward(config: &Config, env: EnvLookup) -> anyhow::Result<Key
             db_path.display()
         )
     })?;
+    let initialised = !store.master_keys().await?.is_empty();
+    let source = master_key_source(config, env, initialised)?;
+    let vault = Vault::load(source)
+        .await
+        .context("cannot load the master keyring")?;
     Keyward::start(store, Arc::new(vault), config.egress.clone())
         .await
         .context("the master keyring does not match this database")
@@ -40,10 +41,17 @@ fn sqlite_path(url: &str) -> PathBuf {
     PathBuf::from(path.split('?').next().unwrap_or(path))
 }
 
-fn master_key_source(config: &Config, env: EnvLookup) -> anyhow::Result<Arc<dyn MasterKeySource>> {
+/// The configured keyring source. The default file is generated on a first start only: once a
+/// database has been sealed, a missing key file is restored, never replaced.
+fn master_key_source(
+    config: &Config,
+    env: EnvLookup,
+    database_initialised: bool,
+) -> anyhow::Result<Arc<dyn MasterKeySource>> {
     if let Some(path) = config.master_key_source.strip_prefix("file:") {
         let source = FileSource::new(path);
-        if config.master_key_is_default {
+        let may_generate = source.path().exists() || !database_initialised;
+        if config.master_key_is_default && may_generate {
             if let Some(parent) = Path::new(path).parent() {
                 ensure_private_dir(parent)?;
             }
@@ -57,6 +65,11 @@ fn master_key_source(config: &Config, env: EnvLookup) -> anyhow::Result<Arc<dyn 
                 );
             }
         } else if !source.path().exists() {
+            if database_initialised {
+                bail!(
+                    "master key file {path} is missing, but this database was initialised with it; restore the file from your backup (a new key cannot open secrets sealed with the old one)"
+                );
+            }
             bail!(
                 "master key file {path} does not exist; restore it, or create a new keyring with one line `1:BASE64` (32 random bytes) for a new installation"
             );

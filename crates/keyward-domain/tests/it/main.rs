@@ -1,4 +1,8 @@
 //! Integration tests of the domain against a real SQLite file and a real keyring file.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed setup step should fail the test loudly"
+)]
 
 mod credentials;
 mod master_key;

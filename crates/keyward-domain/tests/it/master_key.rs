@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use keyward_domain::{Actor, DomainError, RewrapState, VersionState};
 use tokio_util::sync::CancellationToken;
@@ -74,12 +73,12 @@ async fn rotation_under_traffic_rewraps_every_row_with_zero_failed_opens() {
     let stop = CancellationToken::new();
     let opens = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
-    let mut readers = Vec::new();
+    let mut readers = tokio::task::JoinSet::new();
     for reader in 0..8 {
         let keyward = test.keyward.clone();
         let (ids, stop, opens, failures) =
             (ids.clone(), stop.clone(), opens.clone(), failures.clone());
-        readers.push(tokio::spawn(async move {
+        readers.spawn(async move {
             let mut index = reader;
             while !stop.is_cancelled() {
                 let (id, expected) = &ids[index % ids.len()];
@@ -94,7 +93,7 @@ async fn rotation_under_traffic_rewraps_every_row_with_zero_failed_opens() {
                 opens.fetch_add(1, Ordering::Relaxed);
                 index += 7;
             }
-        }));
+        });
     }
 
     let status = test
@@ -110,10 +109,9 @@ async fn rotation_under_traffic_rewraps_every_row_with_zero_failed_opens() {
         .await
         .unwrap();
     assert!(worked);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     stop.cancel();
-    for reader in readers {
-        reader.await.unwrap();
+    while let Some(reader) = readers.join_next().await {
+        reader.unwrap();
     }
 
     assert!(

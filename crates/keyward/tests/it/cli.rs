@@ -1,0 +1,534 @@
+//! The real `keyward` executable: CLI commands on a zero-config data directory, secrets on
+//! stdin only, `--format json`, a running server seeing CLI changes within a second, startup
+//! failures that name the problem, and graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::contains;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_keyward");
+const OPERATOR_TOKEN: &str = "cli-test-operator-token-81c4e2";
+
+struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `keyward ARGS` in this directory, with no KEYWARD_* variables from the test's own
+    /// environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BINARY);
+        command.args(args).current_dir(self.path());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("KEYWARD_") {
+                command.env_remove(name);
+            }
+        }
+        command
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        command
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let output = self.run(args, stdin, &[]);
+        assert!(
+            output.status.success(),
+            "keyward {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+            panic!(
+                "not one JSON document: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    fn database_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(content) =
+                std::fs::read(self.path().join(format!("keyward-data/keyward.db{suffix}")))
+            {
+                bytes.extend(content);
+            }
+        }
+        bytes
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn zero_config_commands_create_a_private_keyring_and_print_json() {
+    let work = Workdir::new();
+    let output = work.run(&["tenant", "create", "acme", "--format", "json"], None, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let tenant: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(tenant["name"], "acme");
+    assert!(tenant["id"].as_str().unwrap().len() == 36);
+    assert!(
+        text(&output.stderr).contains("generated a new master key"),
+        "{}",
+        text(&output.stderr)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &str| {
+            std::fs::metadata(work.path().join(path))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("keyward-data/master.key"), 0o600);
+        assert_eq!(mode("keyward-data"), 0o700);
+    }
+    let listed = work.json(&["tenant", "list", "--format", "json"], None);
+    assert_eq!(listed["data"][0]["name"], "acme");
+    let table = work.run(&["tenant", "list"], None, &[]);
+    assert!(
+        text(&table.stdout).starts_with("ID"),
+        "{}",
+        text(&table.stdout)
+    );
+}
+
+#[test]
+fn secrets_come_from_stdin_only_and_are_never_printed() {
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    let canary = "sk-CLICANARY0f9e8d7c6b5a4321zz";
+    let output = work.run(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--label",
+            "team-openai",
+            "--format",
+            "json",
+        ],
+        Some(&format!("{canary}\n")),
+        &[("KEYWARD_LOG_LEVEL", "trace")],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let credential: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(credential["fingerprint"], "sk-…21zz");
+    assert_eq!(credential["status"], "active");
+    let everything = [
+        output.stdout.clone(),
+        output.stderr.clone(),
+        work.database_bytes(),
+    ]
+    .concat();
+    assert!(
+        text(&output.stderr).contains("TRACE")
+            || text(&output.stderr).contains("trace")
+            || !output.stderr.is_empty()
+    );
+    for needle in [canary, "CLICANARY0f9e8d7c6b5a"] {
+        assert!(!contains(&everything, needle), "{needle} leaked");
+    }
+
+    // A rotation also reads stdin.
+    let id = credential["id"].as_str().unwrap();
+    let rotated = work.json(
+        &["credential", "rotate", id, "--format", "json"],
+        Some("sk-CLIROTATED00000000000000ab12"),
+    );
+    assert_eq!(rotated["fingerprint"], "sk-…ab12");
+
+    // There is no way to pass a secret as an argument.
+    let refused = work.run(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--label",
+            "x",
+            "--secret",
+            canary,
+        ],
+        Some(""),
+        &[],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--secret"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // An empty stdin is a clear error, not an empty secret.
+    let empty = work.run(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--label",
+            "y",
+        ],
+        Some(""),
+        &[],
+    );
+    assert!(!empty.status.success());
+    assert!(
+        text(&empty.stderr).contains("no secret given"),
+        "{}",
+        text(&empty.stderr)
+    );
+
+    let listed = work.json(
+        &["credential", "list", "--tenant", "acme", "--format", "json"],
+        None,
+    );
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let disabled = work.json(&["credential", "disable", id, "--format", "json"], None);
+    assert_eq!(disabled["status"], "disabled");
+}
+
+#[test]
+fn an_issued_key_is_printed_once_as_json() {
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    let issued = work.json(
+        &[
+            "apikey", "create", "--tenant", "acme", "--role", "admin", "--name", "ci", "--format",
+            "json",
+        ],
+        None,
+    );
+    let key = issued["key"].as_str().unwrap();
+    assert!(key.starts_with("kw_"));
+    assert!(issued["id"].is_string());
+    let listed = work.run(
+        &["apikey", "list", "--tenant", "acme", "--format", "json"],
+        None,
+        &[],
+    );
+    assert!(
+        !contains(&listed.stdout, &key[4..]),
+        "a list must not show the key"
+    );
+    assert!(
+        !contains(&work.database_bytes(), &key[15..]),
+        "the database must hold only the hash"
+    );
+}
+
+/// A `keyward serve` child process, its address parsed from its own log line.
+struct Server {
+    child: Child,
+    address: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(work: &Workdir) -> Self {
+        let mut child = work
+            .command(&["serve"])
+            .env("KEYWARD_SERVER_LISTEN", "127.0.0.1:0")
+            .env("KEYWARD_ADMIN_TOKEN", OPERATOR_TOKEN)
+            .env("KEYWARD_SERVER_SHUTDOWN_GRACE", "2s")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Owned by the server value from here on, so a failed start still reaps the child.
+        let mut server = Self {
+            child,
+            address: String::new(),
+            lines,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.address.is_empty() {
+            let line = server
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("keyward serve did not start"));
+            let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if entry["message"] == "keyward listening" {
+                server.address = format!("http://{}", entry["address"].as_str().unwrap());
+            }
+        }
+        server
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "keyward did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.lines.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_changes_reach_a_running_server_within_a_second() {
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    let issued = work.json(
+        &[
+            "apikey", "create", "--tenant", "acme", "--role", "admin", "--format", "json",
+        ],
+        None,
+    );
+    let (key_id, key) = (
+        issued["id"].as_str().unwrap().to_owned(),
+        issued["key"].as_str().unwrap().to_owned(),
+    );
+    let server = Server::start(&work);
+    let client = reqwest::Client::new();
+    let tenants: Value = client
+        .get(format!("{}/admin/v1/tenants", server.address))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant = tenants["data"][0]["id"].as_str().unwrap().to_owned();
+    let credentials_url = format!("{}/admin/v1/tenants/{tenant}/credentials", server.address);
+
+    // A credential added by the CLI is listed by the server.
+    work.json(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "anthropic",
+            "--label",
+            "claude",
+            "--format",
+            "json",
+        ],
+        Some("sk-ant-cli-0123456789abcdefgh"),
+    );
+    let added_after = eventually(Duration::from_secs(1), || async {
+        let listed: Value = client
+            .get(&credentials_url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listed["data"]
+            .as_array()
+            .is_some_and(|data| data.len() == 1)
+    })
+    .await;
+
+    // A key revoked by the CLI is refused by the server.
+    work.json(&["apikey", "revoke", &key_id, "--format", "json"], None);
+    let revoked_after = eventually(Duration::from_secs(1), || async {
+        client
+            .get(&credentials_url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 401
+    })
+    .await;
+    eprintln!("propagation: credential add {added_after:?}, key revoke {revoked_after:?}");
+    let logs = server.logs();
+    assert!(
+        logs.contains("\"request_id\""),
+        "request logs carry the request id: {logs}"
+    );
+    assert!(
+        !logs.contains(&key[15..]),
+        "the platform key must not be logged"
+    );
+
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM must exit 0, got {status:?}");
+}
+
+/// Polls `condition` until it holds; panics if it does not within `patience`. Returns how long
+/// it took.
+async fn eventually<F, Fut>(patience: Duration, mut condition: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if condition().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < patience,
+            "condition did not hold within {patience:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn a_wrong_or_missing_master_key_stops_startup_with_the_reason() {
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    work.json(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--label",
+            "main",
+            "--format",
+            "json",
+        ],
+        Some("sk-0123456789abcdefghijkl"),
+    );
+    let key_file = work.path().join("keyward-data/master.key");
+    let original = std::fs::read(&key_file).unwrap();
+
+    std::fs::remove_file(&key_file).unwrap();
+    let missing = work.run(&["serve"], None, &[]);
+    assert!(!missing.status.success());
+    let message = text(&missing.stderr);
+    assert!(
+        message.contains("is missing") && message.contains("restore"),
+        "{message}"
+    );
+    assert!(
+        !key_file.exists(),
+        "a missing key must not be replaced by a new one"
+    );
+
+    std::fs::write(
+        &key_file,
+        "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+    )
+    .unwrap();
+    let wrong = work.run(&["credential", "list", "--tenant", "acme"], None, &[]);
+    assert!(!wrong.status.success());
+    let message = text(&wrong.stderr);
+    assert!(
+        message.contains("version 1") && message.contains("key check value"),
+        "{message}"
+    );
+    assert!(message.contains("master.key"), "{message}");
+
+    std::fs::write(&key_file, original).unwrap();
+    assert!(work
+        .run(&["credential", "list", "--tenant", "acme"], None, &[])
+        .status
+        .success());
+}
+
+#[test]
+fn an_unusable_data_directory_or_bad_config_is_a_clear_error() {
+    let work = Workdir::new();
+    let output = work.run(
+        &["tenant", "list"],
+        None,
+        &[(
+            "KEYWARD_STORE_URL",
+            "sqlite:///proc/keyward-test/keyward.db",
+        )],
+    );
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(message.contains("/proc/keyward-test"), "{message}");
+
+    std::fs::write(
+        work.path().join("keyward.toml"),
+        "[server]\nlisten = \"nowhere\"\nport = 8080\n",
+    )
+    .unwrap();
+    let output = work.run(&["tenant", "list"], None, &[("KEYWARD_LOG_LEVEL", "loud")]);
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    for expected in [
+        "`server.listen`",
+        "unknown key `server.port`",
+        "`log.level`",
+    ] {
+        assert!(message.contains(expected), "{expected} missing: {message}");
+    }
+}

@@ -1,0 +1,204 @@
+//! `TestApp`: a real Keyward (config, store file, keyring file, HTTP server on a free port) per
+//! test, with every log line captured at TRACE level so tests can grep it. `TEST_LOG=1` echoes
+//! the logs to stderr.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use keyward::app::Application;
+use keyward::config::{Config, LogFormat};
+use keyward_vault::{EnvLookup, FileSource};
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+pub const ADMIN_TOKEN: &str = "test-operator-token-5b1f0c9e2d";
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stderr().write_all(bytes)?;
+        }
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("log buffer poisoned"))?
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = CaptureWriter(buffer.clone());
+        keyward::telemetry::init(
+            LevelFilter::TRACE,
+            LogFormat::Json,
+            BoxMakeWriter::new(move || writer.clone()),
+        );
+        buffer
+    })
+    .clone()
+}
+
+/// Everything any test has logged so far.
+pub fn captured_logs() -> String {
+    let buffer = capture_logs();
+    let bytes = buffer.lock().map(|bytes| bytes.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub dir: tempfile::TempDir,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        capture_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("master.key");
+        FileSource::new(&key_path).create_if_absent().unwrap();
+        let mut env = BTreeMap::from([
+            ("KEYWARD_SERVER_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "KEYWARD_SERVER_MAX_BODY_BYTES".to_owned(),
+                "65536".to_owned(),
+            ),
+            ("KEYWARD_SERVER_SHUTDOWN_GRACE".to_owned(), "2s".to_owned()),
+            (
+                "KEYWARD_STORE_URL".to_owned(),
+                format!("sqlite://{}", dir.path().join("keyward.db").display()),
+            ),
+            (
+                "KEYWARD_MASTER_KEY_SOURCE".to_owned(),
+                format!("file:{}", key_path.display()),
+            ),
+            ("KEYWARD_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
+            ("KEYWARD_LOG_LEVEL".to_owned(), "trace".to_owned()),
+        ]);
+        for (name, value) in overrides {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        env.retain(|_, value| !value.is_empty());
+        let config = Config::from_sources("", Path::new("test.toml"), &env).unwrap();
+        let lookup: EnvLookup = Arc::new(|_| None);
+        let keyward = keyward::startup::open_keyward(&config, lookup)
+            .await
+            .unwrap();
+        let app = Application::build(&config, keyward).await.unwrap();
+        let address = format!("http://{}", app.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            dir,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+    }
+
+    pub fn operator(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path).bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub fn with_key(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path).bearer_auth(key)
+    }
+
+    pub async fn create_tenant(&self, name: &str) -> String {
+        let response = self
+            .operator(Method::POST, "/admin/v1/tenants")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn connect_openai(&self, tenant: &str, label: &str, secret: &str) -> Value {
+        let response = self
+            .operator(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/credentials"),
+            )
+            .json(&json!({ "provider": "openai", "label": label, "secret": secret }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    pub async fn issue_key(&self, tenant: &str, role: &str) -> (String, String) {
+        let response = self
+            .operator(Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"))
+            .json(&json!({ "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Every byte of the SQLite database, its WAL and its shared-memory file.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let path = self.dir.path().join(format!("keyward.db{suffix}"));
+            if let Ok(content) = std::fs::read(path) {
+                bytes.extend(content);
+            }
+        }
+        bytes
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
