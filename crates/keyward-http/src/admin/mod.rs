@@ -61,7 +61,7 @@ pub(crate) fn openapi_json() -> String {
         .paths
         .paths
         .insert("/admin/v1/openapi.json".to_owned(), openapi_self_path());
-    openapi.to_json().unwrap_or_else(|_| "{}".to_owned())
+    openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
 }
 
 fn openapi_self_path() -> utoipa::openapi::PathItem {
