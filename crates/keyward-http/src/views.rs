@@ -174,7 +174,6 @@ impl From<MasterKeyStatus> for MasterKeyView {
 
 #[derive(Serialize, ToSchema)]
 pub struct IssuedKeyView {
-    pub id: String,
     /// The platform key. Shown this once; Keyward keeps only its hash.
     pub key: String,
     #[serde(flatten)]
@@ -184,7 +183,6 @@ pub struct IssuedKeyView {
 impl From<IssuedPlatformKey> for IssuedKeyView {
     fn from(issued: IssuedPlatformKey) -> Self {
         Self {
-            id: issued.record.id.to_string(),
             key: issued.key.expose_secret().to_owned(),
             details: issued.record.into(),
         }

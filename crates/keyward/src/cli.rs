@@ -477,7 +477,7 @@ async fn apikey(keyward: &Keyward, output: &Output, command: ApikeyCommand) -> a
             };
             let issued = IssuedKeyView::from(keyward.issue_platform_key(&scope, input).await?);
             let table = Table::new(vec!["ID", "KEY"])
-                .row(vec![issued.id.clone(), issued.key.clone()])
+                .row(vec![issued.details.id.clone(), issued.key.clone()])
                 .footer("Store the key now: Keyward keeps only its hash and cannot show it again.");
             output.emit(&issued, || table)
         }

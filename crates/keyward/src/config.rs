@@ -387,6 +387,41 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
+/// The configuration reference in Markdown, rendered from [`KEYS`] (kept in
+/// `docs/configuration.md` by a test that fails when the file is stale).
+pub fn reference_markdown() -> String {
+    let mut text = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from crates/keyward/src/config.rs by the `configuration_reference_is_current` test; do not edit. -->\n\n\
+         Keyward reads one TOML file (`--config PATH`, or `./keyward.toml` if present) and then \
+         environment overrides named `KEYWARD_<SECTION>_<KEY>`. Unknown keys and unknown \
+         `KEYWARD_*` variables are refused, every problem is reported at once, and messages \
+         name keys, never values.\n\n\
+         | key | environment | default | meaning |\n| --- | --- | --- | --- |\n",
+    );
+    for spec in KEYS {
+        let default = if spec.default.is_empty() {
+            "(unset)".to_owned()
+        } else {
+            format!("`{}`", spec.default)
+        };
+        text.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            spec.dotted(),
+            spec.env_name(),
+            default,
+            spec.doc
+        ));
+    }
+    text.push_str(
+        "\nDurations take a unit: `500ms`, `10s`, `2m`, `1h` (or `0`).\n\n\
+         Example `keyward.toml`:\n\n```toml\n[server]\nlisten = \"0.0.0.0:8080\"\n\n\
+         [master_key]\nsource = \"file:/etc/keyward/master.key\"\n\n\
+         [egress]\nallow_private = \"10.20.0.0/16\"\n```\n",
+    );
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,39 +520,4 @@ mod tests {
         assert!(message.contains("not valid TOML"), "{message}");
         assert!(!message.contains("unterminated-secret"), "{message}");
     }
-}
-
-/// The configuration reference in Markdown, rendered from [`KEYS`] (kept in
-/// `docs/configuration.md` by a test that fails when the file is stale).
-pub fn reference_markdown() -> String {
-    let mut text = String::from(
-        "# Configuration reference\n\n\
-         <!-- Generated from crates/keyward/src/config.rs by the `configuration_reference_is_current` test; do not edit. -->\n\n\
-         Keyward reads one TOML file (`--config PATH`, or `./keyward.toml` if present) and then \
-         environment overrides named `KEYWARD_<SECTION>_<KEY>`. Unknown keys and unknown \
-         `KEYWARD_*` variables are refused, every problem is reported at once, and messages \
-         name keys, never values.\n\n\
-         | key | environment | default | meaning |\n| --- | --- | --- | --- |\n",
-    );
-    for spec in KEYS {
-        let default = if spec.default.is_empty() {
-            "(unset)".to_owned()
-        } else {
-            format!("`{}`", spec.default)
-        };
-        text.push_str(&format!(
-            "| `{}` | `{}` | {} | {} |\n",
-            spec.dotted(),
-            spec.env_name(),
-            default,
-            spec.doc
-        ));
-    }
-    text.push_str(
-        "\nDurations take a unit: `500ms`, `10s`, `2m`, `1h` (or `0`).\n\n\
-         Example `keyward.toml`:\n\n```toml\n[server]\nlisten = \"0.0.0.0:8080\"\n\n\
-         [master_key]\nsource = \"file:/etc/keyward/master.key\"\n\n\
-         [egress]\nallow_private = \"10.20.0.0/16\"\n```\n",
-    );
-    text
 }
