@@ -1,0 +1,45 @@
+//! Streamed response bodies built from timed steps; a step without bytes breaks the connection
+//! mid-body, as a provider crash or network cut would.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use futures_util::stream;
+
+pub(crate) struct Step {
+    pub delay: Duration,
+    /// `None`: abort the response here.
+    pub bytes: Option<String>,
+}
+
+impl Step {
+    pub(crate) fn send(bytes: String, delay: Duration) -> Self {
+        Self {
+            delay,
+            bytes: Some(bytes),
+        }
+    }
+
+    /// Breaks the connection after a pause, so the headers and earlier chunks are flushed
+    /// first (an immediate error would look like a failed connect, not a mid-stream drop).
+    pub(crate) fn abort() -> Self {
+        Self {
+            delay: Duration::from_millis(100),
+            bytes: None,
+        }
+    }
+}
+
+pub(crate) fn body(steps: Vec<Step>) -> Body {
+    Body::from_stream(stream::unfold(steps.into_iter(), |mut steps| async move {
+        let step = steps.next()?;
+        if !step.delay.is_zero() {
+            tokio::time::sleep(step.delay).await;
+        }
+        let item = match step.bytes {
+            Some(bytes) => Ok(Bytes::from(bytes)),
+            None => Err(std::io::Error::other("mock provider dropped the stream")),
+        };
+        Some((item, steps))
+    }))
+}
