@@ -30,6 +30,11 @@ pub struct TenantScope {
 }
 
 impl TenantScope {
+    /// The scope of an authenticated platform key's own tenant, for model calls.
+    pub(crate) fn for_platform_key(tenant: TenantId) -> Self {
+        Self { tenant }
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }

@@ -49,6 +49,22 @@ pub enum DomainError {
         primary: KeyVersion,
         next: u64,
     },
+    #[error("no credential can serve this model: {reason}")]
+    NoCredential { reason: String },
+    #[error("model `{model}` is not in this {by}'s allow-list; ask your tenant admin to allow it")]
+    ModelNotAllowed { model: String, by: &'static str },
+    #[error("credential `{label}` is disabled in Keyward; a tenant admin can enable it")]
+    CredentialDisabled { label: String },
+    #[error("the provider rejected credential `{label}` as invalid (revoked or expired); a tenant admin must rotate it (POST …/credentials/{{id}}/rotate) before calls resume")]
+    ProviderCredentialRejected { label: String },
+    #[error(
+        "the usage ledger cannot record this call, so it was not sent upstream; retry shortly"
+    )]
+    LedgerUnavailable,
+    #[error("the provider behind credential `{label}` failed with status {status}; retry later")]
+    UpstreamFailed { status: u16, label: String },
+    #[error("{0}")]
+    Router(keyward_router::RouterError),
     #[error(transparent)]
     Vault(VaultError),
     #[error(transparent)]
@@ -75,6 +91,13 @@ impl DomainError {
             Self::MasterKeyMismatch { .. }
             | Self::MasterKeyMissing { .. }
             | Self::NothingToRotate { .. } => ErrorCode::Conflict,
+            Self::NoCredential { .. } => ErrorCode::NoCredential,
+            Self::ModelNotAllowed { .. } => ErrorCode::ModelNotAllowed,
+            Self::CredentialDisabled { .. } => ErrorCode::CredentialDisabled,
+            Self::ProviderCredentialRejected { .. } => ErrorCode::ProviderCredentialRejected,
+            Self::LedgerUnavailable => ErrorCode::LedgerUnavailable,
+            Self::UpstreamFailed { .. } => ErrorCode::UpstreamError,
+            Self::Router(err) => err.code(),
             Self::Vault(_) => ErrorCode::Internal,
             Self::Store(StoreError::Conflict { .. }) => ErrorCode::Conflict,
             Self::Store(StoreError::Unavailable(_)) => ErrorCode::ServiceUnavailable,
@@ -95,5 +118,11 @@ impl From<StoreError> for DomainError {
 impl From<VaultError> for DomainError {
     fn from(err: VaultError) -> Self {
         Self::Vault(err)
+    }
+}
+
+impl From<keyward_router::RouterError> for DomainError {
+    fn from(err: keyward_router::RouterError) -> Self {
+        Self::Router(err)
     }
 }

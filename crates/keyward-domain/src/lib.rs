@@ -14,6 +14,7 @@ mod access;
 mod credential;
 mod department;
 mod error;
+mod inference;
 mod master_key;
 mod platform_key;
 mod tenant;
@@ -22,13 +23,17 @@ mod validate;
 use std::sync::Arc;
 
 use keyward_core::egress_policy::EgressPolicy;
+use keyward_router::Router;
 use keyward_store::Store;
 use keyward_vault::Vault;
+use tokio_util::task::TaskTracker;
 
 pub use access::{Actor, TenantScope};
 pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
+pub use inference::{CallContext, InferenceReply, LedgerMode};
+pub use keyward_router as router;
 pub use keyward_store::{
     CredentialRecord, CredentialStatus, DepartmentRecord, Page, PageRequest, PlatformKeyRecord,
     RewrapJob, RewrapState, Role, TenantRecord,
@@ -36,32 +41,63 @@ pub use keyward_store::{
 pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatus};
 pub use platform_key::{IssuedPlatformKey, PlatformKeyInput};
 
+/// What the domain is built from.
+pub struct Parts {
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub egress: EgressPolicy,
+    pub router: Arc<Router>,
+    pub ledger_mode: LedgerMode,
+}
+
 /// The domain facade shared by the HTTP layer and the CLI.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Keyward {
     store: Store,
     vault: Arc<Vault>,
     egress: EgressPolicy,
+    router: Arc<Router>,
+    ledger_mode: LedgerMode,
+    /// Work that outlives a request (settling a stream's ledger row); drained at shutdown.
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Keyward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyward").finish_non_exhaustive()
+    }
 }
 
 impl Keyward {
     /// Checks the keyring against the keys this database was sealed with (fail fast on a wrong
-    /// or missing key) and returns the facade.
-    pub async fn start(
-        store: Store,
-        vault: Arc<Vault>,
-        egress: EgressPolicy,
-    ) -> Result<Self, DomainError> {
+    /// or missing key), marks calls left pending by a crash `interrupted`, and returns the
+    /// facade.
+    pub async fn start(parts: Parts) -> Result<Self, DomainError> {
         let keyward = Self {
-            store,
-            vault,
-            egress,
+            store: parts.store,
+            vault: parts.vault,
+            egress: parts.egress,
+            router: parts.router,
+            ledger_mode: parts.ledger_mode,
+            tasks: TaskTracker::new(),
         };
         keyward.verify_master_keys().await?;
+        let interrupted = keyward
+            .store
+            .interrupt_pending_calls(keyward_core::Timestamp::now())
+            .await?;
+        if interrupted > 0 {
+            tracing::warn!(calls = interrupted, "calls left pending by an earlier process marked interrupted; reconcile them against the provider");
+        }
         Ok(keyward)
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Background work started by requests; close and wait on it at shutdown.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 }

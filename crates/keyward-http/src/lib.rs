@@ -15,6 +15,7 @@ pub mod error;
 mod health;
 pub mod json;
 mod request_id;
+mod v1;
 pub mod views;
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub keyward: Keyward,
     /// `None`: the operator API is off.
     pub admin_token: Option<Arc<AdminToken>>,
+    /// Largest accepted request body (`server.max_body_bytes`).
+    pub max_body_bytes: usize,
 }
 
 /// Limits and switches of the HTTP layer.
@@ -84,6 +87,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
             }),
         )
         .merge(health::router())
+        .merge(v1::router())
         .fallback(error::not_found_fallback)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(request_id::tag_and_log))

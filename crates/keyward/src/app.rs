@@ -37,6 +37,7 @@ impl Application {
         let state = AppState {
             keyward: keyward.clone(),
             admin_token: config.admin_token.clone(),
+            max_body_bytes: config.max_body_bytes,
         };
         let service = HttpService::new(
             state,
@@ -92,7 +93,14 @@ impl Application {
         }
         stop.cancel();
         tasks.close();
-        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        let request_tasks = self.keyward.tasks();
+        request_tasks.close();
+        let drained = tokio::time::timeout(grace, async {
+            tasks.wait().await;
+            request_tasks.wait().await;
+        })
+        .await;
+        if drained.is_err() {
             tracing::warn!("background tasks did not stop within the shutdown grace");
         }
         self.keyward.store().close().await;

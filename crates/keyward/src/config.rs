@@ -43,6 +43,10 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR`, lines `VERSION:BASE64`. The default file is created (0600) if absent." },
     KeySpec { section: "admin", key: "token", default: "", doc: "Operator token for the admin API. Unset: the operator API is off (tenant admin keys still work)." },
     KeySpec { section: "egress", key: "allow_private", default: "", doc: "Comma list of CIDRs (a bare IP means /32 or /128) that credentials' `base_url` may reach although private, loopback or link-local." },
+    KeySpec { section: "egress", key: "connect_timeout", default: "10s", doc: "Longest TCP + TLS connect to a provider; past it the call fails with `upstream_error`." },
+    KeySpec { section: "egress", key: "first_byte_timeout", default: "300s", doc: "Longest wait for a provider's response headers; past it the call fails with `upstream_timeout`." },
+    KeySpec { section: "egress", key: "idle_timeout", default: "120s", doc: "Longest silence between two reads of a provider's response body (streams included)." },
+    KeySpec { section: "egress", key: "max_response_bytes", default: "33554432", doc: "Largest non-streaming provider response accepted (32 MiB); larger answers fail with `upstream_error`." },
     KeySpec { section: "ledger", key: "mode", default: "strict", doc: "`strict`: no ledger row, no upstream call. `best_effort`: call even when the ledger cannot record. (Used by the routing layer.)" },
     KeySpec { section: "secrets", key: "cache_ttl", default: "60s", doc: "How long a secret fetched from an external secret manager may be held in memory; `0s` fetches on every call. (Used by secret references.)" },
     KeySpec { section: "log", key: "level", default: "info", doc: "`error`, `warn`, `info`, `debug` or `trace`. Bodies and secrets are never logged at any level." },
@@ -75,6 +79,10 @@ pub struct Config {
     pub master_key_is_default: bool,
     pub admin_token: Option<std::sync::Arc<AdminToken>>,
     pub egress: EgressPolicy,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_response_bytes: usize,
     pub ledger_mode: LedgerMode,
     pub secrets_cache_ttl: Duration,
     pub log_level: tracing::level_filters::LevelFilter,
@@ -332,6 +340,25 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
             None
         }
     };
+    let connect_timeout = parse_duration(value(raw, "egress.connect_timeout"))
+        .filter(|timeout| !timeout.is_zero())
+        .or_else(|| report.expected("egress.connect_timeout", "a duration such as 10s"));
+    let first_byte_timeout = parse_duration(value(raw, "egress.first_byte_timeout"))
+        .filter(|timeout| !timeout.is_zero())
+        .or_else(|| report.expected("egress.first_byte_timeout", "a duration such as 300s"));
+    let idle_timeout = parse_duration(value(raw, "egress.idle_timeout"))
+        .filter(|timeout| !timeout.is_zero())
+        .or_else(|| report.expected("egress.idle_timeout", "a duration such as 120s"));
+    let max_response_bytes = value(raw, "egress.max_response_bytes")
+        .parse::<usize>()
+        .ok()
+        .filter(|bytes| (1024..=1 << 31).contains(bytes))
+        .or_else(|| {
+            report.expected(
+                "egress.max_response_bytes",
+                "a byte count between 1024 and 2147483648",
+            )
+        });
     let ledger_mode = match value(raw, "ledger.mode") {
         "strict" => Some(LedgerMode::Strict),
         "best_effort" => Some(LedgerMode::BestEffort),
@@ -362,6 +389,10 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         master_key_source,
         admin_token: admin_token?,
         egress: egress?,
+        connect_timeout: connect_timeout?,
+        first_byte_timeout: first_byte_timeout?,
+        idle_timeout: idle_timeout?,
+        max_response_bytes: max_response_bytes?,
         ledger_mode: ledger_mode?,
         secrets_cache_ttl: secrets_cache_ttl?,
         log_level: log_level?,

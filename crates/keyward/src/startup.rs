@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use keyward_domain::Keyward;
+use keyward_domain::{Keyward, LedgerMode, Parts};
+use keyward_router::{EgressClient, EgressConfig, Router};
 use keyward_store::Store;
 use keyward_vault::{parse_source, EnvLookup, FileSource, MasterKeySource, Vault};
 
@@ -31,9 +32,25 @@ pub async fn open_keyward(config: &Config, env: EnvLookup) -> anyhow::Result<Key
     let vault = Vault::load(source)
         .await
         .context("cannot load the master keyring")?;
-    Keyward::start(store, Arc::new(vault), config.egress.clone())
-        .await
-        .context("the master keyring does not match this database")
+    let egress = EgressClient::new(&EgressConfig {
+        policy: config.egress.clone(),
+        connect_timeout: config.connect_timeout,
+        first_byte_timeout: config.first_byte_timeout,
+        idle_timeout: config.idle_timeout,
+    })?;
+    let ledger_mode = match config.ledger_mode {
+        crate::config::LedgerMode::Strict => LedgerMode::Strict,
+        crate::config::LedgerMode::BestEffort => LedgerMode::BestEffort,
+    };
+    Keyward::start(Parts {
+        store,
+        vault: Arc::new(vault),
+        egress: config.egress.clone(),
+        router: Arc::new(Router::new(egress, config.max_response_bytes)),
+        ledger_mode,
+    })
+    .await
+    .context("the master keyring does not match this database")
 }
 
 fn sqlite_path(url: &str) -> PathBuf {

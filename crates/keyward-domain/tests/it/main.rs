@@ -77,5 +77,14 @@ pub async fn open(dir: &tempfile::TempDir) -> Result<Keyward, keyward_domain::Do
     source.create_if_absent().unwrap();
     let vault = Arc::new(Vault::load(source).await.unwrap());
     let store = Store::open(&db_url(dir)).await.unwrap();
-    Keyward::start(store, vault, EgressPolicy::default()).await
+    let egress =
+        keyward_router::EgressClient::new(&keyward_router::EgressConfig::default()).unwrap();
+    Keyward::start(keyward_domain::Parts {
+        store,
+        vault,
+        egress: EgressPolicy::default(),
+        router: Arc::new(keyward_router::Router::new(egress, 1 << 20)),
+        ledger_mode: keyward_domain::LedgerMode::Strict,
+    })
+    .await
 }

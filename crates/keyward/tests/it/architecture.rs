@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "keyward-http",
             "keyward-domain",
+            "keyward-router",
             "keyward-store",
             "keyward-vault",
             "keyward-core",

@@ -73,7 +73,7 @@ async fn no_secret_reaches_logs_responses_or_the_database() {
             r#"{{"provider": "openai", "label": "x", "secret": "{malformed}", "options": {{"region": "x"}}}}"#
         ),
         format!(
-            r#"{{"provider": "openai", "label": "x", "secret": "{malformed}", "base_url": "http://127.0.0.1/v1"}}"#
+            r#"{{"provider": "openai", "label": "x", "secret": "{malformed}", "base_url": "http://169.254.169.254/v1"}}"#
         ),
         format!(r#"{{"provider": "openai", "label": "x", "secret": "{malformed}""#),
         format!(r#"{{"provider": 7, "label": "x", "secret": "{malformed}"}}"#),
@@ -120,6 +120,118 @@ async fn no_secret_reaches_logs_responses_or_the_database() {
             !bodies.contains(needle.as_str()),
             "a response leaks {needle}"
         );
+        assert!(!contains(&database, needle), "the database leaks {needle}");
+    }
+}
+
+#[tokio::test]
+async fn no_prompt_or_completion_reaches_logs_or_the_database() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("body-canary").await;
+    let credentials = format!("/admin/v1/tenants/{tenant}/credentials");
+    let openai = json!({"provider": "openai", "label": "oa", "secret": "sk-body-canary-key-000000000", "base_url": format!("{}/v1", app.mock_origin)});
+    let anthropic = json!({"provider": "anthropic", "label": "an", "secret": "sk-ant-body-canary-0000000", "base_url": app.mock_origin});
+    for body in [openai, anthropic] {
+        assert_eq!(
+            app.operator(Method::POST, &credentials)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+    }
+    let (_, key) = app.issue_key(&tenant, "member").await;
+    let prompt = "PROMPTCANARY-6b1e9f the quarterly numbers are confidential";
+    let call = |path: &'static str, body: serde_json::Value| {
+        let request = app.with_key(&key, Method::POST, path).json(&body);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let mut answers = String::new();
+    for stream in [false, true] {
+        for model in [
+            "oa/gpt-4o-mini",
+            "oa/mock-error-429",
+            "oa/mock-malformed-sse",
+        ] {
+            let body = json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": prompt}]});
+            answers.push_str(&call("/v1/chat/completions", body).await);
+        }
+        let body = json!({"model": "an/claude-test", "max_tokens": 50, "stream": stream, "system": prompt, "messages": [{"role": "user", "content": prompt}]});
+        answers.push_str(&call("/v1/messages", body).await);
+    }
+    // Malformed requests carrying the canary.
+    for broken in [
+        format!("{{\"model\": \"oa/x\", \"messages\": \"{prompt}\""),
+        format!("{{\"model\": 7, \"messages\": \"{prompt}\"}}"),
+    ] {
+        let response = app
+            .with_key(&key, Method::POST, "/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(broken)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let text = response.text().await.unwrap();
+        assert!(
+            !text.contains("PROMPTCANARY"),
+            "an error message quotes the body: {text}"
+        );
+    }
+    assert!(
+        answers.contains("Mockly answers with quokka words."),
+        "the calls really ran: {answers}"
+    );
+    assert!(
+        answers.contains("Rate limit reached"),
+        "a provider 4xx body was relayed"
+    );
+
+    // Wait until every streamed call has settled, then look everywhere Keyward writes.
+    let store = app.store().await;
+    let tenant_id: keyward_core::TenantId = tenant.parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page = store
+            .calls(tenant_id, &keyward_store::PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 8, "one ledger row per upstream call");
+        if page
+            .items
+            .iter()
+            .all(|row| row.status != keyward_store::CallStatus::Pending)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "streams did not settle"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let logs = captured_logs();
+    let database = app.database_bytes();
+    // Streamed replies arrive a word per event, so single distinctive words are the needles
+    // (quote-free: JSON logs escape quotes).
+    for needle in [
+        "PROMPTCANARY",
+        "quarterly numbers",
+        "Mockly",
+        "quokka",
+        "Rate limit reached",
+    ] {
+        assert!(!logs.contains(needle), "logs leak {needle}");
         assert!(!contains(&database, needle), "the database leaks {needle}");
     }
 }

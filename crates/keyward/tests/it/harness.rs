@@ -4,11 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use keyward::app::Application;
 use keyward::config::{Config, LogFormat};
+use keyward_mock_provider::{MockHandle, MockProvider};
 use keyward_vault::{EnvLookup, FileSource};
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
@@ -63,14 +65,22 @@ pub fn captured_logs() -> String {
 
 pub struct TestApp {
     pub address: String,
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
+    /// The mock provider this app's credentials point at.
+    pub mock: MockHandle,
+    /// `http://127.0.0.1:PORT`, the mock's origin.
+    pub mock_origin: String,
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
+    _mock_stop: Option<oneshot::Sender<()>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self._mock_stop.take() {
             let _ = stop.send(());
         }
     }
@@ -82,8 +92,45 @@ impl TestApp {
     }
 
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let mock = MockProvider::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let (mock_stop, mock_stopped) = oneshot::channel::<()>();
+        let mock_origin = format!("http://{}", mock.address());
+        let handle = mock.handle();
+        tokio::spawn(mock.serve(async move {
+            let _ = mock_stopped.await;
+        }));
+        let mut app = Self::start(
+            Arc::new(tempfile::tempdir().unwrap()),
+            overrides,
+            handle,
+            mock_origin,
+        )
+        .await;
+        app._mock_stop = Some(mock_stop);
+        app
+    }
+
+    /// Another server on the same data directory and mock, with other settings (the first
+    /// keeps running).
+    pub async fn sibling(&self, overrides: &[(&str, &str)]) -> Self {
+        Self::start(
+            self.dir.clone(),
+            overrides,
+            self.mock.clone(),
+            self.mock_origin.clone(),
+        )
+        .await
+    }
+
+    async fn start(
+        dir: Arc<tempfile::TempDir>,
+        overrides: &[(&str, &str)],
+        mock: MockHandle,
+        mock_origin: String,
+    ) -> Self {
         capture_logs();
-        let dir = tempfile::tempdir().unwrap();
         let key_path = dir.path().join("master.key");
         FileSource::new(&key_path).create_if_absent().unwrap();
         let mut env = BTreeMap::from([
@@ -103,6 +150,10 @@ impl TestApp {
             ),
             ("KEYWARD_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
             ("KEYWARD_LOG_LEVEL".to_owned(), "trace".to_owned()),
+            (
+                "KEYWARD_EGRESS_ALLOW_PRIVATE".to_owned(),
+                "127.0.0.1".to_owned(),
+            ),
         ]);
         for (name, value) in overrides {
             env.insert((*name).to_owned(), (*value).to_owned());
@@ -122,9 +173,22 @@ impl TestApp {
         Self {
             address,
             dir,
+            mock,
+            mock_origin,
             client: reqwest::Client::new(),
             stop: Some(stop),
+            _mock_stop: None,
         }
+    }
+
+    /// The store behind this app, for reading ledger rows.
+    pub async fn store(&self) -> keyward_store::Store {
+        keyward_store::Store::open(&format!(
+            "sqlite://{}",
+            self.dir.path().join("keyward.db").display()
+        ))
+        .await
+        .unwrap()
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

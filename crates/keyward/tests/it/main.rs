@@ -17,5 +17,6 @@ mod canary;
 mod cli;
 mod docs;
 mod harness;
+mod inference;
 mod isolation;
 mod tidy;

@@ -1,0 +1,149 @@
+//! The client-facing model APIs: `POST /v1/chat/completions` (OpenAI shape) and
+//! `POST /v1/messages` (Anthropic shape), authenticated by a `kw_` platform key in
+//! `Authorization: Bearer` or `x-api-key`.
+//!
+//! Invariant: bodies pass through as router types (`PromptBody` in, `CompletionBody` /
+//! `CompletionStream` out); this module never reads them. Errors decided before the call
+//! (auth, model, credential) are plain HTTP errors, never a 200 stream that fails later.
+
+mod tags;
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use keyward_core::{ErrorCode, RequestId};
+use keyward_domain::router::{PromptBody, Surface};
+use keyward_domain::{CallContext, DomainError, InferenceReply};
+use serde_json::json;
+
+use crate::auth::presented_token;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(messages))
+}
+
+/// An error in the shape of the API that was called.
+struct SurfaceError {
+    surface: Surface,
+    error: ApiError,
+}
+
+impl IntoResponse for SurfaceError {
+    fn into_response(self) -> Response {
+        match self.surface {
+            Surface::ChatCompletions => self.error.into_response(),
+            Surface::Messages => {
+                let code = self.error.code;
+                let status = StatusCode::from_u16(code.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let body = json!({
+                    "type": "error",
+                    "error": {"type": code.anthropic_type(), "message": self.error.message, "code": code.as_str()},
+                });
+                (status, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+async fn chat_completions(state: State<AppState>, request: Request) -> Response {
+    handle(state, request, Surface::ChatCompletions).await
+}
+
+async fn messages(state: State<AppState>, request: Request) -> Response {
+    handle(state, request, Surface::Messages).await
+}
+
+async fn handle(State(state): State<AppState>, request: Request, surface: Surface) -> Response {
+    match call(&state, request, surface).await {
+        Ok(response) => response,
+        Err(error) => SurfaceError { surface, error }.into_response(),
+    }
+}
+
+async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .copied()
+        .unwrap_or_else(RequestId::generate);
+    let actor = authenticate(state, &parts.headers).await?;
+    let tags = tags::parse(&parts.headers)?;
+    let prompt = PromptBody::read(body, state.max_body_bytes)
+        .await
+        .map_err(|err| {
+            let param = err.param();
+            let mut error = ApiError::new(ErrorCode::InvalidRequest, err.to_string());
+            error.param = param.map(str::to_owned);
+            error
+        })?;
+    let reply = state
+        .keyward
+        .infer(&actor, surface, prompt, CallContext { request_id, tags })
+        .await?;
+    Ok(respond(reply))
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<keyward_domain::Actor, ApiError> {
+    let token = presented_token(headers).filter(|token| token.starts_with("kw_"));
+    let Some(token) = token else {
+        return Err(DomainError::InvalidPlatformKey.into());
+    };
+    Ok(state.keyward.authenticate_platform_key(token).await?)
+}
+
+fn respond(reply: InferenceReply) -> Response {
+    match reply {
+        InferenceReply::Complete {
+            status,
+            content_type,
+            retry_after,
+            body,
+        } => {
+            let mut response = Response::new(Body::from(body.into_bytes()));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let headers = response.headers_mut();
+            let content_type = content_type.unwrap_or_else(|| "application/json".to_owned());
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                headers.insert(header::CONTENT_TYPE, value);
+            }
+            if let Some(value) = retry_after.and_then(|value| HeaderValue::from_str(&value).ok()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        InferenceReply::Streaming {
+            status,
+            content_type,
+            stream,
+        } => {
+            let mut response = Response::new(Body::from_stream(stream));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let headers = response.headers_mut();
+            let content_type = content_type.unwrap_or_else(|| "text/event-stream".to_owned());
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                headers.insert(header::CONTENT_TYPE, value);
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            response
+        }
+    }
+}
+
+/// Tags as the ledger stores them.
+pub(crate) type Tags = BTreeMap<String, String>;

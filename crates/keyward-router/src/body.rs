@@ -1,0 +1,264 @@
+//! Prompt and completion bodies: opaque outside this crate. A client body is read once, with a
+//! size limit, into [`PromptBody`]; the metadata the rest of Keyward needs is copied out as a
+//! [`RouteRequest`].
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value};
+
+/// Which client-facing API a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// OpenAI `POST /v1/chat/completions`.
+    ChatCompletions,
+    /// Anthropic `POST /v1/messages`.
+    Messages,
+}
+
+impl Surface {
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "/v1/chat/completions",
+            Self::Messages => "/v1/messages",
+        }
+    }
+}
+
+/// A client's request body. No `Debug`, `Display`, `Clone` or `Serialize`.
+pub struct PromptBody {
+    json: Map<String, Value>,
+}
+
+/// A provider's complete response body, relayed to the client as it is.
+pub struct CompletionBody {
+    bytes: Bytes,
+}
+
+static_assertions::assert_not_impl_any!(PromptBody: std::fmt::Debug, std::fmt::Display, Clone);
+static_assertions::assert_not_impl_any!(CompletionBody: std::fmt::Debug, std::fmt::Display, Clone);
+
+/// Metadata of a request: what routing, authorization and the ledger need, and nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRequest {
+    pub model: String,
+    pub stream: bool,
+    /// The output cap the client set, if any.
+    pub max_tokens: Option<u64>,
+    /// OpenAI `user` / Anthropic `metadata.user_id`, recorded as an attribution tag.
+    pub user: Option<String>,
+    /// Whether the client itself asked for streamed usage (OpenAI `stream_options.include_usage`).
+    pub client_wants_usage: bool,
+}
+
+/// A request body Keyward cannot use. Messages give a position or a field path, never text.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(
+        "request body is larger than the server's limit of {limit} bytes (server.max_body_bytes)"
+    )]
+    TooLarge { limit: usize },
+    #[error("the request body could not be read")]
+    Unreadable,
+    #[error("malformed JSON at line {line} column {column}")]
+    InvalidJson { line: usize, column: usize },
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("`{path}` is required")]
+    MissingField { path: &'static str },
+    #[error("`{path}` must be {expected}")]
+    InvalidField {
+        path: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl BodyError {
+    /// The request field at fault, for the error's `param`.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingField { path } | Self::InvalidField { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+impl PromptBody {
+    /// Reads a client body, refusing more than `limit` bytes.
+    pub async fn read<B>(body: B, limit: usize) -> Result<Self, BodyError>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the router is the one place allowed to buffer a prompt"
+        )]
+        let collected = http_body_util::Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|err| {
+                if err
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    BodyError::TooLarge { limit }
+                } else {
+                    BodyError::Unreadable
+                }
+            })?;
+        Self::parse(&collected.to_bytes())
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Self, BodyError> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(json)) => Ok(Self { json }),
+            Ok(_) => Err(BodyError::NotAnObject),
+            Err(err) => Err(BodyError::InvalidJson {
+                line: err.line(),
+                column: err.column(),
+            }),
+        }
+    }
+
+    /// Copies out the metadata, checking the fields Keyward relies on.
+    pub fn route_request(&self, surface: Surface) -> Result<RouteRequest, BodyError> {
+        let model = match self.json.get("model") {
+            None => return Err(BodyError::MissingField { path: "model" }),
+            Some(Value::String(model)) if !model.trim().is_empty() && model.len() <= 256 => {
+                model.trim().to_owned()
+            }
+            Some(_) => {
+                return Err(BodyError::InvalidField {
+                    path: "model",
+                    expected: "a model name such as team-openai/gpt-4o-mini",
+                })
+            }
+        };
+        let stream = match self.json.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(stream)) => *stream,
+            Some(_) => {
+                return Err(BodyError::InvalidField {
+                    path: "stream",
+                    expected: "true or false",
+                })
+            }
+        };
+        let max_tokens = ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|field| self.json.get(*field).and_then(Value::as_u64));
+        let user = match surface {
+            Surface::ChatCompletions => self.json.get("user").and_then(Value::as_str),
+            Surface::Messages => self
+                .json
+                .get("metadata")
+                .and_then(|metadata| metadata.get("user_id"))
+                .and_then(Value::as_str),
+        }
+        .map(|user| user.chars().take(256).collect());
+        let client_wants_usage = self
+            .json
+            .get("stream_options")
+            .and_then(|options| options.get("include_usage"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        Ok(RouteRequest {
+            model,
+            stream,
+            max_tokens,
+            user,
+            client_wants_usage,
+        })
+    }
+
+    /// Replaces the model with the provider's own name for it (`label/model` → `model`).
+    pub(crate) fn set_model(&mut self, model: &str) {
+        self.json.insert("model".into(), Value::from(model));
+    }
+
+    /// Asks an OpenAI-style provider to report usage on a stream. Returns whether Keyward added
+    /// the request (and so must hide the extra usage chunk from the client).
+    pub(crate) fn request_stream_usage(&mut self) -> bool {
+        let options = self
+            .json
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(options) = options else {
+            return false;
+        };
+        if options.get("include_usage").and_then(Value::as_bool) == Some(true) {
+            return false;
+        }
+        options.insert("include_usage".into(), Value::Bool(true));
+        true
+    }
+
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.json).unwrap_or_default()
+    }
+}
+
+impl CompletionBody {
+    pub(crate) fn new(bytes: Bytes) -> Self {
+        Self { bytes }
+    }
+
+    /// Hands the bytes to the HTTP layer for sending; they are not inspected on the way.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    pub(crate) fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_requests_carry_metadata_only() {
+        let body = PromptBody::parse(
+            br#"{"model": "team/gpt-4o", "stream": true, "max_tokens": 50, "user": "u-1",
+                "messages": [{"role": "user", "content": "secret plans"}]}"#,
+        )
+        .unwrap();
+        let route = body.route_request(Surface::ChatCompletions).unwrap();
+        assert_eq!(route.model, "team/gpt-4o");
+        assert!(route.stream);
+        assert_eq!(route.max_tokens, Some(50));
+        assert_eq!(route.user.as_deref(), Some("u-1"));
+        assert!(!format!("{route:?}").contains("secret plans"));
+    }
+
+    #[test]
+    fn body_errors_never_quote_the_body() {
+        let canary = "CANARY-body-8d2f";
+        for text in [
+            format!(r#"{{"model": 5, "messages": "{canary}"}}"#),
+            format!(r#"{{"model": "m", "stream": "{canary}"}}"#),
+            format!(r#"["{canary}"]"#),
+            format!(r#"{{"model": "{canary}"#),
+            format!(r#"{{"messages": "{canary}"}}"#),
+        ] {
+            let err = PromptBody::parse(text.as_bytes())
+                .and_then(|body| body.route_request(Surface::ChatCompletions))
+                .err()
+                .unwrap();
+            assert!(!err.to_string().contains("CANARY"), "{err}");
+            assert!(!format!("{err:?}").contains("CANARY"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn usage_is_requested_once_and_only_when_missing() {
+        let mut body = PromptBody::parse(br#"{"model": "m", "stream": true}"#).unwrap();
+        assert!(body.request_stream_usage());
+        assert!(!body.request_stream_usage());
+        let mut asked =
+            PromptBody::parse(br#"{"model": "m", "stream_options": {"include_usage": true}}"#)
+                .unwrap();
+        assert!(!asked.request_stream_usage());
+    }
+}

@@ -1,0 +1,49 @@
+//! Anthropic Messages: `x-api-key` and `anthropic-version`; the bare origin as `base_url`
+//! (`https://api.anthropic.com`), as Anthropic's SDKs take it.
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::{base_url, join, sensitive, Plan, Target};
+use crate::stream::Dialect;
+use crate::{PromptBody, RouterError};
+
+const DEFAULT_VERSION: &str = "2023-06-01";
+
+pub(crate) fn plan(target: &Target, prompt: &mut PromptBody) -> Result<Plan, RouterError> {
+    let url = join(
+        &base_url(target, Some("https://api.anthropic.com"))?,
+        &["v1", "messages"],
+    )?;
+    let secret = target.secret.as_ref().ok_or(RouterError::MissingSecret {
+        provider: "anthropic",
+    })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("x-api-key"),
+        sensitive(secret.expose_secret())?,
+    );
+    let version = target
+        .options
+        .get("anthropic_version")
+        .and_then(|version| HeaderValue::from_str(version).ok())
+        .unwrap_or(HeaderValue::from_static(DEFAULT_VERSION));
+    headers.insert(HeaderName::from_static("anthropic-version"), version);
+    prompt.set_model(&target.model);
+    Ok(Plan {
+        url,
+        headers,
+        dialect: Dialect::Anthropic,
+        hide_usage_chunk: false,
+    })
+}
+
+/// 401 `authentication_error`, or 403 `authentication_error` / `permission_error`.
+pub(crate) fn key_rejected(status: u16, body: Option<&Value>) -> bool {
+    let kind = body
+        .and_then(|body| body.get("error"))
+        .and_then(|error| error.get("type"))
+        .and_then(Value::as_str);
+    status == 401
+        || (status == 403 && matches!(kind, Some("authentication_error" | "permission_error")))
+}

@@ -1,0 +1,243 @@
+//! Calling a provider: the request plan per provider family ([`openai`], [`anthropic`]), the
+//! send with timeouts, and the reply — complete (bounded) or streaming.
+
+mod anthropic;
+mod openai;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use keyward_core::secret::ProviderSecret;
+use keyward_core::ProviderId;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use tokio::sync::oneshot;
+use url::Url;
+
+use crate::stream::Dialect;
+use crate::{
+    CompletionBody, CompletionStream, EgressClient, PromptBody, RouteRequest, RouterError,
+    StreamOutcome, Surface, UsageReport,
+};
+
+/// Where and as whom to call: one tenant credential, opened for this call only.
+pub struct Target {
+    pub provider: ProviderId,
+    /// The credential's options, `base_url` included.
+    pub options: BTreeMap<String, String>,
+    pub secret: Option<ProviderSecret>,
+    /// The provider's own name of the model (the part after `label/`).
+    pub model: String,
+}
+
+/// A provider's answer.
+pub enum UpstreamReply {
+    Complete(CompleteReply),
+    Streaming(StreamingReply),
+}
+
+/// A whole response: success, or the provider's error, relayed as it came.
+pub struct CompleteReply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub retry_after: Option<String>,
+    pub provider_request_id: Option<String>,
+    pub body: CompletionBody,
+    pub usage: UsageReport,
+    /// The provider refused the credential itself (revoked, expired, wrong key).
+    pub key_rejected: bool,
+    pub first_byte: Duration,
+    pub elapsed: Duration,
+}
+
+/// A successful stream; its outcome arrives when it ends, however it ends.
+pub struct StreamingReply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub provider_request_id: Option<String>,
+    pub stream: CompletionStream,
+    pub outcome: oneshot::Receiver<StreamOutcome>,
+}
+
+/// What one provider family needs for one call.
+pub(crate) struct Plan {
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub dialect: Dialect,
+    pub hide_usage_chunk: bool,
+}
+
+/// A header value that must not appear in debug output of the client or its logs.
+pub(crate) fn sensitive(value: &str) -> Result<HeaderValue, RouterError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| RouterError::BadSecret)?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+pub(crate) fn base_url(target: &Target, default: Option<&str>) -> Result<Url, RouterError> {
+    let base = target
+        .options
+        .get("base_url")
+        .map(String::as_str)
+        .or(default)
+        .ok_or(RouterError::BadBaseUrl {
+            reason: "this provider needs a base_url",
+        })?;
+    Url::parse(base.trim_end_matches('/')).map_err(|_| RouterError::BadBaseUrl {
+        reason: "not an absolute URL",
+    })
+}
+
+/// `base` with `path` appended (keeps the base's own path, e.g. `/v1`).
+pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, RouterError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| RouterError::BadBaseUrl {
+            reason: "the URL cannot have a path",
+        })?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// Whether calls on `surface` can go to a `provider` credential (format translation between
+/// surfaces is not built yet).
+pub fn supports(surface: Surface, provider: ProviderId) -> bool {
+    match surface {
+        Surface::Messages => provider == ProviderId::Anthropic,
+        Surface::ChatCompletions => {
+            !matches!(provider, ProviderId::Anthropic | ProviderId::Bedrock)
+        }
+    }
+}
+
+/// The provider client.
+pub struct Router {
+    egress: EgressClient,
+    max_response_bytes: usize,
+}
+
+impl Router {
+    pub fn new(egress: EgressClient, max_response_bytes: usize) -> Self {
+        Self {
+            egress,
+            max_response_bytes,
+        }
+    }
+
+    /// Sends one call on `target` and returns the provider's reply.
+    pub async fn send(
+        &self,
+        surface: Surface,
+        target: &Target,
+        mut prompt: PromptBody,
+        route: &RouteRequest,
+    ) -> Result<UpstreamReply, RouterError> {
+        if !supports(surface, target.provider) {
+            return Err(RouterError::Unsupported {
+                surface: surface.endpoint(),
+                provider: target.provider.as_str(),
+            });
+        }
+        let plan = match surface {
+            Surface::Messages => anthropic::plan(target, &mut prompt)?,
+            Surface::ChatCompletions => openai::plan(target, &mut prompt, route)?,
+        };
+        self.egress.check_literal(&plan.url)?;
+        let started = Instant::now();
+        let request = self
+            .egress
+            .client
+            .post(plan.url)
+            .headers(plan.headers)
+            .header(CONTENT_TYPE, "application/json")
+            .body(prompt.to_vec());
+        let response = tokio::time::timeout(self.egress.first_byte_timeout, request.send())
+            .await
+            .map_err(|_| RouterError::Timeout {
+                seconds: self.egress.first_byte_timeout.as_secs(),
+            })?
+            .map_err(|err| self.egress.classify(&err))?;
+        let first_byte = started.elapsed();
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.chars().take(200).collect::<String>())
+        };
+        let content_type = header("content-type");
+        let provider_request_id = header("x-request-id").or_else(|| header("request-id"));
+        let retry_after = header("retry-after");
+        let is_event_stream = content_type
+            .as_deref()
+            .is_some_and(|value| value.starts_with("text/event-stream"));
+
+        if route.stream && (200..300).contains(&status) && is_event_stream {
+            let (stream, outcome) = CompletionStream::new(
+                Box::pin(response.bytes_stream()),
+                plan.dialect,
+                plan.hide_usage_chunk,
+                started,
+                UsageReport::default(),
+            );
+            return Ok(UpstreamReply::Streaming(StreamingReply {
+                status,
+                content_type,
+                provider_request_id,
+                stream,
+                outcome,
+            }));
+        }
+
+        let bytes = self.read_bounded(response).await?;
+        let body = CompletionBody::new(bytes);
+        let json = body.json();
+        let mut usage = UsageReport::default();
+        if (200..300).contains(&status) {
+            if let Some(json) = &json {
+                usage.set_model(json.get("model").and_then(|model| model.as_str()));
+                if let Some(reported) = json.get("usage") {
+                    match plan.dialect {
+                        Dialect::OpenAi => usage.merge_openai(reported),
+                        Dialect::Anthropic => usage.merge_anthropic(reported),
+                    }
+                }
+            }
+        }
+        let key_rejected = match plan.dialect {
+            Dialect::OpenAi => openai::key_rejected(status),
+            Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
+        };
+        Ok(UpstreamReply::Complete(CompleteReply {
+            status,
+            content_type,
+            retry_after,
+            provider_request_id,
+            body,
+            usage,
+            key_rejected,
+            first_byte,
+            elapsed: started.elapsed(),
+        }))
+    }
+
+    async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Bytes, RouterError> {
+        let mut bytes = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > self.max_response_bytes {
+                        return Err(RouterError::ResponseTooLarge {
+                            limit: self.max_response_bytes,
+                        });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(bytes.freeze()),
+                Err(err) => return Err(self.egress.classify(&err)),
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! OpenAI-shaped chat completions: `openai`, `azure-openai`, `mistral`, `groq` and
+//! `openai-compatible` (Ollama, vLLM, llama.cpp server, LM Studio, TGI).
+//!
+//! Streams: Keyward adds `stream_options.include_usage` when the client did not, and hides the
+//! usage-only chunk this adds. Mistral is left alone: it rejects `stream_options` and reports
+//! usage on its last chunk by default.
+
+use keyward_core::ProviderId;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use zeroize::Zeroizing;
+
+use super::{base_url, join, sensitive, Plan, Target};
+use crate::stream::Dialect;
+use crate::{PromptBody, RouteRequest, RouterError};
+
+fn default_base(provider: ProviderId) -> Option<&'static str> {
+    match provider {
+        ProviderId::OpenAi => Some("https://api.openai.com/v1"),
+        ProviderId::Mistral => Some("https://api.mistral.ai/v1"),
+        ProviderId::Groq => Some("https://api.groq.com/openai/v1"),
+        _ => None,
+    }
+}
+
+pub(crate) fn plan(
+    target: &Target,
+    prompt: &mut PromptBody,
+    route: &RouteRequest,
+) -> Result<Plan, RouterError> {
+    let mut headers = HeaderMap::new();
+    let url = if target.provider == ProviderId::AzureOpenAi {
+        azure_url(target)?
+    } else {
+        join(
+            &base_url(target, default_base(target.provider))?,
+            &["chat", "completions"],
+        )?
+    };
+    match (&target.secret, target.provider) {
+        (Some(secret), ProviderId::AzureOpenAi) => {
+            headers.insert(
+                HeaderName::from_static("api-key"),
+                sensitive(secret.expose_secret())?,
+            );
+        }
+        (Some(secret), _) => {
+            let value = Zeroizing::new(format!("Bearer {}", secret.expose_secret()));
+            headers.insert(AUTHORIZATION, sensitive(&value)?);
+        }
+        (None, ProviderId::OpenAiCompatible) => {}
+        (None, provider) => {
+            return Err(RouterError::MissingSecret {
+                provider: provider.as_str(),
+            })
+        }
+    }
+    if target.provider == ProviderId::OpenAi {
+        for (option, header) in [
+            ("organization", "openai-organization"),
+            ("project", "openai-project"),
+        ] {
+            if let Some(value) = target
+                .options
+                .get(option)
+                .and_then(|value| HeaderValue::from_str(value).ok())
+            {
+                headers.insert(HeaderName::from_static(header), value);
+            }
+        }
+    }
+    prompt.set_model(&target.model);
+    let hide_usage_chunk =
+        route.stream && target.provider != ProviderId::Mistral && prompt.request_stream_usage();
+    Ok(Plan {
+        url,
+        headers,
+        dialect: Dialect::OpenAi,
+        hide_usage_chunk,
+    })
+}
+
+/// `https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT/chat/completions?api-version=V`.
+fn azure_url(target: &Target) -> Result<url::Url, RouterError> {
+    let resource_base = target
+        .options
+        .get("resource")
+        .map(|resource| format!("https://{resource}.openai.azure.com"));
+    let base = base_url(target, resource_base.as_deref())?;
+    let deployment = target
+        .options
+        .get("deployments")
+        .and_then(|map| {
+            map.split(',').find_map(|pair| {
+                let (model, deployment) = pair.split_once('=')?;
+                (model.trim() == target.model).then(|| deployment.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| target.model.clone());
+    let mut url = join(
+        &base,
+        &["openai", "deployments", &deployment, "chat", "completions"],
+    )?;
+    let version = target
+        .options
+        .get("api_version")
+        .map(String::as_str)
+        .unwrap_or("2024-10-21");
+    url.query_pairs_mut().append_pair("api-version", version);
+    Ok(url)
+}
+
+/// OpenAI, Azure, Mistral and Groq all answer a bad or revoked key with 401.
+pub(crate) fn key_rejected(status: u16) -> bool {
+    status == 401
+}

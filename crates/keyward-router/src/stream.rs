@@ -1,0 +1,238 @@
+//! [`CompletionStream`]: a provider's SSE stream forwarded event by event as it arrives, with
+//! usage read on the way and the usage-only chunk Keyward asked for hidden from the client.
+//! However the stream ends — completed, broken by the provider, or dropped because the client
+//! went away — exactly one [`StreamOutcome`] is reported, so the call can be settled.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::sse::{SseEvent, SseParser};
+use crate::UsageReport;
+
+/// How a provider frames its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `data: {chunk}` … `data: [DONE]`.
+    OpenAi,
+    /// `event: message_start` … `event: message_stop`.
+    Anthropic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The provider sent its terminal event.
+    Completed,
+    /// The client went away first; the upstream request was cancelled.
+    ClientCancelled,
+    /// The provider's stream broke off, sent an error event, or sent an oversized event.
+    UpstreamFailed,
+}
+
+#[derive(Clone, Debug)]
+pub struct StreamOutcome {
+    pub end: StreamEnd,
+    /// Usage known when the stream ended.
+    pub usage: UsageReport,
+    /// From sending the request to the first byte of the response body.
+    pub first_byte: Option<Duration>,
+    /// From sending the request to the end of the stream.
+    pub elapsed: Duration,
+}
+
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// A streamed completion. No `Debug`, `Display` or `Clone`: only its bytes leave, to the client.
+pub struct CompletionStream {
+    upstream: Upstream,
+    parser: SseParser,
+    dialect: Dialect,
+    hide_usage_chunk: bool,
+    usage: UsageReport,
+    saw_terminal: bool,
+    saw_error_event: bool,
+    started: Instant,
+    first_byte: Option<Duration>,
+    report: Option<oneshot::Sender<StreamOutcome>>,
+    done: bool,
+}
+
+static_assertions::assert_not_impl_any!(CompletionStream: std::fmt::Debug, std::fmt::Display, Clone);
+
+impl CompletionStream {
+    pub(crate) fn new(
+        upstream: Upstream,
+        dialect: Dialect,
+        hide_usage_chunk: bool,
+        started: Instant,
+        usage: UsageReport,
+    ) -> (Self, oneshot::Receiver<StreamOutcome>) {
+        let (report, outcome) = oneshot::channel();
+        let stream = Self {
+            upstream,
+            parser: SseParser::default(),
+            dialect,
+            hide_usage_chunk,
+            usage,
+            saw_terminal: false,
+            saw_error_event: false,
+            started,
+            first_byte: None,
+            report: Some(report),
+            done: false,
+        };
+        (stream, outcome)
+    }
+
+    fn finish(&mut self, end: StreamEnd) {
+        self.done = true;
+        if let Some(report) = self.report.take() {
+            let _ = report.send(StreamOutcome {
+                end,
+                usage: self.usage.clone(),
+                first_byte: self.first_byte,
+                elapsed: self.started.elapsed(),
+            });
+        }
+    }
+
+    fn natural_end(&self) -> StreamEnd {
+        if self.saw_terminal && !self.saw_error_event {
+            StreamEnd::Completed
+        } else {
+            StreamEnd::UpstreamFailed
+        }
+    }
+
+    /// Reads usage from complete events and returns the bytes to forward.
+    fn forward(&mut self, events: Vec<SseEvent>) -> Bytes {
+        let mut out = BytesMut::new();
+        for event in events {
+            if self.inspect(&event) {
+                out.extend_from_slice(&event.raw);
+            }
+        }
+        out.freeze()
+    }
+
+    /// Returns whether the event goes to the client.
+    fn inspect(&mut self, event: &SseEvent) -> bool {
+        match self.dialect {
+            Dialect::OpenAi => {
+                if event.data.trim() == "[DONE]" {
+                    self.saw_terminal = true;
+                    return true;
+                }
+                let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else {
+                    return true;
+                };
+                self.usage
+                    .set_model(chunk.get("model").and_then(Value::as_str));
+                let usage = chunk.get("usage").filter(|usage| usage.is_object());
+                if let Some(usage) = usage {
+                    self.usage.merge_openai(usage);
+                }
+                // Groq has reported usage under `x_groq.usage`.
+                if let Some(usage) = chunk.get("x_groq").and_then(|groq| groq.get("usage")) {
+                    self.usage.merge_openai(usage);
+                }
+                let usage_only = usage.is_some()
+                    && chunk
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(Vec::is_empty);
+                !(self.hide_usage_chunk && usage_only)
+            }
+            Dialect::Anthropic => {
+                let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+                    return true;
+                };
+                match event
+                    .name
+                    .as_deref()
+                    .or_else(|| data.get("type").and_then(Value::as_str))
+                {
+                    Some("message_start") => {
+                        let message = data.get("message").unwrap_or(&Value::Null);
+                        self.usage
+                            .set_model(message.get("model").and_then(Value::as_str));
+                        if let Some(usage) = message.get("usage") {
+                            self.usage.merge_anthropic(usage);
+                        }
+                    }
+                    Some("message_delta") => {
+                        if let Some(usage) = data.get("usage") {
+                            self.usage.merge_anthropic(usage);
+                        }
+                    }
+                    Some("message_stop") => self.saw_terminal = true,
+                    Some("error") => self.saw_error_event = true,
+                    _ => {}
+                }
+                true
+            }
+        }
+    }
+}
+
+impl Stream for CompletionStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match self.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if self.first_byte.is_none() {
+                        self.first_byte = Some(self.started.elapsed());
+                    }
+                    match self.parser.push(&chunk) {
+                        Ok(events) => {
+                            let out = self.forward(events);
+                            if !out.is_empty() {
+                                return Poll::Ready(Some(Ok(out)));
+                            }
+                        }
+                        Err(_) => {
+                            self.finish(StreamEnd::UpstreamFailed);
+                            return Poll::Ready(Some(Err(std::io::Error::other(
+                                "the provider sent an oversized stream event",
+                            ))));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    let end = self.natural_end();
+                    self.finish(end);
+                    return Poll::Ready(Some(Err(std::io::Error::other(
+                        "the provider's stream broke off",
+                    ))));
+                }
+                Poll::Ready(None) => {
+                    let rest = self.parser.take_rest();
+                    let end = self.natural_end();
+                    self.finish(end);
+                    if !rest.is_empty() {
+                        return Poll::Ready(Some(Ok(rest)));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for CompletionStream {
+    fn drop(&mut self) {
+        // Still reporting means the stream did not end by itself: the client left.
+        self.finish(StreamEnd::ClientCancelled);
+    }
+}

@@ -1,0 +1,617 @@
+//! Model calls end to end against the mock provider: pass-through, streaming with usage,
+//! exact ledger rows, revocation, faults, client disconnects, and errors decided before any
+//! upstream traffic.
+
+use std::time::{Duration, Instant};
+
+use keyward_core::{RequestId, TenantId};
+use keyward_store::{CallRecord, CallStatus};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::TestApp;
+
+/// "Hello there, mock!" is 18 bytes: the mock counts ceil(18 / 4) = 5 input tokens.
+const PROMPT: &str = "Hello there, mock!";
+const INPUT_TOKENS: u64 = 5;
+/// The mock's reply: six words, one token each.
+const REPLY: &str = "Mockly answers with quokka words.";
+const OUTPUT_TOKENS: u64 = 6;
+
+struct Setup {
+    app: TestApp,
+    tenant: String,
+    key: String,
+    openai_secret: String,
+}
+
+async fn setup() -> Setup {
+    setup_with(&[]).await
+}
+
+async fn setup_with(overrides: &[(&str, &str)]) -> Setup {
+    let app = TestApp::spawn_with(overrides).await;
+    let tenant = app.create_tenant("acme").await;
+    let openai_secret = format!("sk-mock-openai-{}", RequestId::generate());
+    let credentials = format!("/admin/v1/tenants/{tenant}/credentials");
+    for body in [
+        json!({"provider": "openai", "label": "team-openai", "secret": openai_secret, "base_url": format!("{}/v1", app.mock_origin)}),
+        json!({"provider": "anthropic", "label": "claude", "secret": format!("sk-ant-mock-{}", RequestId::generate()), "base_url": app.mock_origin}),
+    ] {
+        let response = app
+            .operator(Method::POST, &credentials)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+    let (_, key) = app.issue_key(&tenant, "member").await;
+    Setup {
+        app,
+        tenant,
+        key,
+        openai_secret,
+    }
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": PROMPT}]})
+}
+
+impl Setup {
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.app
+            .with_key(&self.key, Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn row(&self, request_id: &str) -> CallRecord {
+        let tenant: TenantId = self.tenant.parse().unwrap();
+        let request_id: RequestId = request_id.parse().unwrap();
+        self.app
+            .store()
+            .await
+            .call(tenant, request_id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no ledger row for call {request_id}"))
+    }
+
+    /// The row once it has left `pending` (streams settle when they end).
+    async fn settled_row(&self, request_id: &str) -> CallRecord {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let row = self.row(request_id).await;
+            if row.status != CallStatus::Pending || Instant::now() > deadline {
+                return row;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-keyward-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_chat_completion_runs_on_the_tenants_key_and_is_recorded_exactly() {
+    let setup = setup().await;
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/gpt-4o-mini", false),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], REPLY);
+    assert_eq!(
+        body["model"], "gpt-4o-mini",
+        "the provider saw the model without the label"
+    );
+    assert_eq!(
+        setup.app.mock.calls(&setup.openai_secret),
+        1,
+        "the tenant's own key made the call"
+    );
+
+    let row = setup.row(&id).await;
+    assert_eq!(row.status, CallStatus::Ok);
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+    assert_eq!(row.cached_input_tokens, Some(0));
+    assert_eq!(row.model_requested, "team-openai/gpt-4o-mini");
+    assert_eq!(row.model_reported.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(row.credential_label, "team-openai");
+    assert_eq!(
+        (row.provider.as_str(), row.endpoint.as_str()),
+        ("openai", "/v1/chat/completions")
+    );
+    assert!(row
+        .provider_request_id
+        .as_deref()
+        .is_some_and(|id| id.starts_with("req_mock")));
+    assert_eq!(row.http_status, Some(200));
+    assert!(!row.stream);
+    assert!(row.latency_ms.is_some() && row.ttfb_ms.is_some());
+}
+
+/// Splits an SSE body into its `data:` payloads.
+fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn streams_report_usage_and_hide_the_chunk_keyward_asked_for() {
+    let setup = setup().await;
+    // The client did not ask for usage: Keyward asks the provider and hides the extra chunk.
+    let response = setup
+        .app
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .header("x-keyward-tags", "feature=search, customer=globex")
+        .json(
+            &json!({"model": "team-openai/gpt-4o-mini", "stream": true, "user": "end-user-7",
+            "messages": [{"role": "user", "content": PROMPT}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let id = request_id(&response);
+    let data = sse_data(&response.text().await.unwrap());
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|chunk| serde_json::from_str(chunk).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, REPLY);
+    assert!(
+        chunks
+            .iter()
+            .all(|chunk| !chunk["choices"].as_array().unwrap().is_empty()),
+        "no usage-only chunk"
+    );
+    let row = setup.settled_row(&id).await;
+    assert_eq!(row.status, CallStatus::Ok);
+    assert!(row.stream);
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+    assert_eq!(row.tags["feature"], "search");
+    assert_eq!(row.tags["customer"], "globex");
+    assert_eq!(row.tags["user"], "end-user-7");
+
+    // The client asked for usage itself: it gets the usage chunk.
+    let mut asked = chat("team-openai/gpt-4o-mini", true);
+    asked["stream_options"] = json!({"include_usage": true});
+    let response = setup.post("/v1/chat/completions", &asked).await;
+    let data = sse_data(&response.text().await.unwrap());
+    let usage_chunk: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert_eq!(usage_chunk["usage"]["prompt_tokens"], INPUT_TOKENS);
+}
+
+#[tokio::test]
+async fn anthropic_messages_stream_and_normalise_cached_input() {
+    let setup = setup().await;
+    let body = json!({"model": "claude/mock-cached", "max_tokens": 100, "messages": [{"role": "user", "content": "a much longer prompt that is partly cached"}]});
+    let response = setup.post("/v1/messages", &body).await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["content"][0]["text"], REPLY);
+    // 42 bytes → 11 tokens; the mock reports 5 as cache reads and 6 as uncached input.
+    assert_eq!(message["usage"]["cache_read_input_tokens"], 5);
+    let row = setup.row(&id).await;
+    assert_eq!(
+        (row.input_tokens, row.cached_input_tokens),
+        (Some(11), Some(5))
+    );
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let response = setup.post("/v1/messages", &streamed).await;
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("event: message_start"), "{text}");
+    assert!(text.contains("event: message_stop"));
+    let row = setup.settled_row(&id).await;
+    assert_eq!(row.status, CallStatus::Ok);
+    assert_eq!(
+        (row.input_tokens, row.cached_input_tokens, row.output_tokens),
+        (Some(11), Some(5), Some(OUTPUT_TOKENS))
+    );
+    assert_eq!(row.endpoint, "/v1/messages");
+}
+
+#[tokio::test]
+async fn a_key_the_provider_revoked_fails_fast_until_rotated() {
+    let setup = setup().await;
+    setup.app.mock.revoke(&setup.openai_secret);
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/gpt-4o-mini", false),
+        )
+        .await;
+    assert_eq!(response.status(), 424);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "provider_credential_rejected");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("team-openai"));
+    assert_eq!(setup.app.mock.calls(&setup.openai_secret), 1);
+
+    let credentials: Value = setup
+        .app
+        .operator(
+            Method::GET,
+            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let credential = credentials["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "team-openai")
+        .unwrap()
+        .clone();
+    assert_eq!(credential["status"], "rejected_by_provider");
+
+    // Fail fast: no upstream traffic while rejected, even as a stream.
+    for stream in [false, true] {
+        let response = setup
+            .post(
+                "/v1/chat/completions",
+                &chat("team-openai/gpt-4o-mini", stream),
+            )
+            .await;
+        assert_eq!(response.status(), 424);
+    }
+    assert_eq!(setup.app.mock.calls(&setup.openai_secret), 1);
+
+    let new_secret = format!("sk-mock-rotated-{}", RequestId::generate());
+    let rotate = setup
+        .app
+        .operator(
+            Method::POST,
+            &format!(
+                "/admin/v1/tenants/{}/credentials/{}/rotate",
+                setup.tenant,
+                credential["id"].as_str().unwrap()
+            ),
+        )
+        .json(&json!({"secret": new_secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotate.status(), 200);
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/gpt-4o-mini", false),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(setup.app.mock.calls(&new_secret), 1);
+}
+
+#[tokio::test]
+async fn provider_failures_are_relayed_with_the_right_code_and_recorded() {
+    let setup = setup_with(&[("KEYWARD_EGRESS_FIRST_BYTE_TIMEOUT", "1s")]).await;
+
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/mock-error-429", false),
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let id = request_id(&response);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["code"], "rate_limit_exceeded",
+        "the provider's own 4xx body is relayed"
+    );
+    let row = setup.row(&id).await;
+    assert_eq!(
+        (row.status, row.http_status),
+        (CallStatus::ProviderError, Some(429))
+    );
+
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/mock-error-500", false),
+        )
+        .await;
+    assert_eq!(response.status(), 502);
+    let id = request_id(&response);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "upstream_error"
+    );
+    assert_eq!(setup.row(&id).await.http_status, Some(500));
+
+    let started = Instant::now();
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/mock-stall", false),
+        )
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(response.status(), 504);
+    let id = request_id(&response);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "upstream_timeout"
+    );
+    assert_eq!(setup.row(&id).await.status, CallStatus::Timeout);
+
+    // A stream the provider breaks off: the client sees the break, the row says provider_error.
+    let response = setup
+        .post("/v1/chat/completions", &chat("team-openai/mock-drop", true))
+        .await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    assert!(
+        response.text().await.is_err(),
+        "a broken stream must not look complete"
+    );
+    let row = setup.settled_row(&id).await;
+    assert_eq!(row.status, CallStatus::ProviderError);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_is_recorded_as_cancelled() {
+    let setup = setup().await;
+    let mut response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/mock-slow-stream", true),
+        )
+        .await;
+    let id = request_id(&response);
+    let first = response.chunk().await.unwrap();
+    assert!(first.is_some());
+    drop(response);
+    let row = setup.settled_row(&id).await;
+    assert_eq!(row.status, CallStatus::ClientCancelled);
+    assert!(row.stream);
+}
+
+#[tokio::test]
+async fn errors_decided_before_the_call_send_nothing_upstream() {
+    let setup = setup().await;
+    let tenant = &setup.tenant;
+    let (_, limited) = {
+        let response = setup
+            .app
+            .operator(Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"))
+            .json(&json!({"models": ["gpt-4o"]}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        ((), body["key"].as_str().unwrap().to_owned())
+    };
+    let cases: Vec<(Option<&str>, &str, Value, u16, &str)> = vec![
+        (
+            Some("kw_not-a-real-key"),
+            "/v1/chat/completions",
+            chat("team-openai/gpt-4o-mini", false),
+            401,
+            "invalid_platform_key",
+        ),
+        (
+            None,
+            "/v1/chat/completions",
+            chat("team-openai/gpt-4o-mini", true),
+            401,
+            "invalid_platform_key",
+        ),
+        (
+            Some(&setup.key),
+            "/v1/chat/completions",
+            chat("gpt-4o-mini", true),
+            400,
+            "no_credential",
+        ),
+        (
+            Some(&setup.key),
+            "/v1/chat/completions",
+            chat("nobody/gpt-4o-mini", false),
+            400,
+            "no_credential",
+        ),
+        (
+            Some(&setup.key),
+            "/v1/chat/completions",
+            chat("claude/claude-sonnet-4", false),
+            400,
+            "no_credential",
+        ),
+        (
+            Some(&setup.key),
+            "/v1/chat/completions",
+            json!({"stream": true}),
+            400,
+            "invalid_request",
+        ),
+        (
+            Some(&limited),
+            "/v1/chat/completions",
+            chat("team-openai/gpt-4o-mini", true),
+            403,
+            "model_not_allowed",
+        ),
+    ];
+    for (key, path, body, status, code) in cases {
+        let mut request = setup.app.request(Method::POST, path).json(&body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{code}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["error"]["code"],
+            code
+        );
+    }
+    let malformed = setup
+        .app
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body("{\"model\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+
+    // Anthropic's error shape on /v1/messages.
+    let response = setup
+        .app
+        .request(Method::POST, "/v1/messages")
+        .header("x-api-key", "kw_wrong")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "authentication_error");
+    assert_eq!(body["error"]["code"], "invalid_platform_key");
+
+    assert_eq!(setup.app.mock.total_calls(), 0, "nothing went upstream");
+}
+
+#[tokio::test]
+async fn a_disabled_credential_is_refused_without_upstream_traffic() {
+    let setup = setup().await;
+    let credentials: Value = setup
+        .app
+        .operator(
+            Method::GET,
+            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = credentials["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "team-openai")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    setup
+        .app
+        .operator(
+            Method::POST,
+            &format!(
+                "/admin/v1/tenants/{}/credentials/{id}/disable",
+                setup.tenant
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/gpt-4o-mini", true),
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "credential_disabled"
+    );
+    assert_eq!(setup.app.mock.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn the_egress_guard_checks_the_address_actually_dialled() {
+    let setup = setup().await;
+    // Allowed when the credentials were added; a server without the allow-list refuses to dial.
+    let strict = setup
+        .app
+        .sibling(&[("KEYWARD_EGRESS_ALLOW_PRIVATE", "")])
+        .await;
+    let response = strict
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .json(&chat("team-openai/gpt-4o-mini", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let id = request_id(&response);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "egress_blocked"
+    );
+    assert_eq!(setup.row(&id).await.status, CallStatus::EgressBlocked);
+
+    // A hostname that resolves to loopback is refused by the resolver, not just literals.
+    let tenant = &setup.tenant;
+    let local = json!({"provider": "openai-compatible", "label": "local", "base_url": format!("{}/v1", setup.app.mock_origin.replace("127.0.0.1", "localhost"))});
+    let added = setup
+        .app
+        .operator(
+            Method::POST,
+            &format!("/admin/v1/tenants/{tenant}/credentials"),
+        )
+        .json(&local)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+    let response = strict
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .json(&chat("local/llama3.2", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "egress_blocked"
+    );
+    assert_eq!(setup.app.mock.total_calls(), 0);
+}
