@@ -29,3 +29,16 @@ log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
+
+# The official OpenAI and Anthropic Python SDKs against the real binaries (tests/sdk).
+log "SDK compatibility suite"
+command -v python3 >/dev/null 2>&1 || apt_install python3
+venv="${KEYWARD_SDK_VENV:-$PWD/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/sdk/requirements.txt
+cargo build --locked -p keyward -p keyward-mock-provider
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+KEYWARD_BIN="$target/debug/keyward" KEYWARD_MOCK_BIN="$target/debug/keyward-mock-provider" \
+  "$venv/bin/pytest" -q -p no:cacheprovider tests/sdk

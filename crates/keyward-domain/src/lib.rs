@@ -70,8 +70,7 @@ impl std::fmt::Debug for Keyward {
 
 impl Keyward {
     /// Checks the keyring against the keys this database was sealed with (fail fast on a wrong
-    /// or missing key), marks calls left pending by a crash `interrupted`, and returns the
-    /// facade.
+    /// or missing key) and returns the facade.
     pub async fn start(parts: Parts) -> Result<Self, DomainError> {
         let keyward = Self {
             store: parts.store,
@@ -82,14 +81,22 @@ impl Keyward {
             tasks: TaskTracker::new(),
         };
         keyward.verify_master_keys().await?;
-        let interrupted = keyward
+        Ok(keyward)
+    }
+
+    /// Marks calls left `pending` by a server that stopped mid-call as `interrupted`. Run by
+    /// `serve` before it accepts requests — never by CLI commands, which share the store with a
+    /// running server whose calls are legitimately pending. (With several replicas on one
+    /// database this needs per-instance ownership of rows; see the PostgreSQL issue.)
+    pub async fn interrupt_abandoned_calls(&self) -> Result<u64, DomainError> {
+        let interrupted = self
             .store
             .interrupt_pending_calls(keyward_core::Timestamp::now())
             .await?;
         if interrupted > 0 {
-            tracing::warn!(calls = interrupted, "calls left pending by an earlier process marked interrupted; reconcile them against the provider");
+            tracing::warn!(calls = interrupted, "calls left pending by an earlier server marked interrupted; reconcile them against the provider");
         }
-        Ok(keyward)
+        Ok(interrupted)
     }
 
     pub fn store(&self) -> &Store {

@@ -28,6 +28,10 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free port) and builds the router.
     pub async fn build(config: &Config, keyward: Keyward) -> anyhow::Result<Self> {
+        keyward
+            .interrupt_abandoned_calls()
+            .await
+            .context("cannot recover the ledger rows of an earlier run")?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
                 "cannot listen on {}; choose another address with server.listen or KEYWARD_SERVER_LISTEN",

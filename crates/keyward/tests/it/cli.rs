@@ -268,8 +268,13 @@ struct Server {
 
 impl Server {
     fn start(work: &Workdir) -> Self {
+        Self::start_with(work, &[])
+    }
+
+    fn start_with(work: &Workdir, env: &[(&str, &str)]) -> Self {
         let mut child = work
             .command(&["serve"])
+            .envs(env.iter().copied())
             .env("KEYWARD_SERVER_LISTEN", "127.0.0.1:0")
             .env("KEYWARD_ADMIN_TOKEN", OPERATOR_TOKEN)
             .env("KEYWARD_SERVER_SHUTDOWN_GRACE", "2s")
@@ -531,4 +536,113 @@ fn an_unusable_data_directory_or_bad_config_is_a_clear_error() {
     ] {
         assert!(message.contains(expected), "{expected} missing: {message}");
     }
+}
+
+fn kill(server: &mut Server, signal: &str) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap()
+        .success());
+    let _ = server.child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_server_leaves_every_upstream_call_recorded() {
+    let mock = keyward_mock_provider::MockProvider::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let mock_url = format!("http://{}/v1", mock.address());
+    let handle = mock.handle();
+    tokio::spawn(mock.serve(std::future::pending()));
+    let allow = [("KEYWARD_EGRESS_ALLOW_PRIVATE", "127.0.0.1")];
+
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    let added = work.run(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--label",
+            "oa",
+            "--base-url",
+            &mock_url,
+            "--format",
+            "json",
+        ],
+        Some("sk-kill-test-0123456789abcdef"),
+        &allow,
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let key = work.json(
+        &["apikey", "create", "--tenant", "acme", "--format", "json"],
+        None,
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut server = Server::start_with(&work, &allow);
+
+    let client = reqwest::Client::new();
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let mut response = client
+            .post(format!("{}/v1/chat/completions", server.address))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"model": "oa/mock-slow-stream", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.chunk().await.unwrap().is_some(),
+            "the stream is under way"
+        );
+        streams.push(response);
+    }
+    // A CLI command during traffic must not touch the server's pending calls.
+    assert!(work.run(&["tenant", "list"], None, &[]).status.success());
+    let url = format!(
+        "sqlite://{}",
+        work.path().join("keyward-data/keyward.db").display()
+    );
+    let statuses = |store: keyward_store::Store| async move {
+        let tenant = store.tenant_by_name("acme").await.unwrap().unwrap();
+        let page = store
+            .calls(tenant.id, &keyward_store::PageRequest::default())
+            .await
+            .unwrap();
+        page.items
+            .into_iter()
+            .map(|row| row.status.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        statuses(keyward_store::Store::open(&url).await.unwrap()).await,
+        vec!["pending"; 5]
+    );
+
+    kill(&mut server, "-KILL");
+    drop(streams);
+    let upstream_calls = handle.total_calls();
+    assert_eq!(upstream_calls, 5);
+
+    // The next server start marks them interrupted, for reconciliation.
+    let restarted = Server::start_with(&work, &allow);
+    let statuses_after = statuses(keyward_store::Store::open(&url).await.unwrap()).await;
+    assert_eq!(
+        statuses_after.len() as u64,
+        upstream_calls,
+        "one row per upstream call"
+    );
+    assert!(
+        statuses_after.iter().all(|status| status == "interrupted"),
+        "{statuses_after:?}"
+    );
+    assert!(restarted.terminate().success());
 }

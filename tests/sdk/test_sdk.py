@@ -1,0 +1,121 @@
+"""Keyward driven by the official OpenAI and Anthropic Python SDKs, changing nothing but
+`base_url` and `api_key`."""
+
+import concurrent.futures
+
+import anthropic
+import openai
+
+try:  # the SDKs moved from httpx to its successor httpx2
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - older SDKs
+    import httpx
+import pytest
+
+REPLY = "Mockly answers with quokka words."
+PROMPT = "Hello there, mock!"  # 18 bytes: the mock counts 5 input tokens
+MESSAGES = [{"role": "user", "content": PROMPT}]
+
+
+def openai_client(gateway, key, **kwargs):
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, **kwargs)
+
+
+def anthropic_client(gateway, key, **kwargs):
+    return anthropic.Anthropic(base_url=gateway.url, api_key=key, **kwargs)
+
+
+def test_openai_chat_completion(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    raw = client.chat.completions.with_raw_response.create(model="team-openai/gpt-4o-mini", messages=MESSAGES)
+    completion = raw.parse()
+    assert completion.choices[0].message.content == REPLY
+    assert completion.usage.prompt_tokens == 5
+    row = gateway.ledger(raw.headers["x-keyward-request-id"])
+    assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("ok", 5, 6)
+
+
+def test_openai_stream_without_usage_hides_the_usage_chunk(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    raw = client.chat.completions.with_raw_response.create(model="team-openai/gpt-4o-mini", messages=MESSAGES, stream=True)
+    chunks = list(raw.parse())
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == REPLY
+    assert all(chunk.choices for chunk in chunks), "the usage chunk Keyward asked for is hidden"
+    row = gateway.ledger(raw.headers["x-keyward-request-id"])
+    assert (row["status"], row["stream"], row["input_tokens"], row["output_tokens"]) == ("ok", 1, 5, 6)
+
+
+def test_openai_stream_with_include_usage(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    stream = client.chat.completions.create(
+        model="team-openai/gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.prompt_tokens == 5
+    assert chunks[-1].usage.completion_tokens == 6
+
+
+def test_a_bad_platform_key_is_a_401_the_sdk_does_not_retry(gateway, tenant):
+    sent = []
+    http_client = httpx.Client(event_hooks={"request": [sent.append]})
+    client = openai_client(gateway, "kw_" + "x" * 55, http_client=http_client)
+    with pytest.raises(openai.AuthenticationError) as raised:
+        client.chat.completions.create(model="team-openai/gpt-4o-mini", messages=MESSAGES)
+    assert raised.value.status_code == 401
+    assert raised.value.code == "invalid_platform_key"
+    assert len(sent) == 1, "a 401 must not be retried"
+
+
+def test_a_stream_with_a_bad_key_fails_at_create(gateway, tenant):
+    client = openai_client(gateway, "kw_" + "y" * 55)
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="team-openai/gpt-4o-mini", messages=MESSAGES, stream=True)
+
+
+def test_an_abandoned_stream_is_recorded_as_client_cancelled(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    raw = client.chat.completions.with_raw_response.create(model="team-openai/mock-slow-stream", messages=MESSAGES, stream=True)
+    stream = raw.parse()
+    next(iter(stream))
+    stream.close()
+    row = gateway.ledger(raw.headers["x-keyward-request-id"])
+    assert row["status"] == "client_cancelled"
+
+
+def test_concurrent_calls_each_leave_one_ledger_row(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    before = gateway.mock_calls()["by_key"].get(tenant["secrets"]["openai"], 0)
+
+    def call(index):
+        raw = client.chat.completions.with_raw_response.create(
+            model="team-openai/gpt-4o-mini", messages=MESSAGES, stream=index % 2 == 0)
+        result = raw.parse()
+        if index % 2 == 0:
+            list(result)
+        return raw.headers["x-keyward-request-id"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        request_ids = list(pool.map(call, range(40)))
+    assert len(set(request_ids)) == 40
+    assert all(gateway.ledger(request_id)["status"] == "ok" for request_id in request_ids)
+    after = gateway.mock_calls()["by_key"][tenant["secrets"]["openai"]]
+    assert after - before == 40, "one upstream call per request, on the tenant's key"
+
+
+def test_anthropic_messages_and_stream(gateway, tenant):
+    client = anthropic_client(gateway, tenant["key"])
+    message = client.messages.create(model="claude/claude-sonnet-4-5", max_tokens=100, messages=MESSAGES)
+    assert message.content[0].text == REPLY
+    assert message.usage.input_tokens == 5
+    with client.messages.stream(model="claude/claude-sonnet-4-5", max_tokens=100, messages=MESSAGES) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == REPLY
+    assert final.usage.output_tokens == 6
+
+
+def test_anthropic_errors_use_anthropics_shape(gateway, tenant):
+    client = anthropic_client(gateway, "kw_" + "z" * 55, max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as raised:
+        client.messages.create(model="claude/claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
+    assert raised.value.body["error"]["code"] == "invalid_platform_key"
