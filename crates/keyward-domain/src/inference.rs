@@ -21,6 +21,9 @@ use keyward_store::{CallStatus, CredentialRecord, CredentialStatus, PendingCall,
 
 use crate::{Actor, DomainError, Keyward, TenantScope};
 
+/// The ledger's `endpoint` for credential verification calls.
+const VERIFY_ENDPOINT: &str = "verify";
+
 /// Whether a call may proceed when its ledger row cannot be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LedgerMode {
@@ -168,7 +171,7 @@ impl Keyward {
             request_id: context.request_id,
             created_at: Timestamp::now(),
             tenant_id: tenant,
-            key_id,
+            key_id: Some(key_id),
             department_id: department,
             credential_id: credential.id,
             credential_label: credential.label.clone(),
@@ -288,6 +291,99 @@ impl Keyward {
                 })
             }
         }
+    }
+
+    /// Verifies a credential with a cheap real call (the provider's model list). A provider that
+    /// accepts the key clears `rejected_by_provider`; one that refuses it sets it. The call is
+    /// an upstream call on the tenant's key, so it leaves a ledger row like any other.
+    pub async fn verify_credential(
+        &self,
+        scope: &TenantScope,
+        id: CredentialId,
+    ) -> Result<CredentialRecord, DomainError> {
+        let opened = self.open_credential_secret(scope, id).await?;
+        let credential = opened.record;
+        let request_id = RequestId::generate();
+        let pending = PendingCall {
+            request_id,
+            created_at: Timestamp::now(),
+            tenant_id: credential.tenant_id,
+            key_id: None,
+            department_id: None,
+            credential_id: credential.id,
+            credential_label: credential.label.clone(),
+            provider: credential.provider,
+            endpoint: VERIFY_ENDPOINT,
+            model_requested: "-".to_owned(),
+            stream: false,
+            tags: BTreeMap::from([("purpose".to_owned(), "verify".to_owned())]),
+        };
+        if let Err(err) = self.store.insert_pending_call(&pending).await {
+            if self.ledger_mode == LedgerMode::Strict {
+                tracing::error!(%request_id, error = %err, "ledger write failed; verification refused");
+                return Err(DomainError::LedgerUnavailable);
+            }
+        }
+        let target = Target {
+            provider: credential.provider,
+            options: credential.options.clone(),
+            secret: opened.secret,
+            model: String::new(),
+        };
+        let verification = match self.router.verify(&target).await {
+            Ok(verification) => verification,
+            Err(err) => {
+                let status = match &err {
+                    RouterError::Timeout { .. } => CallStatus::Timeout,
+                    RouterError::EgressBlocked { .. } => CallStatus::EgressBlocked,
+                    _ => CallStatus::Unreachable,
+                };
+                self.settle(
+                    request_id,
+                    Settlement {
+                        status: Some(status),
+                        ..Settlement::default()
+                    },
+                )
+                .await;
+                return Err(DomainError::Router(err));
+            }
+        };
+        let success = (200..300).contains(&verification.status);
+        self.settle(
+            request_id,
+            Settlement {
+                status: Some(if success {
+                    CallStatus::Ok
+                } else {
+                    CallStatus::ProviderError
+                }),
+                http_status: Some(verification.status),
+                provider_request_id: verification.provider_request_id.clone(),
+                latency_ms: millis(verification.elapsed),
+                ..Settlement::default()
+            },
+        )
+        .await;
+        if verification.key_rejected {
+            self.mark_rejected(&credential).await;
+        } else if !success {
+            return Err(DomainError::UpstreamFailed {
+                status: verification.status,
+                label: credential.label,
+            });
+        } else if credential.status == CredentialStatus::RejectedByProvider {
+            self.store
+                .set_credential_status(
+                    credential.tenant_id,
+                    credential.id,
+                    CredentialStatus::Active,
+                    Timestamp::now(),
+                )
+                .await?;
+            tracing::info!(tenant = %credential.tenant_id, credential = %credential.id, "provider accepted the credential again; active");
+        }
+        self.credential(scope, id).await
     }
 
     async fn settle(&self, request_id: RequestId, settlement: Settlement) {

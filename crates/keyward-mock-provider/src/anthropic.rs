@@ -48,6 +48,15 @@ fn rejection(state: &MockState, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
+pub(crate) async fn models(State(state): State<Arc<MockState>>, headers: HeaderMap) -> Response {
+    if let Some(response) = rejection(&state, &headers) {
+        return response;
+    }
+    Json(json!({"data": [{"type": "model", "id": "claude-sonnet-4-5", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z"}],
+        "has_more": false, "first_id": "claude-sonnet-4-5", "last_id": "claude-sonnet-4-5"}))
+    .into_response()
+}
+
 pub(crate) async fn count_tokens(
     State(state): State<Arc<MockState>>,
     headers: HeaderMap,

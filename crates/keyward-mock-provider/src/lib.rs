@@ -98,6 +98,13 @@ impl MockHandle {
             .unwrap_or(0)
     }
 
+    /// The provider accepts `key` again.
+    pub fn restore(&self, key: &str) {
+        if let Ok(mut revoked) = self.state.revoked.lock() {
+            revoked.remove(key);
+        }
+    }
+
     /// The provider now rejects `key`, as after a revocation in its console.
     pub fn revoke(&self, key: &str) {
         if let Ok(mut revoked) = self.state.revoked.lock() {
@@ -133,19 +140,32 @@ impl MockProvider {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai::chat_completions))
             .route("/v1/embeddings", post(openai::embeddings))
-            .route("/v1/models", get(openai::models))
+            .route("/v1/models", get(models))
             .route(
                 "/openai/deployments/{deployment}/chat/completions",
                 post(openai::azure_chat_completions),
             )
             .route("/v1/messages", post(anthropic::messages))
             .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+            .route("/openai/models", get(openai::azure_models))
             .route("/_mock/calls", get(calls))
             .route("/_mock/revoke", post(revoke))
             .with_state(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
+    }
+}
+
+/// `GET /v1/models` is both OpenAI's and Anthropic's; Anthropic's clients send `x-api-key`.
+async fn models(
+    state: State<Arc<MockState>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    if headers.contains_key("x-api-key") {
+        anthropic::models(state, headers).await
+    } else {
+        openai::models(state, headers).await
     }
 }
 

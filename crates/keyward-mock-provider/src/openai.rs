@@ -272,3 +272,15 @@ pub(crate) async fn models(State(state): State<Arc<MockState>>, headers: HeaderM
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
 }
+
+pub(crate) async fn azure_models(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+) -> Response {
+    let key = headers.get("api-key").and_then(|value| value.to_str().ok());
+    if !state.admit(key) {
+        let body = json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    }
+    Json(json!({"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]})).into_response()
+}

@@ -25,6 +25,8 @@ pub mod usage;
 pub use body::{BodyError, CompletionBody, PromptBody, RouteRequest, Surface};
 pub use egress::{EgressClient, EgressConfig};
 pub use error::RouterError;
-pub use provider::{supports, CompleteReply, Router, StreamingReply, Target, UpstreamReply};
+pub use provider::{
+    supports, CompleteReply, Router, StreamingReply, Target, UpstreamReply, Verification,
+};
 pub use stream::{CompletionStream, StreamEnd, StreamOutcome};
 pub use usage::UsageReport;

@@ -232,7 +232,64 @@ impl Stream for CompletionStream {
 
 impl Drop for CompletionStream {
     fn drop(&mut self) {
-        // Still reporting means the stream did not end by itself: the client left.
-        self.finish(StreamEnd::ClientCancelled);
+        // Still reporting means the stream was dropped before its upstream ended. After the
+        // terminal event the client may close at once (SDKs do): that call completed. Before
+        // it, the client left.
+        let end = if self.saw_terminal && !self.saw_error_event {
+            StreamEnd::Completed
+        } else {
+            StreamEnd::ClientCancelled
+        };
+        self.finish(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{stream, StreamExt};
+
+    use super::*;
+
+    fn upstream(events: &[&'static str]) -> Upstream {
+        let chunks: Vec<Result<Bytes, reqwest::Error>> = events
+            .iter()
+            .map(|event| Ok(Bytes::from_static(event.as_bytes())))
+            .collect();
+        // The provider keeps the connection open after its last event.
+        Box::pin(stream::iter(chunks).chain(stream::pending()))
+    }
+
+    async fn outcome_after_dropping(events: &[&'static str], reads: usize) -> StreamOutcome {
+        let (mut completion, outcome) = CompletionStream::new(
+            upstream(events),
+            Dialect::OpenAi,
+            false,
+            Instant::now(),
+            UsageReport::default(),
+        );
+        for _ in 0..reads {
+            assert!(completion.next().await.is_some());
+        }
+        drop(completion);
+        outcome.await.unwrap()
+    }
+
+    const CHUNK: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\n";
+    const USAGE: &str =
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n";
+
+    // Regression: an SDK that closes right after `[DONE]` made a completed call look cancelled
+    // (found by the SDK suite's concurrent test).
+    #[tokio::test]
+    async fn a_drop_after_the_terminal_event_is_a_completed_call() {
+        let outcome = outcome_after_dropping(&[CHUNK, USAGE, "data: [DONE]\n\n"], 3).await;
+        assert_eq!(outcome.end, StreamEnd::Completed);
+        assert_eq!(outcome.usage.input_tokens, Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_drop_before_the_terminal_event_is_a_cancelled_call() {
+        let outcome = outcome_after_dropping(&[CHUNK, CHUNK], 1).await;
+        assert_eq!(outcome.end, StreamEnd::ClientCancelled);
     }
 }

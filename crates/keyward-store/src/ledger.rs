@@ -64,7 +64,8 @@ pub struct PendingCall {
     pub request_id: RequestId,
     pub created_at: Timestamp,
     pub tenant_id: TenantId,
-    pub key_id: PlatformKeyId,
+    /// `None` for calls not made with a platform key (credential verification).
+    pub key_id: Option<PlatformKeyId>,
     pub department_id: Option<DepartmentId>,
     pub credential_id: CredentialId,
     pub credential_label: String,
@@ -97,7 +98,7 @@ pub struct CallRecord {
     pub request_id: String,
     pub created_at: Timestamp,
     pub tenant_id: String,
-    pub key_id: String,
+    pub key_id: Option<String>,
     pub department_id: Option<String>,
     pub credential_id: String,
     pub credential_label: String,
@@ -127,7 +128,7 @@ struct CallRow {
     request_id: String,
     created_at: i64,
     tenant_id: String,
-    key_id: String,
+    key_id: Option<String>,
     department_id: Option<String>,
     credential_id: String,
     credential_label: String,
@@ -211,7 +212,7 @@ impl Store {
         .bind(call.request_id.to_string())
         .bind(call.created_at.unix_millis())
         .bind(call.tenant_id.to_string())
-        .bind(call.key_id.to_string())
+        .bind(call.key_id.map(|id| id.to_string()))
         .bind(call.department_id.map(|id| id.to_string()))
         .bind(call.credential_id.to_string())
         .bind(&call.credential_label)

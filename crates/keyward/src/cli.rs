@@ -106,6 +106,8 @@ enum CredentialCommand {
     Disable { id: String },
     /// Route calls to a credential again.
     Enable { id: String },
+    /// Check the credential with a cheap real call to the provider.
+    Verify { id: String },
     /// Delete a credential and its sealed secret.
     Delete { id: String },
 }
@@ -399,6 +401,15 @@ async fn credential(
             (
                 vec![CredentialView::from(
                     keyward.set_credential_enabled(&scope, id, true).await?,
+                )],
+                true,
+            )
+        }
+        CredentialCommand::Verify { id } => {
+            let (scope, id) = credential_scope(keyward, &operator, &id).await?;
+            (
+                vec![CredentialView::from(
+                    keyward.verify_credential(&scope, id).await?,
                 )],
                 true,
             )

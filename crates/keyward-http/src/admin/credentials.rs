@@ -213,3 +213,24 @@ async fn set_enabled(
         .await?;
     Ok(Json(credential.into()))
 }
+
+/// Verify the credential with a cheap real call to the provider; clears or sets
+/// `rejected_by_provider`.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/credentials/{id}/verify", tag = "credentials",
+    params(("tenant" = String, Path, description = "tenant id"), ("id" = String, Path, description = "credential id")),
+    responses((status = 200, body = CredentialView), (status = "4XX", body = ErrorBody), (status = "5XX", body = ErrorBody)))]
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    AdminActor(actor): AdminActor,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<Json<CredentialView>, ApiError> {
+    let scope = state
+        .keyward
+        .scope(&actor, path_id(&tenant, "tenant")?)
+        .await?;
+    let credential = state
+        .keyward
+        .verify_credential(&scope, path_id(&id, "credential")?)
+        .await?;
+    Ok(Json(credential.into()))
+}

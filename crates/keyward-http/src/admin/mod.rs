@@ -49,6 +49,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(credentials::rotate))
         .routes(routes!(credentials::disable))
         .routes(routes!(credentials::enable))
+        .routes(routes!(credentials::verify))
         .routes(routes!(keys::issue, keys::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(masterkey::status))

@@ -3,18 +3,34 @@
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
+use url::Url;
 
 use super::{base_url, join, sensitive, Plan, Target};
 use crate::stream::Dialect;
 use crate::{PromptBody, RouterError};
 
 const DEFAULT_VERSION: &str = "2023-06-01";
+const ORIGIN: &str = "https://api.anthropic.com";
 
 pub(crate) fn plan(target: &Target, prompt: &mut PromptBody) -> Result<Plan, RouterError> {
-    let url = join(
-        &base_url(target, Some("https://api.anthropic.com"))?,
-        &["v1", "messages"],
-    )?;
+    let url = join(&base_url(target, Some(ORIGIN))?, &["v1", "messages"])?;
+    let headers = auth_headers(target)?;
+    prompt.set_model(&target.model);
+    Ok(Plan {
+        url,
+        headers,
+        dialect: Dialect::Anthropic,
+        hide_usage_chunk: false,
+    })
+}
+
+/// `GET /v1/models`: free, and fails exactly when the key does.
+pub(crate) fn verify_request(target: &Target) -> Result<(Url, HeaderMap, Dialect), RouterError> {
+    let url = join(&base_url(target, Some(ORIGIN))?, &["v1", "models"])?;
+    Ok((url, auth_headers(target)?, Dialect::Anthropic))
+}
+
+fn auth_headers(target: &Target) -> Result<HeaderMap, RouterError> {
     let secret = target.secret.as_ref().ok_or(RouterError::MissingSecret {
         provider: "anthropic",
     })?;
@@ -29,13 +45,7 @@ pub(crate) fn plan(target: &Target, prompt: &mut PromptBody) -> Result<Plan, Rou
         .and_then(|version| HeaderValue::from_str(version).ok())
         .unwrap_or(HeaderValue::from_static(DEFAULT_VERSION));
     headers.insert(HeaderName::from_static("anthropic-version"), version);
-    prompt.set_model(&target.model);
-    Ok(Plan {
-        url,
-        headers,
-        dialect: Dialect::Anthropic,
-        hide_usage_chunk: false,
-    })
+    Ok(headers)
 }
 
 /// 401 `authentication_error`, or 403 `authentication_error` / `permission_error`.

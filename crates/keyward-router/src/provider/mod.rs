@@ -59,6 +59,15 @@ pub struct StreamingReply {
     pub outcome: oneshot::Receiver<StreamOutcome>,
 }
 
+/// The answer to a verification call.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub status: u16,
+    pub key_rejected: bool,
+    pub provider_request_id: Option<String>,
+    pub elapsed: Duration,
+}
+
 /// What one provider family needs for one call.
 pub(crate) struct Plan {
     pub url: Url,
@@ -221,6 +230,51 @@ impl Router {
             first_byte,
             elapsed: started.elapsed(),
         }))
+    }
+
+    /// A cheap real call that proves the credential works: the provider's model list.
+    /// Returns the HTTP status and whether the provider refused the key itself.
+    pub async fn verify(&self, target: &Target) -> Result<Verification, RouterError> {
+        let (url, headers, dialect) = match target.provider {
+            ProviderId::Anthropic => anthropic::verify_request(target)?,
+            ProviderId::Bedrock => {
+                return Err(RouterError::Unsupported {
+                    surface: "credential verification",
+                    provider: target.provider.as_str(),
+                })
+            }
+            _ => openai::verify_request(target)?,
+        };
+        self.egress.check_literal(&url)?;
+        let started = Instant::now();
+        let response = tokio::time::timeout(
+            self.egress.first_byte_timeout,
+            self.egress.client.get(url).headers(headers).send(),
+        )
+        .await
+        .map_err(|_| RouterError::Timeout {
+            seconds: self.egress.first_byte_timeout.as_secs(),
+        })?
+        .map_err(|err| self.egress.classify(&err))?;
+        let status = response.status().as_u16();
+        let provider_request_id = response
+            .headers()
+            .get("x-request-id")
+            .or_else(|| response.headers().get("request-id"))
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.chars().take(200).collect());
+        let body = self.read_bounded(response).await?;
+        let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        let key_rejected = match dialect {
+            Dialect::OpenAi => openai::key_rejected(status),
+            Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
+        };
+        Ok(Verification {
+            status,
+            key_rejected,
+            provider_request_id,
+            elapsed: started.elapsed(),
+        })
     }
 
     async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Bytes, RouterError> {

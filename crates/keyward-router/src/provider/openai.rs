@@ -7,11 +7,15 @@
 
 use keyward_core::ProviderId;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use url::Url;
 use zeroize::Zeroizing;
 
 use super::{base_url, join, sensitive, Plan, Target};
 use crate::stream::Dialect;
 use crate::{PromptBody, RouteRequest, RouterError};
+
+/// Azure's GA API version, used when the credential names none.
+const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 fn default_base(provider: ProviderId) -> Option<&'static str> {
     match provider {
@@ -27,15 +31,46 @@ pub(crate) fn plan(
     prompt: &mut PromptBody,
     route: &RouteRequest,
 ) -> Result<Plan, RouterError> {
-    let mut headers = HeaderMap::new();
     let url = if target.provider == ProviderId::AzureOpenAi {
-        azure_url(target)?
+        let deployment = azure_deployment(target);
+        azure_url(
+            target,
+            &["openai", "deployments", &deployment, "chat", "completions"],
+        )?
     } else {
         join(
             &base_url(target, default_base(target.provider))?,
             &["chat", "completions"],
         )?
     };
+    let headers = auth_headers(target)?;
+    prompt.set_model(&target.model);
+    let hide_usage_chunk =
+        route.stream && target.provider != ProviderId::Mistral && prompt.request_stream_usage();
+    Ok(Plan {
+        url,
+        headers,
+        dialect: Dialect::OpenAi,
+        hide_usage_chunk,
+    })
+}
+
+/// `GET …/models` (Azure: `GET …/openai/models?api-version=V`): free, and fails exactly when
+/// the key does.
+pub(crate) fn verify_request(target: &Target) -> Result<(Url, HeaderMap, Dialect), RouterError> {
+    let url = if target.provider == ProviderId::AzureOpenAi {
+        azure_url(target, &["openai", "models"])?
+    } else {
+        join(
+            &base_url(target, default_base(target.provider))?,
+            &["models"],
+        )?
+    };
+    Ok((url, auth_headers(target)?, Dialect::OpenAi))
+}
+
+fn auth_headers(target: &Target) -> Result<HeaderMap, RouterError> {
+    let mut headers = HeaderMap::new();
     match (&target.secret, target.provider) {
         (Some(secret), ProviderId::AzureOpenAi) => {
             headers.insert(
@@ -68,25 +103,12 @@ pub(crate) fn plan(
             }
         }
     }
-    prompt.set_model(&target.model);
-    let hide_usage_chunk =
-        route.stream && target.provider != ProviderId::Mistral && prompt.request_stream_usage();
-    Ok(Plan {
-        url,
-        headers,
-        dialect: Dialect::OpenAi,
-        hide_usage_chunk,
-    })
+    Ok(headers)
 }
 
-/// `https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT/chat/completions?api-version=V`.
-fn azure_url(target: &Target) -> Result<url::Url, RouterError> {
-    let resource_base = target
-        .options
-        .get("resource")
-        .map(|resource| format!("https://{resource}.openai.azure.com"));
-    let base = base_url(target, resource_base.as_deref())?;
-    let deployment = target
+/// The deployment serving the model: from the `deployments` map, else the model name itself.
+fn azure_deployment(target: &Target) -> String {
+    target
         .options
         .get("deployments")
         .and_then(|map| {
@@ -95,16 +117,21 @@ fn azure_url(target: &Target) -> Result<url::Url, RouterError> {
                 (model.trim() == target.model).then(|| deployment.trim().to_owned())
             })
         })
-        .unwrap_or_else(|| target.model.clone());
-    let mut url = join(
-        &base,
-        &["openai", "deployments", &deployment, "chat", "completions"],
-    )?;
+        .unwrap_or_else(|| target.model.clone())
+}
+
+/// `https://RESOURCE.openai.azure.com/<segments>?api-version=V` (or under `base_url`).
+fn azure_url(target: &Target, segments: &[&str]) -> Result<Url, RouterError> {
+    let resource_base = target
+        .options
+        .get("resource")
+        .map(|resource| format!("https://{resource}.openai.azure.com"));
+    let mut url = join(&base_url(target, resource_base.as_deref())?, segments)?;
     let version = target
         .options
         .get("api_version")
         .map(String::as_str)
-        .unwrap_or("2024-10-21");
+        .unwrap_or(AZURE_DEFAULT_API_VERSION);
     url.query_pairs_mut().append_pair("api-version", version);
     Ok(url)
 }

@@ -1,10 +1,11 @@
 -- The usage ledger: one row per upstream call, committed as `pending` before the first byte
 -- goes upstream and settled when the call ends. Metadata only: no prompt, no completion.
+-- key_id is NULL for calls the operator or a tenant admin made (credential verification).
 CREATE TABLE ledger (
     request_id TEXT PRIMARY KEY,
     created_at BIGINT NOT NULL,
     tenant_id TEXT NOT NULL,
-    key_id TEXT NOT NULL,
+    key_id TEXT,
     department_id TEXT,
     credential_id TEXT NOT NULL,
     credential_label TEXT NOT NULL,

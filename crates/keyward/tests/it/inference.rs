@@ -615,3 +615,92 @@ async fn the_egress_guard_checks_the_address_actually_dialled() {
     );
     assert_eq!(setup.app.mock.total_calls(), 0);
 }
+
+#[tokio::test]
+async fn verify_checks_the_key_with_the_provider_and_clears_a_rejection() {
+    let setup = setup().await;
+    let credentials: Value = setup
+        .app
+        .operator(
+            Method::GET,
+            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<(String, String)> = credentials["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["label"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let verify = |id: &str| {
+        let request = setup.app.operator(
+            Method::POST,
+            &format!("/admin/v1/tenants/{}/credentials/{id}/verify", setup.tenant),
+        );
+        async move { request.send().await.unwrap() }
+    };
+    // Both providers' verification calls succeed on good keys.
+    for (label, id) in &ids {
+        let response = verify(id).await;
+        assert_eq!(response.status(), 200, "{label}");
+        assert_eq!(response.json::<Value>().await.unwrap()["status"], "active");
+    }
+    let openai_id = &ids
+        .iter()
+        .find(|(label, _)| label == "team-openai")
+        .unwrap()
+        .1;
+
+    // Revoked at the provider: verify marks it, calls fail fast.
+    setup.app.mock.revoke(&setup.openai_secret);
+    let verified: Value = verify(openai_id).await.json().await.unwrap();
+    assert_eq!(verified["status"], "rejected_by_provider");
+    let calls_before = setup.app.mock.calls(&setup.openai_secret);
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/gpt-4o-mini", false),
+        )
+        .await;
+    assert_eq!(response.status(), 424);
+    assert_eq!(setup.app.mock.calls(&setup.openai_secret), calls_before);
+
+    // Restored at the provider (e.g. a billing problem fixed): verify clears the rejection.
+    setup.app.mock.restore(&setup.openai_secret);
+    let verified: Value = verify(openai_id).await.json().await.unwrap();
+    assert_eq!(verified["status"], "active");
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/gpt-4o-mini", false),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+
+    // Every verification went upstream on the tenant's key and left a ledger row.
+    let tenant: TenantId = setup.tenant.parse().unwrap();
+    let rows = setup
+        .app
+        .store()
+        .await
+        .calls(tenant, &keyward_store::PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let verifications: Vec<&CallRecord> =
+        rows.iter().filter(|row| row.endpoint == "verify").collect();
+    assert_eq!(verifications.len(), 4);
+    assert!(verifications
+        .iter()
+        .all(|row| row.key_id.is_none() && row.status != CallStatus::Pending));
+}

@@ -89,6 +89,12 @@ fn routes() -> Vec<Route> {
         ),
         route(
             Method::POST,
+            "/admin/v1/tenants/{tenant}/credentials/{credential}/verify",
+            None,
+            false,
+        ),
+        route(
+            Method::POST,
             "/admin/v1/tenants/{tenant}/keys",
             Some(json!({"role": "admin"})),
             false,
