@@ -184,6 +184,7 @@ impl Keyward {
         if let Err(err) = self.store.insert_pending_call(&pending).await {
             match self.ledger_mode {
                 LedgerMode::Strict => {
+                    self.metrics.record_ledger_failure();
                     tracing::error!(request_id = %context.request_id, error = %err, "ledger write failed; call refused");
                     return Err(DomainError::LedgerUnavailable);
                 }
@@ -209,7 +210,7 @@ impl Keyward {
                     _ => CallStatus::Unreachable,
                 };
                 self.settle(
-                    context.request_id,
+                    &pending,
                     Settlement {
                         status: Some(status),
                         ..Settlement::default()
@@ -231,7 +232,7 @@ impl Keyward {
                 } else {
                     CallStatus::ProviderError
                 });
-                self.settle(context.request_id, settlement).await;
+                self.settle(&pending, settlement).await;
                 if reply.key_rejected {
                     self.mark_rejected(&credential).await;
                     return Err(DomainError::ProviderCredentialRejected {
@@ -254,7 +255,8 @@ impl Keyward {
             }
             Ok(UpstreamReply::Streaming(reply)) => {
                 let store = self.store.clone();
-                let request_id = context.request_id;
+                let metrics = self.metrics.clone();
+                let call = pending.clone();
                 let provider_request_id = reply.provider_request_id.clone();
                 let status = reply.status;
                 self.tasks.spawn(async move {
@@ -282,7 +284,7 @@ impl Keyward {
                         }
                         Err(_) => settlement.status = Some(CallStatus::ProviderError),
                     }
-                    settle_row(&store, request_id, &settlement).await;
+                    settle_row(&store, &metrics, &call, &settlement).await;
                 });
                 Ok(InferenceReply::Streaming {
                     status: reply.status,
@@ -339,7 +341,7 @@ impl Keyward {
                     _ => CallStatus::Unreachable,
                 };
                 self.settle(
-                    request_id,
+                    &pending,
                     Settlement {
                         status: Some(status),
                         ..Settlement::default()
@@ -351,7 +353,7 @@ impl Keyward {
         };
         let success = (200..300).contains(&verification.status);
         self.settle(
-            request_id,
+            &pending,
             Settlement {
                 status: Some(if success {
                     CallStatus::Ok
@@ -386,8 +388,8 @@ impl Keyward {
         self.credential(scope, id).await
     }
 
-    async fn settle(&self, request_id: RequestId, settlement: Settlement) {
-        settle_row(&self.store, request_id, &settlement).await;
+    async fn settle(&self, call: &PendingCall, settlement: Settlement) {
+        settle_row(&self.store, &self.metrics, call, &settlement).await;
     }
 
     /// The provider refused the key: stop using it until the tenant rotates or verifies it.
@@ -425,7 +427,13 @@ impl Keyward {
     }
 }
 
-async fn settle_row(store: &keyward_store::Store, request_id: RequestId, settlement: &Settlement) {
+async fn settle_row(
+    store: &keyward_store::Store,
+    metrics: &crate::Metrics,
+    call: &PendingCall,
+    settlement: &Settlement,
+) {
+    let request_id = call.request_id;
     match store
         .settle_call(request_id, settlement, Timestamp::now())
         .await
@@ -433,9 +441,23 @@ async fn settle_row(store: &keyward_store::Store, request_id: RequestId, settlem
         Ok(true) => {}
         Ok(false) => tracing::warn!(%request_id, "ledger row was not pending; not settled twice"),
         Err(err) => {
-            tracing::error!(%request_id, error = %err, "ledger row could not be settled; it will be marked interrupted at the next start")
+            metrics.record_ledger_failure();
+            tracing::error!(%request_id, error = %err, "ledger row could not be settled; it will be marked interrupted at the next start");
         }
     }
+    metrics.record_call(crate::metrics::CallObservation {
+        tenant: call.tenant_id.to_string(),
+        provider: call.provider.as_str(),
+        model: &call.model_requested,
+        status: settlement
+            .status
+            .unwrap_or(CallStatus::ProviderError)
+            .as_str(),
+        input_tokens: settlement.input_tokens,
+        output_tokens: settlement.output_tokens,
+        latency: settlement.latency_ms.map(Duration::from_millis),
+        ttfb: settlement.ttfb_ms.map(Duration::from_millis),
+    });
 }
 
 /// Adds the OpenAI `user` / Anthropic `metadata.user_id` as the `user` tag.

@@ -16,6 +16,7 @@ mod department;
 mod error;
 mod inference;
 mod master_key;
+mod metrics;
 mod platform_key;
 mod tenant;
 mod validate;
@@ -39,6 +40,7 @@ pub use keyward_store::{
     RewrapJob, RewrapState, Role, TenantRecord,
 };
 pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatus};
+pub use metrics::Metrics;
 pub use platform_key::{IssuedPlatformKey, PlatformKeyInput};
 
 /// What the domain is built from.
@@ -60,6 +62,7 @@ pub struct Keyward {
     ledger_mode: LedgerMode,
     /// Work that outlives a request (settling a stream's ledger row); drained at shutdown.
     tasks: TaskTracker,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -79,6 +82,7 @@ impl Keyward {
             router: parts.router,
             ledger_mode: parts.ledger_mode,
             tasks: TaskTracker::new(),
+            metrics: Arc::new(Metrics::default()),
         };
         keyward.verify_master_keys().await?;
         Ok(keyward)
@@ -101,6 +105,10 @@ impl Keyward {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Background work started by requests; close and wait on it at shutdown.

@@ -1,5 +1,5 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the database answers,
-//! so calls can be recorded).
+//! so calls can be recorded), and `/metrics` (Prometheus text; structural labels only).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,6 +13,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 async fn healthz() -> Json<Value> {
@@ -30,4 +31,16 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             )
         }
     }
+}
+
+async fn metrics(
+    State(state): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.keyward.metrics().render(),
+    )
 }

@@ -90,7 +90,10 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .merge(v1::router())
         .fallback(error::not_found_fallback)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(axum::middleware::from_fn(request_id::tag_and_log))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_id::tag_and_log,
+        ))
         .with_state(state)
 }
 

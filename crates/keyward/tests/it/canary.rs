@@ -99,6 +99,15 @@ async fn no_secret_reaches_logs_responses_or_the_database() {
 
     let logs = captured_logs();
     let database = app.database_bytes();
+    let metrics = app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    bodies.push_str(&metrics);
     assert!(database.len() > 4096, "the database must hold data");
     assert!(
         logs.contains("canary-tenant") || logs.contains("credential connected"),
@@ -222,6 +231,18 @@ async fn no_prompt_or_completion_reaches_logs_or_the_database() {
     }
     let logs = captured_logs();
     let database = app.database_bytes();
+    let metrics = app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keyward_upstream_calls_total"),
+        "metrics were recorded"
+    );
     // Streamed replies arrive a word per event, so single distinctive words are the needles
     // (quote-free: JSON logs escape quotes).
     for needle in [
@@ -233,5 +254,6 @@ async fn no_prompt_or_completion_reaches_logs_or_the_database() {
     ] {
         assert!(!logs.contains(needle), "logs leak {needle}");
         assert!(!contains(&database, needle), "the database leaks {needle}");
+        assert!(!metrics.contains(needle), "metrics leak {needle}");
     }
 }

@@ -145,6 +145,29 @@ async fn a_chat_completion_runs_on_the_tenants_key_and_is_recorded_exactly() {
     assert_eq!(row.http_status, Some(200));
     assert!(!row.stream);
     assert!(row.latency_ms.is_some() && row.ttfb_ms.is_some());
+
+    let metrics = setup
+        .app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels = format!(
+        "tenant=\"{}\",provider=\"openai\",model=\"team-openai/gpt-4o-mini\",status=\"ok\"",
+        setup.tenant
+    );
+    assert!(
+        metrics.contains(&format!("keyward_upstream_calls_total{{{labels}}} 1")),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "keyward_upstream_tokens_total{{{labels},direction=\"input\"}} {INPUT_TOKENS}"
+    )));
+    assert!(metrics
+        .contains("keyward_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"}"));
 }
 
 /// Splits an SSE body into its `data:` payloads.

@@ -1,0 +1,240 @@
+//! Operational metrics, rendered in Prometheus' text format at `/metrics`.
+//!
+//! Invariant: labels are structural only — tenant id, provider, model as addressed, outcome
+//! status, route template, HTTP status. No body, secret or free text reaches a label; model
+//! names are truncated and escaped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histograms.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_seconds += seconds;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_seconds);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CallKey {
+    tenant: String,
+    provider: &'static str,
+    model: String,
+    status: &'static str,
+}
+
+#[derive(Default, Clone)]
+struct CallSeries {
+    calls: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    latency: Histogram,
+    ttfb: Histogram,
+}
+
+#[derive(Default)]
+struct Registry {
+    calls: BTreeMap<CallKey, CallSeries>,
+    requests: BTreeMap<(String, u16), (u64, Histogram)>,
+    ledger_failures: u64,
+}
+
+/// The process's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+/// One settled upstream call, as metrics see it.
+pub(crate) struct CallObservation<'a> {
+    pub tenant: String,
+    pub provider: &'static str,
+    pub model: &'a str,
+    pub status: &'static str,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub latency: Option<Duration>,
+    pub ttfb: Option<Duration>,
+}
+
+/// Escapes a label value and bounds its length.
+fn label(value: &str) -> String {
+    value
+        .chars()
+        .take(128)
+        .flat_map(|c| match c {
+            '\\' => vec!['\\', '\\'],
+            '"' => vec!['\\', '"'],
+            '\n' => vec!['\\', 'n'],
+            c if c.is_control() => vec![],
+            c => vec![c],
+        })
+        .collect()
+}
+
+impl Metrics {
+    pub(crate) fn record_call(&self, call: CallObservation<'_>) {
+        let Ok(mut registry) = self.registry.lock() else {
+            return;
+        };
+        let key = CallKey {
+            tenant: call.tenant,
+            provider: call.provider,
+            model: label(call.model),
+            status: call.status,
+        };
+        let series = registry.calls.entry(key).or_default();
+        series.calls += 1;
+        series.input_tokens += call.input_tokens.unwrap_or(0);
+        series.output_tokens += call.output_tokens.unwrap_or(0);
+        if let Some(latency) = call.latency {
+            series.latency.observe(latency);
+        }
+        if let Some(ttfb) = call.ttfb {
+            series.ttfb.observe(ttfb);
+        }
+    }
+
+    pub(crate) fn record_ledger_failure(&self) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.ledger_failures += 1;
+        }
+    }
+
+    /// One HTTP request, by route template (never the raw path) and status.
+    pub fn record_request(&self, route: &str, status: u16, latency: Duration) {
+        let Ok(mut registry) = self.registry.lock() else {
+            return;
+        };
+        let entry = registry.requests.entry((label(route), status)).or_default();
+        entry.0 += 1;
+        entry.1.observe(latency);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let registry = match self.registry.lock() {
+            Ok(registry) => registry,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut out = String::new();
+        out.push_str("# HELP keyward_http_requests_total HTTP requests by route template and status.\n# TYPE keyward_http_requests_total counter\n");
+        for ((route, status), (count, _)) in &registry.requests {
+            let _ = writeln!(
+                out,
+                "keyward_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP keyward_http_request_duration_seconds HTTP request latency (for streams: until the response starts).\n# TYPE keyward_http_request_duration_seconds histogram\n");
+        for ((route, status), (_, histogram)) in &registry.requests {
+            histogram.render(
+                &mut out,
+                "keyward_http_request_duration_seconds",
+                &format!("route=\"{route}\",status=\"{status}\""),
+            );
+        }
+        let call_labels = |key: &CallKey| {
+            format!(
+                "tenant=\"{}\",provider=\"{}\",model=\"{}\",status=\"{}\"",
+                key.tenant, key.provider, key.model, key.status
+            )
+        };
+        out.push_str("# HELP keyward_upstream_calls_total Upstream calls by outcome (the ledger's status).\n# TYPE keyward_upstream_calls_total counter\n");
+        for (key, series) in &registry.calls {
+            let _ = writeln!(
+                out,
+                "keyward_upstream_calls_total{{{}}} {}",
+                call_labels(key),
+                series.calls
+            );
+        }
+        out.push_str("# HELP keyward_upstream_tokens_total Tokens reported by providers.\n# TYPE keyward_upstream_tokens_total counter\n");
+        for (key, series) in &registry.calls {
+            let labels = call_labels(key);
+            let _ = writeln!(
+                out,
+                "keyward_upstream_tokens_total{{{labels},direction=\"input\"}} {}",
+                series.input_tokens
+            );
+            let _ = writeln!(
+                out,
+                "keyward_upstream_tokens_total{{{labels},direction=\"output\"}} {}",
+                series.output_tokens
+            );
+        }
+        out.push_str("# HELP keyward_upstream_latency_seconds Upstream call duration (streams: to the last byte).\n# TYPE keyward_upstream_latency_seconds histogram\n");
+        for (key, series) in &registry.calls {
+            series.latency.render(
+                &mut out,
+                "keyward_upstream_latency_seconds",
+                &call_labels(key),
+            );
+        }
+        out.push_str("# HELP keyward_upstream_ttfb_seconds Time to the provider's first byte.\n# TYPE keyward_upstream_ttfb_seconds histogram\n");
+        for (key, series) in &registry.calls {
+            series
+                .ttfb
+                .render(&mut out, "keyward_upstream_ttfb_seconds", &call_labels(key));
+        }
+        out.push_str("# HELP keyward_ledger_write_failures_total Ledger rows that could not be written or settled.\n# TYPE keyward_ledger_write_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "keyward_ledger_write_failures_total {}",
+            registry.ledger_failures
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_bounded() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(label(&"x".repeat(500)).len(), 128);
+    }
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let metrics = Metrics::default();
+        metrics.record_request("/v1/chat/completions", 200, Duration::from_millis(3));
+        metrics.record_request("/v1/chat/completions", 200, Duration::from_millis(300));
+        let text = metrics.render();
+        assert!(text.contains(
+            "keyward_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2"
+        ));
+        assert!(text.contains("le=\"0.005\"} 1"));
+        assert!(text.contains("le=\"0.5\"} 2"));
+        assert!(text.contains("le=\"+Inf\"} 2"));
+    }
+}
