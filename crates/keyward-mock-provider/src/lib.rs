@@ -10,6 +10,8 @@
 //! - Every key is valid unless revoked; keys starting with `sk-revoked` are revoked from the
 //!   start, and [`MockHandle::revoke`] (or `POST /_mock/revoke {"key"}`) revokes one later. A
 //!   revoked or missing key gets each provider's real 401 shape.
+//! - `/mistral/v1/chat/completions` behaves as Mistral: usage on the final stream chunk by
+//!   default, `stream_options` refused with 422.
 //! - Calls are counted per key ([`MockHandle::calls`], `GET /_mock/calls`).
 //! - Usage is exact and predictable: input tokens = ceil(UTF-8 bytes of all message text / 4)
 //!   (at least 1); the reply is [`REPLY_WORDS`], one token each, cut at `max_tokens`.
@@ -140,6 +142,10 @@ impl MockProvider {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai::chat_completions))
             .route("/v1/embeddings", post(openai::embeddings))
+            .route(
+                "/mistral/v1/chat/completions",
+                post(openai::mistral_chat_completions),
+            )
             .route("/v1/models", get(models))
             .route(
                 "/openai/deployments/{deployment}/chat/completions",

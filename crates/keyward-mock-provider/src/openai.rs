@@ -78,7 +78,7 @@ pub(crate) async fn chat_completions(
         return invalid_key(key);
     }
     let model = request["model"].as_str().unwrap_or_default().to_owned();
-    complete(&state, &request, &model).await
+    complete(&state, &request, &model, Flavor::OpenAi).await
 }
 
 #[derive(serde::Deserialize)]
@@ -103,10 +103,37 @@ pub(crate) async fn azure_chat_completions(
         let body = json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}});
         return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     }
-    complete(&state, &request, &deployment).await
+    complete(&state, &request, &deployment, Flavor::OpenAi).await
 }
 
-async fn complete(state: &MockState, request: &Value, model: &str) -> Response {
+/// Where OpenAI-compatible providers differ from OpenAI.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    OpenAi,
+    /// Mistral: usage on the final stream chunk by default; `stream_options` is refused.
+    Mistral,
+}
+
+/// Mistral's chat completions (`/mistral/v1/chat/completions`).
+pub(crate) async fn mistral_chat_completions(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Json(request): Json<Value>,
+) -> Response {
+    let key = bearer(&headers);
+    if !state.admit(key) {
+        let body = json!({"message": "Unauthorized", "request_id": "mock"});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    }
+    if request.get("stream_options").is_some() {
+        let body = json!({"object": "error", "message": "Extra inputs are not permitted: stream_options", "type": "invalid_request_error", "param": null, "code": null});
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+    }
+    let model = request["model"].as_str().unwrap_or_default().to_owned();
+    complete(&state, &request, &model, Flavor::Mistral).await
+}
+
+async fn complete(state: &MockState, request: &Value, model: &str, flavor: Flavor) -> Response {
     let fault = fault_of(model);
     if fault == Fault::Stall {
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -188,7 +215,14 @@ async fn complete(state: &MockState, request: &Value, model: &str) -> Response {
         }
         steps.push(Step::send(chunk(json!({"content": word}), None), pause));
     }
-    steps.push(Step::send(chunk(json!({}), Some(finish_reason)), pause));
+    let mut finish = chunk(json!({}), Some(finish_reason));
+    if flavor == Flavor::Mistral {
+        let mut last: Value =
+            serde_json::from_str(finish.trim_start_matches("data: ").trim()).unwrap_or(Value::Null);
+        last["usage"] = usage.clone();
+        finish = format!("data: {last}\n\n");
+    }
+    steps.push(Step::send(finish, pause));
     if include_usage {
         let usage_chunk = json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,

@@ -15,6 +15,7 @@ mod admin_api;
 mod architecture;
 mod canary;
 mod cli;
+mod conformance;
 mod docs;
 mod harness;
 mod inference;
