@@ -120,3 +120,13 @@ def test_anthropic_errors_use_anthropics_shape(gateway, tenant):
     with pytest.raises(anthropic.AuthenticationError) as raised:
         client.messages.create(model="claude/claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
     assert raised.value.body["error"]["code"] == "invalid_platform_key"
+
+
+def test_openai_embeddings_with_the_sdk_default_encoding(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    raw = client.embeddings.with_raw_response.create(model="team-openai/text-embedding-3-small", input="hello embeddings")
+    result = raw.parse()
+    assert len(result.data[0].embedding) == 8  # the SDK decoded Keyward's base64 pass-through
+    assert all(isinstance(value, float) for value in result.data[0].embedding)
+    row = gateway.ledger(raw.headers["x-keyward-request-id"])
+    assert (row["status"], row["endpoint"], row["input_tokens"]) == ("ok", "/v1/embeddings", 4)

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use keyward_core::{CredentialId, RequestId, Timestamp};
 use keyward_router::{
-    CompletionBody, CompletionStream, PromptBody, RouterError, StreamEnd, Surface, Target,
-    UpstreamReply, UsageReport,
+    ClientHeaders, CompletionBody, CompletionStream, PromptBody, RouterError, StreamEnd, Surface,
+    Target, UpstreamReply, UsageReport,
 };
 use keyward_store::{CallStatus, CredentialRecord, CredentialStatus, PendingCall, Settlement};
 
@@ -40,6 +40,8 @@ pub struct CallContext {
     pub request_id: RequestId,
     /// From `x-keyward-tags`.
     pub tags: BTreeMap<String, String>,
+    /// Headers the provider must see as the client sent them.
+    pub client_headers: ClientHeaders,
 }
 
 /// What goes back to the client.
@@ -200,7 +202,10 @@ impl Keyward {
             secret: opened.secret,
             model: upstream_model.to_owned(),
         };
-        let reply = self.router.send(surface, &target, prompt, &route).await;
+        let reply = self
+            .router
+            .send(surface, &target, prompt, &route, &context.client_headers)
+            .await;
         drop(target);
         match reply {
             Err(err) => {

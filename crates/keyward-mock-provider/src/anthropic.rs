@@ -76,6 +76,15 @@ pub(crate) async fn messages(
     if let Some(response) = rejection(&state, &headers) {
         return response;
     }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let Ok(mut seen) = state.anthropic_headers.lock() {
+        *seen = (header("anthropic-version"), header("anthropic-beta"));
+    }
     let model = request["model"].as_str().unwrap_or_default().to_owned();
     let Some(max_tokens) = request["max_tokens"].as_u64() else {
         return error(

@@ -45,6 +45,8 @@ pub(crate) struct MockState {
     revoked: Mutex<BTreeSet<String>>,
     calls: Mutex<BTreeMap<String, u64>>,
     sequence: AtomicU64,
+    /// The last `anthropic-version` and `anthropic-beta` received.
+    anthropic_headers: Mutex<(Option<String>, Option<String>)>,
 }
 
 impl MockState {
@@ -100,6 +102,15 @@ impl MockHandle {
             .unwrap_or(0)
     }
 
+    /// The `anthropic-version` and `anthropic-beta` headers of the last Messages call.
+    pub fn last_anthropic_headers(&self) -> (Option<String>, Option<String>) {
+        self.state
+            .anthropic_headers
+            .lock()
+            .map(|headers| headers.clone())
+            .unwrap_or_default()
+    }
+
     /// The provider accepts `key` again.
     pub fn restore(&self, key: &str) {
         if let Ok(mut revoked) = self.state.revoked.lock() {
@@ -142,6 +153,11 @@ impl MockProvider {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai::chat_completions))
             .route("/v1/embeddings", post(openai::embeddings))
+            .route("/mistral/v1/embeddings", post(openai::embeddings))
+            .route(
+                "/openai/deployments/{deployment}/embeddings",
+                post(openai::azure_embeddings),
+            )
             .route(
                 "/mistral/v1/chat/completions",
                 post(openai::mistral_chat_completions),

@@ -250,6 +250,23 @@ pub(crate) async fn embeddings(
     if !state.admit(key) {
         return invalid_key(key);
     }
+    embed(&request)
+}
+
+/// Azure's embeddings on a deployment (`api-key` header).
+pub(crate) async fn azure_embeddings(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Json(request): Json<Value>,
+) -> Response {
+    let key = headers.get("api-key").and_then(|value| value.to_str().ok());
+    if !state.admit(key) {
+        return invalid_key(key);
+    }
+    embed(&request)
+}
+
+fn embed(request: &Value) -> Response {
     let inputs: Vec<String> = match &request["input"] {
         Value::String(text) => vec![text.clone()],
         Value::Array(items) => items

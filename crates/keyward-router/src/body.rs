@@ -13,6 +13,8 @@ pub enum Surface {
     ChatCompletions,
     /// Anthropic `POST /v1/messages`.
     Messages,
+    /// OpenAI `POST /v1/embeddings`.
+    Embeddings,
 }
 
 impl Surface {
@@ -20,6 +22,7 @@ impl Surface {
         match self {
             Self::ChatCompletions => "/v1/chat/completions",
             Self::Messages => "/v1/messages",
+            Self::Embeddings => "/v1/embeddings",
         }
     }
 }
@@ -48,6 +51,25 @@ pub struct RouteRequest {
     pub user: Option<String>,
     /// Whether the client itself asked for streamed usage (OpenAI `stream_options.include_usage`).
     pub client_wants_usage: bool,
+}
+
+/// Client request headers that a provider must see as the client sent them: Anthropic's API
+/// version and beta flags (prompt caching, extended output, …). Validated printable ASCII.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientHeaders {
+    pub anthropic_version: Option<String>,
+    pub anthropic_beta: Option<String>,
+}
+
+impl ClientHeaders {
+    /// Keeps a header value only if it is short printable ASCII.
+    pub fn accept(value: &str) -> Option<String> {
+        let value = value.trim();
+        (!value.is_empty()
+            && value.len() <= 512
+            && value.chars().all(|c| c.is_ascii_graphic() || c == ' '))
+        .then(|| value.to_owned())
+    }
 }
 
 /// A request body Keyward cannot use. Messages give a position or a field path, never text.
@@ -148,7 +170,9 @@ impl PromptBody {
             .iter()
             .find_map(|field| self.json.get(*field).and_then(Value::as_u64));
         let user = match surface {
-            Surface::ChatCompletions => self.json.get("user").and_then(Value::as_str),
+            Surface::ChatCompletions | Surface::Embeddings => {
+                self.json.get("user").and_then(Value::as_str)
+            }
             Surface::Messages => self
                 .json
                 .get("metadata")

@@ -22,7 +22,7 @@ mod sse;
 pub mod stream;
 pub mod usage;
 
-pub use body::{BodyError, CompletionBody, PromptBody, RouteRequest, Surface};
+pub use body::{BodyError, ClientHeaders, CompletionBody, PromptBody, RouteRequest, Surface};
 pub use egress::{EgressClient, EgressConfig};
 pub use error::RouterError;
 pub use provider::{

@@ -1,4 +1,5 @@
-//! The client-facing model APIs: `POST /v1/chat/completions` (OpenAI shape) and
+//! The client-facing model APIs: `POST /v1/chat/completions` and `/v1/embeddings` (OpenAI
+//! shape) and
 //! `POST /v1/messages` (Anthropic shape), authenticated by a `kw_` platform key in
 //! `Authorization: Bearer` or `x-api-key`.
 //!
@@ -17,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use keyward_core::{ErrorCode, RequestId};
-use keyward_domain::router::{PromptBody, Surface};
+use keyward_domain::router::{ClientHeaders, PromptBody, Surface};
 use keyward_domain::{CallContext, DomainError, InferenceReply};
 use serde_json::json;
 
@@ -29,6 +30,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
+        .route("/v1/embeddings", post(embeddings))
 }
 
 /// An error in the shape of the API that was called.
@@ -40,7 +42,7 @@ struct SurfaceError {
 impl IntoResponse for SurfaceError {
     fn into_response(self) -> Response {
         match self.surface {
-            Surface::ChatCompletions => self.error.into_response(),
+            Surface::ChatCompletions | Surface::Embeddings => self.error.into_response(),
             Surface::Messages => {
                 let code = self.error.code;
                 let status = StatusCode::from_u16(code.http_status())
@@ -57,6 +59,10 @@ impl IntoResponse for SurfaceError {
 
 async fn chat_completions(state: State<AppState>, request: Request) -> Response {
     handle(state, request, Surface::ChatCompletions).await
+}
+
+async fn embeddings(state: State<AppState>, request: Request) -> Response {
+    handle(state, request, Surface::Embeddings).await
 }
 
 async fn messages(state: State<AppState>, request: Request) -> Response {
@@ -89,9 +95,31 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
         })?;
     let reply = state
         .keyward
-        .infer(&actor, surface, prompt, CallContext { request_id, tags })
+        .infer(
+            &actor,
+            surface,
+            prompt,
+            CallContext {
+                request_id,
+                tags,
+                client_headers: client_headers(&parts.headers),
+            },
+        )
         .await?;
     Ok(respond(reply))
+}
+
+fn client_headers(headers: &HeaderMap) -> ClientHeaders {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .and_then(ClientHeaders::accept)
+    };
+    ClientHeaders {
+        anthropic_version: header("anthropic-version"),
+        anthropic_beta: header("anthropic-beta"),
+    }
 }
 
 async fn authenticate(

@@ -7,14 +7,32 @@ use url::Url;
 
 use super::{base_url, join, sensitive, Plan, Target};
 use crate::stream::Dialect;
-use crate::{PromptBody, RouterError};
+use crate::{ClientHeaders, PromptBody, RouterError};
 
 const DEFAULT_VERSION: &str = "2023-06-01";
 const ORIGIN: &str = "https://api.anthropic.com";
 
-pub(crate) fn plan(target: &Target, prompt: &mut PromptBody) -> Result<Plan, RouterError> {
+/// The client's `anthropic-version` wins over the credential's option; `anthropic-beta` is
+/// forwarded as sent.
+pub(crate) fn plan(
+    target: &Target,
+    prompt: &mut PromptBody,
+    client: &ClientHeaders,
+) -> Result<Plan, RouterError> {
     let url = join(&base_url(target, Some(ORIGIN))?, &["v1", "messages"])?;
-    let headers = auth_headers(target)?;
+    let mut headers = auth_headers(target)?;
+    let forwarded = [
+        ("anthropic-version", &client.anthropic_version),
+        ("anthropic-beta", &client.anthropic_beta),
+    ];
+    for (name, value) in forwarded {
+        if let Some(value) = value
+            .as_deref()
+            .and_then(|value| HeaderValue::from_str(value).ok())
+        {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
     prompt.set_model(&target.model);
     Ok(Plan {
         url,

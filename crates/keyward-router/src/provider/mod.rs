@@ -16,8 +16,8 @@ use url::Url;
 
 use crate::stream::Dialect;
 use crate::{
-    CompletionBody, CompletionStream, EgressClient, PromptBody, RouteRequest, RouterError,
-    StreamOutcome, Surface, UsageReport,
+    ClientHeaders, CompletionBody, CompletionStream, EgressClient, PromptBody, RouteRequest,
+    RouterError, StreamOutcome, Surface, UsageReport,
 };
 
 /// Where and as whom to call: one tenant credential, opened for this call only.
@@ -117,6 +117,13 @@ pub fn supports(surface: Surface, provider: ProviderId) -> bool {
         Surface::ChatCompletions => {
             !matches!(provider, ProviderId::Anthropic | ProviderId::Bedrock)
         }
+        Surface::Embeddings => matches!(
+            provider,
+            ProviderId::OpenAi
+                | ProviderId::AzureOpenAi
+                | ProviderId::Mistral
+                | ProviderId::OpenAiCompatible
+        ),
     }
 }
 
@@ -141,6 +148,7 @@ impl Router {
         target: &Target,
         mut prompt: PromptBody,
         route: &RouteRequest,
+        client: &ClientHeaders,
     ) -> Result<UpstreamReply, RouterError> {
         if !supports(surface, target.provider) {
             return Err(RouterError::Unsupported {
@@ -149,8 +157,10 @@ impl Router {
             });
         }
         let plan = match surface {
-            Surface::Messages => anthropic::plan(target, &mut prompt)?,
-            Surface::ChatCompletions => openai::plan(target, &mut prompt, route)?,
+            Surface::Messages => anthropic::plan(target, &mut prompt, client)?,
+            Surface::ChatCompletions | Surface::Embeddings => {
+                openai::plan(surface, target, &mut prompt, route)?
+            }
         };
         self.egress.check_literal(&plan.url)?;
         let started = Instant::now();

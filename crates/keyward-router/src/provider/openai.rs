@@ -1,4 +1,4 @@
-//! OpenAI-shaped chat completions: `openai`, `azure-openai`, `mistral`, `groq` and
+//! OpenAI-shaped chat completions and embeddings: `openai`, `azure-openai`, `mistral`, `groq` and
 //! `openai-compatible` (Ollama, vLLM, llama.cpp server, LM Studio, TGI).
 //!
 //! Streams: Keyward adds `stream_options.include_usage` when the client did not, and hides the
@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{base_url, join, sensitive, Plan, Target};
 use crate::stream::Dialect;
-use crate::{PromptBody, RouteRequest, RouterError};
+use crate::{PromptBody, RouteRequest, RouterError, Surface};
 
 /// Azure's GA API version, used when the credential names none.
 const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -27,26 +27,31 @@ fn default_base(provider: ProviderId) -> Option<&'static str> {
 }
 
 pub(crate) fn plan(
+    surface: Surface,
     target: &Target,
     prompt: &mut PromptBody,
     route: &RouteRequest,
 ) -> Result<Plan, RouterError> {
+    let path: &[&str] = match surface {
+        Surface::Embeddings => &["embeddings"],
+        _ => &["chat", "completions"],
+    };
     let url = if target.provider == ProviderId::AzureOpenAi {
         let deployment = azure_deployment(target);
-        azure_url(
-            target,
-            &["openai", "deployments", &deployment, "chat", "completions"],
-        )?
+        let segments: Vec<&str> = ["openai", "deployments", deployment.as_str()]
+            .into_iter()
+            .chain(path.iter().copied())
+            .collect();
+        azure_url(target, &segments)?
     } else {
-        join(
-            &base_url(target, default_base(target.provider))?,
-            &["chat", "completions"],
-        )?
+        join(&base_url(target, default_base(target.provider))?, path)?
     };
     let headers = auth_headers(target)?;
     prompt.set_model(&target.model);
-    let hide_usage_chunk =
-        route.stream && target.provider != ProviderId::Mistral && prompt.request_stream_usage();
+    let hide_usage_chunk = surface == Surface::ChatCompletions
+        && route.stream
+        && target.provider != ProviderId::Mistral
+        && prompt.request_stream_usage();
     Ok(Plan {
         url,
         headers,

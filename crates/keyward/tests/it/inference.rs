@@ -727,3 +727,91 @@ async fn verify_checks_the_key_with_the_provider_and_clears_a_rejection() {
         .iter()
         .all(|row| row.key_id.is_none() && row.status != CallStatus::Pending));
 }
+
+#[tokio::test]
+async fn anthropic_version_and_beta_headers_reach_the_provider() {
+    let setup = setup().await;
+    let body = json!({"model": "claude/claude-sonnet-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": PROMPT}]});
+    let response = setup
+        .app
+        .with_key(&setup.key, Method::POST, "/v1/messages")
+        .header("anthropic-version", "2023-06-01")
+        .header(
+            "anthropic-beta",
+            "prompt-caching-2024-07-31,output-128k-2025-02-19",
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        setup.app.mock.last_anthropic_headers(),
+        (
+            Some("2023-06-01".to_owned()),
+            Some("prompt-caching-2024-07-31,output-128k-2025-02-19".to_owned())
+        )
+    );
+    // Without them, Keyward sends the API version itself and no beta.
+    let response = setup.post("/v1/messages", &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        setup.app.mock.last_anthropic_headers(),
+        (Some("2023-06-01".to_owned()), None)
+    );
+}
+
+#[tokio::test]
+async fn embeddings_pass_through_on_openai_azure_and_mistral() {
+    let setup = setup().await;
+    let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
+    for body in [
+        json!({"provider": "azure-openai", "label": "azure", "secret": "azure-key-0123456789abcdef", "base_url": setup.app.mock_origin,
+               "options": {"api_version": "2024-10-21", "deployments": "text-embedding-3-small=emb-prod"}}),
+        json!({"provider": "mistral", "label": "mistral", "secret": "mistral-key-0123456789abcd", "base_url": format!("{}/mistral/v1", setup.app.mock_origin)}),
+    ] {
+        let response = setup
+            .app
+            .operator(Method::POST, &credentials)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    for model in [
+        "team-openai/text-embedding-3-small",
+        "azure/text-embedding-3-small",
+        "mistral/mistral-embed",
+    ] {
+        // The OpenAI SDK's default encoding is base64: it must pass through untouched.
+        let response = setup
+            .post("/v1/embeddings", &json!({"model": model, "input": ["twelve bytes", "eight by"], "encoding_format": "base64", "dimensions": 4}))
+            .await;
+        assert_eq!(response.status(), 200, "{model}");
+        let id = request_id(&response);
+        let body: Value = response.json().await.unwrap();
+        let encoded = body["data"][0]["embedding"].as_str().unwrap();
+        let decoded =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap();
+        assert_eq!(decoded.len(), 4 * 4, "four little-endian f32 values");
+        let row = setup.row(&id).await;
+        assert_eq!(
+            (row.status, row.endpoint.as_str()),
+            (CallStatus::Ok, "/v1/embeddings")
+        );
+        assert_eq!(row.input_tokens, Some(3 + 2), "{model}");
+    }
+    // Anthropic has no embeddings API: refused before any traffic.
+    let response = setup
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "claude/x", "input": "hi"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "no_credential"
+    );
+}
