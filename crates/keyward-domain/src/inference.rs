@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use keyward_core::{CredentialId, RequestId, Timestamp};
+use keyward_core::{CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId, Timestamp};
 use keyward_router::{
     ClientHeaders, CompletionBody, CompletionStream, PromptBody, RouterError, StreamEnd, Surface,
     Target, UpstreamReply, UsageReport,
@@ -44,6 +44,24 @@ pub struct CallContext {
     pub client_headers: ClientHeaders,
 }
 
+/// The calling platform key, resolved once per call.
+pub(crate) struct Caller {
+    pub tenant: TenantId,
+    pub key: PlatformKeyId,
+    pub department: Option<DepartmentId>,
+    pub key_models: Option<Vec<String>>,
+    pub department_models: Option<Vec<String>>,
+}
+
+/// Which fallback target answered, when it was not the first.
+#[derive(Clone, Debug)]
+pub struct ServedBy {
+    /// `label/model` of the target.
+    pub target: String,
+    /// The ledger row of the attempt that answered.
+    pub request_id: RequestId,
+}
+
 /// What goes back to the client.
 pub enum InferenceReply {
     /// A whole body: the provider's success, or its 4xx error relayed unchanged.
@@ -52,12 +70,33 @@ pub enum InferenceReply {
         content_type: Option<String>,
         retry_after: Option<String>,
         body: CompletionBody,
+        served_by: Option<ServedBy>,
     },
     Streaming {
         status: u16,
         content_type: Option<String>,
         stream: CompletionStream,
+        served_by: Option<ServedBy>,
     },
+}
+
+impl InferenceReply {
+    fn with_served_by(mut self, target: Option<ServedBy>) -> Self {
+        match &mut self {
+            Self::Complete { served_by, .. } | Self::Streaming { served_by, .. } => {
+                *served_by = target
+            }
+        }
+        self
+    }
+
+    pub fn served_by(&self) -> Option<&ServedBy> {
+        match self {
+            Self::Complete { served_by, .. } | Self::Streaming { served_by, .. } => {
+                served_by.as_ref()
+            }
+        }
+    }
 }
 
 fn millis(duration: Duration) -> Option<u64> {
@@ -77,7 +116,7 @@ fn settlement_from_usage(usage: &UsageReport) -> Settlement {
 }
 
 /// Whether `model` (as addressed, and as the provider names it) is on an allow-list.
-fn allowed(list: Option<&Vec<String>>, addressed: &str, upstream: &str) -> bool {
+pub(crate) fn allowed(list: Option<&Vec<String>>, addressed: &str, upstream: &str) -> bool {
     list.is_none_or(|models| {
         models
             .iter()
@@ -85,8 +124,25 @@ fn allowed(list: Option<&Vec<String>>, addressed: &str, upstream: &str) -> bool 
     })
 }
 
+/// One place a call may go: a credential and the provider's name of the model.
+struct Attempt {
+    credential: CredentialRecord,
+    upstream_model: String,
+}
+
+/// How one attempt ended, and whether a configured fallback may take over.
+enum AttemptResult {
+    Done(InferenceReply),
+    /// The provider's 429, relayed unless a later target answers.
+    Relayable(InferenceReply),
+    /// Failed in a way that is not the client's fault; the next target may try.
+    Failed(DomainError),
+}
+
 impl Keyward {
-    /// Runs one model call for a platform key.
+    /// Runs one model call for a platform key. `label/model` names one credential; a bare
+    /// name follows the tenant's route, whose later targets are fallbacks tried in order
+    /// when a target is unusable, unreachable, times out, or answers 429 or 5xx.
     pub async fn infer(
         &self,
         actor: &Actor,
@@ -95,7 +151,70 @@ impl Keyward {
         context: CallContext,
     ) -> Result<InferenceReply, DomainError> {
         let route = prompt.route_request(surface).map_err(RouterError::from)?;
-        let (tenant, key_id, department, key_models) = match actor {
+        let caller = self.caller(actor).await?;
+        let attempts = self.attempts(&caller, &route.model).await?;
+        let mut last: Option<Result<InferenceReply, DomainError>> = None;
+        let mut first_row: Option<RequestId> = None;
+        let total = attempts.len();
+        for (index, attempt) in attempts.into_iter().enumerate() {
+            let credential = &attempt.credential;
+            let unusable = match credential.status {
+                CredentialStatus::Active if keyward_router::supports(surface, credential.provider) => None,
+                CredentialStatus::Active => Some(DomainError::NoCredential {
+                    reason: format!(
+                        "credential `{}` is a {} credential, which {} cannot reach yet; use a credential of a matching provider",
+                        credential.label, credential.provider, surface.endpoint()
+                    ),
+                }),
+                CredentialStatus::Disabled => Some(DomainError::CredentialDisabled { label: credential.label.clone() }),
+                CredentialStatus::RejectedByProvider => {
+                    Some(DomainError::ProviderCredentialRejected { label: credential.label.clone() })
+                }
+            };
+            if let Some(error) = unusable {
+                last = Some(Err(error));
+                continue;
+            }
+            // The first attempt that goes upstream carries the request's id; fallbacks get
+            // their own rows, linked to it.
+            let (request_id, fallback_of) = match first_row {
+                None => (context.request_id, None),
+                Some(first) => (RequestId::generate(), Some(first)),
+            };
+            first_row.get_or_insert(context.request_id);
+            let result = self
+                .attempt(
+                    &caller,
+                    surface,
+                    &prompt,
+                    &route,
+                    &context,
+                    &attempt,
+                    request_id,
+                    fallback_of,
+                )
+                .await?;
+            let served_by = fallback_of.map(|_| ServedBy {
+                target: format!("{}/{}", credential.label, attempt.upstream_model),
+                request_id,
+            });
+            match result {
+                AttemptResult::Done(reply) => return Ok(reply.with_served_by(served_by)),
+                AttemptResult::Relayable(reply) => last = Some(Ok(reply.with_served_by(served_by))),
+                AttemptResult::Failed(error) => last = Some(Err(error)),
+            }
+            if index + 1 < total {
+                tracing::warn!(%request_id, credential = %credential.id, "target failed; trying the route's next target");
+            }
+        }
+        last.unwrap_or(Err(DomainError::NoCredential {
+            reason: "the route has no target".to_owned(),
+        }))
+    }
+
+    /// Tenant, key and allow-lists of the calling platform key.
+    pub(crate) async fn caller(&self, actor: &Actor) -> Result<Caller, DomainError> {
+        let (tenant, key, department, key_models) = match actor {
             Actor::Member {
                 tenant,
                 key,
@@ -113,101 +232,130 @@ impl Keyward {
             }
             Actor::Operator => return Err(DomainError::InvalidPlatformKey),
         };
-        let scope = TenantScope::for_platform_key(tenant);
-        let (label, upstream_model) = route.model.split_once('/').ok_or_else(|| DomainError::NoCredential {
-            reason: format!(
-                "address the model as `<credential-label>/{}`, e.g. team-openai/{}; routes for bare model names are not configured",
-                route.model, route.model
-            ),
-        })?;
-        if !allowed(key_models.as_ref(), &route.model, upstream_model) {
-            return Err(DomainError::ModelNotAllowed {
-                model: route.model.clone(),
-                by: "platform key",
-            });
-        }
-        if let Some(department) = department {
-            let models = self
+        let department_models = match department {
+            Some(department) => self
                 .store
                 .department(tenant, department)
                 .await?
-                .and_then(|department| department.models);
-            if !allowed(models.as_ref(), &route.model, upstream_model) {
+                .and_then(|department| department.models),
+            None => None,
+        };
+        Ok(Caller {
+            tenant,
+            key,
+            department,
+            key_models,
+            department_models,
+        })
+    }
+
+    /// The targets a model name resolves to, after the allow-lists.
+    async fn attempts(&self, caller: &Caller, model: &str) -> Result<Vec<Attempt>, DomainError> {
+        let (label, upstream) = match model.split_once('/') {
+            Some((label, upstream)) => (Some(label), upstream),
+            None => (None, model),
+        };
+        for (list, by) in [
+            (&caller.key_models, "platform key"),
+            (&caller.department_models, "department"),
+        ] {
+            if !allowed(list.as_ref(), model, upstream) {
                 return Err(DomainError::ModelNotAllowed {
-                    model: route.model.clone(),
-                    by: "department",
+                    model: model.to_owned(),
+                    by,
                 });
             }
         }
-        let credential = self
-            .store
-            .credential_by_label(tenant, label)
-            .await?
-            .ok_or_else(|| DomainError::NoCredential {
-                reason: format!("this tenant has no credential labelled `{label}`; connect one or check the label"),
+        if let Some(label) = label {
+            let credential = self.store.credential_by_label(caller.tenant, label).await?.ok_or_else(|| {
+                DomainError::NoCredential {
+                    reason: format!("this tenant has no credential labelled `{label}`; connect one or check the label"),
+                }
             })?;
-        match credential.status {
-            CredentialStatus::Active => {}
-            CredentialStatus::Disabled => {
-                return Err(DomainError::CredentialDisabled {
-                    label: credential.label,
-                })
-            }
-            CredentialStatus::RejectedByProvider => {
-                return Err(DomainError::ProviderCredentialRejected {
-                    label: credential.label,
-                })
+            return Ok(vec![Attempt {
+                credential,
+                upstream_model: upstream.to_owned(),
+            }]);
+        }
+        let route = self.store.route(caller.tenant, model).await?.ok_or_else(|| DomainError::NoCredential {
+            reason: format!(
+                "no route for `{model}`: address the model as `<credential-label>/{model}`, or a tenant admin can add a route (PUT /admin/v1/tenants/{{tenant}}/routes/{model})"
+            ),
+        })?;
+        let mut attempts = Vec::with_capacity(route.targets.len());
+        for target in route.targets {
+            if let Some(credential) = self
+                .store
+                .credential(caller.tenant, target.credential_id)
+                .await?
+            {
+                attempts.push(Attempt {
+                    credential,
+                    upstream_model: target.model,
+                });
             }
         }
-        if !keyward_router::supports(surface, credential.provider) {
-            return Err(DomainError::NoCredential {
-                reason: format!(
-                    "credential `{}` is a {} credential, which {} cannot reach yet; use a credential of a matching provider",
-                    credential.label, credential.provider, surface.endpoint()
-                ),
-            });
-        }
-        let opened = self.open_credential_secret(&scope, credential.id).await?;
+        Ok(attempts)
+    }
 
+    /// One upstream attempt with its own ledger row.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call's whole context, passed once"
+    )]
+    async fn attempt(
+        &self,
+        caller: &Caller,
+        surface: Surface,
+        prompt: &PromptBody,
+        route: &keyward_router::RouteRequest,
+        context: &CallContext,
+        attempt: &Attempt,
+        request_id: RequestId,
+        fallback_of: Option<RequestId>,
+    ) -> Result<AttemptResult, DomainError> {
+        let credential = &attempt.credential;
+        let scope = TenantScope::for_platform_key(caller.tenant);
+        let opened = self.open_credential_secret(&scope, credential.id).await?;
         let pending = PendingCall {
-            request_id: context.request_id,
+            request_id,
             created_at: Timestamp::now(),
-            tenant_id: tenant,
-            key_id: Some(key_id),
-            department_id: department,
+            tenant_id: caller.tenant,
+            key_id: Some(caller.key),
+            department_id: caller.department,
             credential_id: credential.id,
             credential_label: credential.label.clone(),
             provider: credential.provider,
             endpoint: surface.endpoint(),
             model_requested: route.model.clone(),
             stream: route.stream,
-            tags: with_user_tag(context.tags, route.user.as_deref()),
+            tags: with_user_tag(context.tags.clone(), route.user.as_deref()),
+            fallback_of,
         };
         if let Err(err) = self.store.insert_pending_call(&pending).await {
+            self.metrics.record_ledger_failure();
             match self.ledger_mode {
                 LedgerMode::Strict => {
-                    self.metrics.record_ledger_failure();
-                    tracing::error!(request_id = %context.request_id, error = %err, "ledger write failed; call refused");
+                    tracing::error!(%request_id, error = %err, "ledger write failed; call refused");
                     return Err(DomainError::LedgerUnavailable);
                 }
                 LedgerMode::BestEffort => {
-                    tracing::warn!(request_id = %context.request_id, error = %err, "ledger write failed; calling anyway (best_effort)");
+                    tracing::warn!(%request_id, error = %err, "ledger write failed; calling anyway (best_effort)");
                 }
             }
         }
-
         let target = Target {
             provider: credential.provider,
             options: credential.options.clone(),
             secret: opened.secret,
-            model: upstream_model.to_owned(),
+            model: attempt.upstream_model.clone(),
         };
         let reply = self
             .router
-            .send(surface, &target, prompt, &route, &context.client_headers)
+            .send(surface, &target, prompt, route, &context.client_headers)
             .await;
         drop(target);
-        match reply {
+        let reply = match reply {
             Err(err) => {
                 let status = match &err {
                     RouterError::Timeout { .. } => CallStatus::Timeout,
@@ -222,10 +370,13 @@ impl Keyward {
                     },
                 )
                 .await;
-                tracing::warn!(request_id = %context.request_id, credential = %credential.id, code = err.code().as_str(), error = %err, "upstream call failed");
-                Err(DomainError::Router(err))
+                tracing::warn!(%request_id, credential = %credential.id, code = err.code().as_str(), error = %err, "upstream call failed");
+                return Ok(AttemptResult::Failed(DomainError::Router(err)));
             }
-            Ok(UpstreamReply::Complete(reply)) => {
+            Ok(reply) => reply,
+        };
+        match reply {
+            UpstreamReply::Complete(reply) => {
                 let mut settlement = settlement_from_usage(&reply.usage);
                 settlement.http_status = Some(reply.status);
                 settlement.provider_request_id = reply.provider_request_id.clone();
@@ -239,29 +390,35 @@ impl Keyward {
                 });
                 self.settle(&pending, settlement).await;
                 if reply.key_rejected {
-                    self.mark_rejected(&credential).await;
-                    return Err(DomainError::ProviderCredentialRejected {
-                        label: credential.label,
-                    });
+                    self.mark_rejected(credential).await;
+                    return Ok(AttemptResult::Failed(
+                        DomainError::ProviderCredentialRejected {
+                            label: credential.label.clone(),
+                        },
+                    ));
                 }
                 if reply.status >= 500 {
-                    tracing::warn!(request_id = %context.request_id, status = reply.status, "provider failed");
-                    return Err(DomainError::UpstreamFailed {
+                    tracing::warn!(%request_id, status = reply.status, "provider failed");
+                    return Ok(AttemptResult::Failed(DomainError::UpstreamFailed {
                         status: reply.status,
-                        label: credential.label,
-                    });
+                        label: credential.label.clone(),
+                    }));
                 }
-                Ok(InferenceReply::Complete {
+                let relayed = InferenceReply::Complete {
                     status: reply.status,
                     content_type: reply.content_type,
                     retry_after: reply.retry_after,
                     body: reply.body,
-                })
+                    served_by: None,
+                };
+                if reply.status == 429 {
+                    return Ok(AttemptResult::Relayable(relayed));
+                }
+                Ok(AttemptResult::Done(relayed))
             }
-            Ok(UpstreamReply::Streaming(reply)) => {
+            UpstreamReply::Streaming(reply) => {
                 let store = self.store.clone();
                 let metrics = self.metrics.clone();
-                let call = pending.clone();
                 let provider_request_id = reply.provider_request_id.clone();
                 let status = reply.status;
                 self.tasks.spawn(async move {
@@ -289,13 +446,14 @@ impl Keyward {
                         }
                         Err(_) => settlement.status = Some(CallStatus::ProviderError),
                     }
-                    settle_row(&store, &metrics, &call, &settlement).await;
+                    settle_row(&store, &metrics, &pending, &settlement).await;
                 });
-                Ok(InferenceReply::Streaming {
+                Ok(AttemptResult::Done(InferenceReply::Streaming {
                     status: reply.status,
                     content_type: reply.content_type,
                     stream: reply.stream,
-                })
+                    served_by: None,
+                }))
             }
         }
     }
@@ -324,6 +482,7 @@ impl Keyward {
             model_requested: "-".to_owned(),
             stream: false,
             tags: BTreeMap::from([("purpose".to_owned(), "verify".to_owned())]),
+            fallback_of: None,
         };
         if let Err(err) = self.store.insert_pending_call(&pending).await {
             if self.ledger_mode == LedgerMode::Strict {

@@ -18,6 +18,7 @@ mod inference;
 mod master_key;
 mod metrics;
 mod platform_key;
+mod route;
 mod tenant;
 mod validate;
 
@@ -33,15 +34,16 @@ pub use access::{Actor, TenantScope};
 pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
-pub use inference::{CallContext, InferenceReply, LedgerMode};
+pub use inference::{CallContext, InferenceReply, LedgerMode, ServedBy};
 pub use keyward_router as router;
 pub use keyward_store::{
     CredentialRecord, CredentialStatus, DepartmentRecord, Page, PageRequest, PlatformKeyRecord,
-    RewrapJob, RewrapState, Role, TenantRecord,
+    RewrapJob, RewrapState, Role, RouteRecord, TenantRecord,
 };
 pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatus};
 pub use metrics::Metrics;
 pub use platform_key::{IssuedPlatformKey, PlatformKeyInput};
+pub use route::RouteTargetInput;
 
 /// What the domain is built from.
 pub struct Parts {

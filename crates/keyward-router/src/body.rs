@@ -195,6 +195,14 @@ impl PromptBody {
         })
     }
 
+    /// A working copy for one upstream attempt, which the provider plan then adjusts (model
+    /// name, usage request). Crate-private: outside the router a prompt exists once.
+    pub(crate) fn attempt_copy(&self) -> Self {
+        Self {
+            json: self.json.clone(),
+        }
+    }
+
     /// Replaces the model with the provider's own name for it (`label/model` → `model`).
     pub(crate) fn set_model(&mut self, model: &str) {
         self.json.insert("model".into(), Value::from(model));

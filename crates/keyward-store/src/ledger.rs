@@ -74,6 +74,8 @@ pub struct PendingCall {
     pub model_requested: String,
     pub stream: bool,
     pub tags: BTreeMap<String, String>,
+    /// The request id of the first attempt, when this call is a configured fallback.
+    pub fallback_of: Option<RequestId>,
 }
 
 /// What is known when the call ends.
@@ -206,8 +208,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO ledger (request_id, created_at, tenant_id, key_id, department_id,
                  credential_id, credential_label, provider, endpoint, model_requested, status,
-                 stream, tags)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)",
+                 stream, tags, fallback_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13)",
         )
         .bind(call.request_id.to_string())
         .bind(call.created_at.unix_millis())
@@ -221,6 +223,7 @@ impl Store {
         .bind(&call.model_requested)
         .bind(i64::from(call.stream))
         .bind(tags)
+        .bind(call.fallback_of.map(|id| id.to_string()))
         .execute(&self.pool)
         .await?;
         Ok(())

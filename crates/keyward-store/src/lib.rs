@@ -16,6 +16,7 @@ mod ledger;
 mod master_key;
 mod page;
 mod platform_key;
+mod route;
 mod tenant;
 
 pub use connect::Store;
@@ -26,4 +27,5 @@ pub use ledger::{CallRecord, CallStatus, PendingCall, Settlement};
 pub use master_key::{RewrapJob, RewrapState};
 pub use page::{Page, PageRequest};
 pub use platform_key::{NewPlatformKey, PlatformKeyRecord, Role};
+pub use route::{RouteRecord, RouteTarget};
 pub use tenant::TenantRecord;

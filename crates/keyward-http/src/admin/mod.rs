@@ -6,6 +6,7 @@ mod credentials;
 mod departments;
 mod keys;
 mod masterkey;
+mod routes;
 mod tenants;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -51,6 +52,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(credentials::enable))
         .routes(routes!(credentials::verify))
         .routes(routes!(keys::issue, keys::list))
+        .routes(routes!(routes::put))
+        .routes(routes!(routes::list))
         .routes(routes!(keys::revoke))
         .routes(routes!(masterkey::status))
         .routes(routes!(masterkey::rotate))

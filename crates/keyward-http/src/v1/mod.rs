@@ -31,6 +31,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", axum::routing::get(models))
 }
 
 /// An error in the shape of the API that was called.
@@ -59,6 +60,24 @@ impl IntoResponse for SurfaceError {
 
 async fn chat_completions(state: State<AppState>, request: Request) -> Response {
     handle(state, request, Surface::ChatCompletions).await
+}
+
+/// The models this platform key may call by name (OpenAI's list shape).
+async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let listed = async {
+        let actor = authenticate(&state, &headers).await?;
+        Ok::<_, ApiError>(state.keyward.callable_models(&actor).await?)
+    };
+    match listed.await {
+        Ok(models) => {
+            let data: Vec<serde_json::Value> = models
+                .into_iter()
+                .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "keyward"}))
+                .collect();
+            Json(json!({"object": "list", "data": data})).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
 }
 
 async fn embeddings(state: State<AppState>, request: Request) -> Response {
@@ -106,8 +125,24 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
             },
         )
         .await?;
-    Ok(respond(reply))
+    let served_by = reply.served_by().cloned();
+    let mut response = respond(reply);
+    if let Some(served_by) = served_by {
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&served_by.target) {
+            headers.insert(FALLBACK_HEADER, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(&served_by.request_id.to_string()) {
+            headers.insert(FALLBACK_REQUEST_HEADER, value);
+        }
+    }
+    Ok(response)
 }
+
+/// Set when a configured fallback target answered: its `label/model`.
+pub const FALLBACK_HEADER: &str = "x-keyward-fallback";
+/// The ledger row of the fallback attempt that answered (`x-keyward-request-id` is the first).
+pub const FALLBACK_REQUEST_HEADER: &str = "x-keyward-fallback-request-id";
 
 fn client_headers(headers: &HeaderMap) -> ClientHeaders {
     let header = |name: &str| {
@@ -140,6 +175,7 @@ fn respond(reply: InferenceReply) -> Response {
             content_type,
             retry_after,
             body,
+            ..
         } => {
             let mut response = Response::new(Body::from(body.into_bytes()));
             *response.status_mut() =
@@ -158,6 +194,7 @@ fn respond(reply: InferenceReply) -> Response {
             status,
             content_type,
             stream,
+            ..
         } => {
             let mut response = Response::new(Body::from_stream(stream));
             *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);

@@ -146,10 +146,11 @@ impl Router {
         &self,
         surface: Surface,
         target: &Target,
-        mut prompt: PromptBody,
+        prompt: &PromptBody,
         route: &RouteRequest,
         client: &ClientHeaders,
     ) -> Result<UpstreamReply, RouterError> {
+        let mut prompt = prompt.attempt_copy();
         if !supports(surface, target.provider) {
             return Err(RouterError::Unsupported {
                 surface: surface.endpoint(),

@@ -815,3 +815,158 @@ async fn embeddings_pass_through_on_openai_azure_and_mistral() {
         "no_credential"
     );
 }
+
+#[tokio::test]
+async fn a_route_falls_back_in_the_configured_order_and_records_each_attempt() {
+    let setup = setup().await;
+    let tenant = &setup.tenant;
+    let put = |model: &str, targets: Value| {
+        let request = setup
+            .app
+            .operator(
+                Method::PUT,
+                &format!("/admin/v1/tenants/{tenant}/routes/{model}"),
+            )
+            .json(&json!({"targets": targets}));
+        async move { request.send().await.unwrap() }
+    };
+    let response = put("chat", json!([{"credential": "team-openai", "model": "mock-error-500"}, {"credential": "team-openai", "model": "gpt-4o-mini"}])).await;
+    assert_eq!(response.status(), 200);
+    let route: Value = response.json().await.unwrap();
+    assert_eq!(route["targets"].as_array().unwrap().len(), 2);
+
+    let response = setup
+        .post("/v1/chat/completions", &chat("chat", false))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-keyward-fallback"],
+        "team-openai/gpt-4o-mini"
+    );
+    let first_id = request_id(&response);
+    let fallback_id = response.headers()["x-keyward-fallback-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["choices"][0]["message"]["content"],
+        REPLY
+    );
+    let first = setup.row(&first_id).await;
+    assert_eq!(
+        (first.status, first.http_status),
+        (CallStatus::ProviderError, Some(500))
+    );
+    let fallback = setup.row(&fallback_id).await;
+    assert_eq!(fallback.status, CallStatus::Ok);
+    assert_eq!(fallback.fallback_of.as_deref(), Some(first_id.as_str()));
+    assert_eq!(fallback.model_requested, "chat");
+    assert_eq!(fallback.model_reported.as_deref(), Some("gpt-4o-mini"));
+
+    // A disabled first target is skipped without any upstream traffic or ledger row.
+    let credentials: Value = setup
+        .app
+        .operator(
+            Method::GET,
+            &format!("/admin/v1/tenants/{tenant}/credentials"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claude_id = credentials["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "claude")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    put("mixed", json!([{"credential": claude_id, "model": "claude-x"}, {"credential": "team-openai", "model": "gpt-4o-mini"}])).await;
+    let response = setup
+        .post("/v1/chat/completions", &chat("mixed", true))
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the anthropic target cannot serve chat completions; the next one does"
+    );
+    let id = request_id(&response);
+    assert!(response.text().await.unwrap().contains("quokka"));
+    assert_eq!(
+        setup.settled_row(&id).await.status,
+        CallStatus::Ok,
+        "the first row is the serving attempt"
+    );
+
+    // Every target failing answers with the last failure.
+    put("broken", json!([{"credential": "team-openai", "model": "mock-error-500"}, {"credential": "team-openai", "model": "mock-error-429"}])).await;
+    let response = setup
+        .post("/v1/chat/completions", &chat("broken", false))
+        .await;
+    assert_eq!(response.status(), 429, "the last target's 429 is relayed");
+
+    // Bad routes are refused with the field named.
+    let response = put("x", json!([{"credential": "nobody", "model": "m"}])).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["param"],
+        "targets[0].credential"
+    );
+    assert_eq!(put("x", json!([])).await.status(), 400);
+}
+
+#[tokio::test]
+async fn models_lists_what_the_key_may_call() {
+    let setup = setup().await;
+    let tenant = &setup.tenant;
+    setup
+        .app
+        .operator(
+            Method::PUT,
+            &format!("/admin/v1/tenants/{tenant}/routes/chat"),
+        )
+        .json(&json!({"targets": [{"credential": "team-openai", "model": "gpt-4o-mini"}]}))
+        .send()
+        .await
+        .unwrap();
+    let list = |key: String| {
+        let request = setup.app.with_key(&key, Method::GET, "/v1/models");
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let ids = |body: Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(list(setup.key.clone()).await), vec!["chat"]);
+    let limited: Value = setup
+        .app
+        .operator(Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"))
+        .json(&json!({"models": ["team-openai/gpt-4o", "claude/claude-sonnet-4-5", "nobody/x"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = ids(list(limited["key"].as_str().unwrap().to_owned()).await);
+    assert_eq!(
+        listed,
+        vec!["claude/claude-sonnet-4-5", "team-openai/gpt-4o"],
+        "the route is not on this key's allow-list"
+    );
+    let response = setup
+        .app
+        .request(Method::GET, "/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}

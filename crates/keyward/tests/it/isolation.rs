@@ -106,6 +106,18 @@ fn routes() -> Vec<Route> {
             None,
             false,
         ),
+        route(
+            Method::PUT,
+            "/admin/v1/tenants/{tenant}/routes/{model}",
+            Some(json!({"targets": [{"credential": "main", "model": "gpt-4o"}]})),
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/routes",
+            None,
+            false,
+        ),
         route(Method::GET, "/admin/v1/masterkey", None, true),
         route(
             Method::POST,
