@@ -130,3 +130,15 @@ def test_openai_embeddings_with_the_sdk_default_encoding(gateway, tenant):
     assert all(isinstance(value, float) for value in result.data[0].embedding)
     row = gateway.ledger(raw.headers["x-keyward-request-id"])
     assert (row["status"], row["endpoint"], row["input_tokens"]) == ("ok", "/v1/embeddings", 4)
+
+
+def test_the_openai_sdk_can_call_an_anthropic_credential(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    completion = client.chat.completions.create(model="claude/claude-sonnet-4-5", messages=MESSAGES)
+    assert completion.choices[0].message.content == REPLY
+    assert completion.usage.prompt_tokens == 5
+    stream = client.chat.completions.create(
+        model="claude/claude-sonnet-4-5", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == REPLY
+    assert chunks[-1].usage.completion_tokens == 6

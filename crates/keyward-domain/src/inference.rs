@@ -75,7 +75,7 @@ pub enum InferenceReply {
     Streaming {
         status: u16,
         content_type: Option<String>,
-        stream: CompletionStream,
+        stream: Box<CompletionStream>,
         served_by: Option<ServedBy>,
     },
 }
@@ -451,7 +451,7 @@ impl Keyward {
                 Ok(AttemptResult::Done(InferenceReply::Streaming {
                     status: reply.status,
                     content_type: reply.content_type,
-                    stream: reply.stream,
+                    stream: Box::new(reply.stream),
                     served_by: None,
                 }))
             }

@@ -203,6 +203,15 @@ impl PromptBody {
         }
     }
 
+    pub(crate) fn json(&self) -> &Map<String, Value> {
+        &self.json
+    }
+
+    /// Replaces the whole body (format translation).
+    pub(crate) fn replace(&mut self, json: Map<String, Value>) {
+        self.json = json;
+    }
+
     /// Replaces the model with the provider's own name for it (`label/model` → `model`).
     pub(crate) fn set_model(&mut self, model: &str) {
         self.json.insert("model".into(), Value::from(model));
@@ -238,10 +247,6 @@ impl CompletionBody {
     /// Hands the bytes to the HTTP layer for sending; they are not inspected on the way.
     pub fn into_bytes(self) -> Bytes {
         self.bytes
-    }
-
-    pub(crate) fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.bytes).ok()
     }
 }
 

@@ -20,6 +20,7 @@ mod error;
 pub mod provider;
 mod sse;
 pub mod stream;
+mod translate;
 pub mod usage;
 
 pub use body::{BodyError, ClientHeaders, CompletionBody, PromptBody, RouteRequest, Surface};

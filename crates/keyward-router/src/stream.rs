@@ -12,7 +12,9 @@ use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::provider::Translation;
 use crate::sse::{SseEvent, SseParser};
+use crate::translate::anthropic_stream::AnthropicToOpenAi;
 use crate::UsageReport;
 
 /// How a provider frames its stream.
@@ -54,6 +56,8 @@ pub struct CompletionStream {
     dialect: Dialect,
     hide_usage_chunk: bool,
     usage: UsageReport,
+    /// Rewrites the provider's events into the client's format, when they differ.
+    translator: Option<AnthropicToOpenAi>,
     saw_terminal: bool,
     saw_error_event: bool,
     started: Instant,
@@ -70,15 +74,19 @@ impl CompletionStream {
         dialect: Dialect,
         hide_usage_chunk: bool,
         started: Instant,
-        usage: UsageReport,
+        translation: Option<Translation>,
     ) -> (Self, oneshot::Receiver<StreamOutcome>) {
+        let translator = translation.map(|Translation::AnthropicToOpenAi { include_usage }| {
+            AnthropicToOpenAi::new(include_usage, crate::provider::unix_now())
+        });
         let (report, outcome) = oneshot::channel();
         let stream = Self {
             upstream,
             parser: SseParser::default(),
             dialect,
             hide_usage_chunk,
-            usage,
+            usage: UsageReport::default(),
+            translator,
             saw_terminal: false,
             saw_error_event: false,
             started,
@@ -113,8 +121,17 @@ impl CompletionStream {
     fn forward(&mut self, events: Vec<SseEvent>) -> Bytes {
         let mut out = BytesMut::new();
         for event in events {
-            if self.inspect(&event) {
-                out.extend_from_slice(&event.raw);
+            let visible = self.inspect(&event);
+            match self.translator.as_mut() {
+                Some(translator) => {
+                    if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
+                        for frame in translator.translate(event.name.as_deref(), &data) {
+                            out.extend_from_slice(&frame);
+                        }
+                    }
+                }
+                None if visible => out.extend_from_slice(&event.raw),
+                None => {}
             }
         }
         out.freeze()
@@ -265,7 +282,7 @@ mod tests {
             Dialect::OpenAi,
             false,
             Instant::now(),
-            UsageReport::default(),
+            None,
         );
         for _ in 0..reads {
             assert!(completion.next().await.is_some());

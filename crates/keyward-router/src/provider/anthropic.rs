@@ -5,9 +5,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use url::Url;
 
+use super::Translation;
 use super::{base_url, join, sensitive, Plan, Target};
 use crate::stream::Dialect;
-use crate::{ClientHeaders, PromptBody, RouterError};
+use crate::{ClientHeaders, PromptBody, RouteRequest, RouterError};
 
 const DEFAULT_VERSION: &str = "2023-06-01";
 const ORIGIN: &str = "https://api.anthropic.com";
@@ -39,7 +40,25 @@ pub(crate) fn plan(
         headers,
         dialect: Dialect::Anthropic,
         hide_usage_chunk: false,
+        translation: None,
     })
+}
+
+/// An OpenAI chat completions request on an Anthropic credential: translated to Messages,
+/// and the answer translated back.
+pub(crate) fn plan_from_openai(
+    target: &Target,
+    prompt: &mut PromptBody,
+    route: &RouteRequest,
+    client: &ClientHeaders,
+) -> Result<Plan, RouterError> {
+    let translated = crate::translate::openai_to_anthropic::request(prompt.json(), &target.model)?;
+    prompt.replace(translated);
+    let mut plan = plan(target, prompt, client)?;
+    plan.translation = Some(Translation::AnthropicToOpenAi {
+        include_usage: route.client_wants_usage,
+    });
+    Ok(plan)
 }
 
 /// `GET /v1/models`: free, and fails exactly when the key does.

@@ -74,6 +74,15 @@ pub(crate) struct Plan {
     pub headers: HeaderMap,
     pub dialect: Dialect,
     pub hide_usage_chunk: bool,
+    /// Set when the provider's answer must be translated to the client's format.
+    pub translation: Option<Translation>,
+}
+
+/// A response translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Translation {
+    /// Anthropic Messages → OpenAI chat completions; `include_usage` as the client asked.
+    AnthropicToOpenAi { include_usage: bool },
 }
 
 /// A header value that must not appear in debug output of the client or its logs.
@@ -109,14 +118,12 @@ pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, RouterError> {
     Ok(url)
 }
 
-/// Whether calls on `surface` can go to a `provider` credential (format translation between
-/// surfaces is not built yet).
+/// Whether calls on `surface` can go to a `provider` credential (OpenAI-shaped chat runs on
+/// Anthropic by translation; Bedrock and Anthropic → OpenAI translation are not built yet).
 pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     match surface {
         Surface::Messages => provider == ProviderId::Anthropic,
-        Surface::ChatCompletions => {
-            !matches!(provider, ProviderId::Anthropic | ProviderId::Bedrock)
-        }
+        Surface::ChatCompletions => provider != ProviderId::Bedrock,
         Surface::Embeddings => matches!(
             provider,
             ProviderId::OpenAi
@@ -125,6 +132,13 @@ pub fn supports(surface: Surface, provider: ProviderId) -> bool {
                 | ProviderId::OpenAiCompatible
         ),
     }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
 }
 
 /// The provider client.
@@ -157,9 +171,12 @@ impl Router {
                 provider: target.provider.as_str(),
             });
         }
-        let plan = match surface {
-            Surface::Messages => anthropic::plan(target, &mut prompt, client)?,
-            Surface::ChatCompletions | Surface::Embeddings => {
+        let plan = match (surface, target.provider) {
+            (Surface::ChatCompletions, ProviderId::Anthropic) => {
+                anthropic::plan_from_openai(target, &mut prompt, route, client)?
+            }
+            (Surface::Messages, _) => anthropic::plan(target, &mut prompt, client)?,
+            (Surface::ChatCompletions | Surface::Embeddings, _) => {
                 openai::plan(surface, target, &mut prompt, route)?
             }
         };
@@ -200,7 +217,7 @@ impl Router {
                 plan.dialect,
                 plan.hide_usage_chunk,
                 started,
-                UsageReport::default(),
+                plan.translation,
             );
             return Ok(UpstreamReply::Streaming(StreamingReply {
                 status,
@@ -212,8 +229,23 @@ impl Router {
         }
 
         let bytes = self.read_bounded(response).await?;
-        let body = CompletionBody::new(bytes);
-        let json = body.json();
+        let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+        let body = match (plan.translation, &json) {
+            (Some(Translation::AnthropicToOpenAi { .. }), Some(json)) => {
+                let translated = if (200..300).contains(&status) {
+                    crate::translate::openai_to_anthropic::response(json, unix_now())
+                } else {
+                    crate::translate::openai_to_anthropic::error(json)
+                };
+                CompletionBody::new(Bytes::from(translated.to_string()))
+            }
+            _ => CompletionBody::new(bytes),
+        };
+        let content_type = if plan.translation.is_some() {
+            Some("application/json".to_owned())
+        } else {
+            content_type
+        };
         let mut usage = UsageReport::default();
         if (200..300).contains(&status) {
             if let Some(json) = &json {

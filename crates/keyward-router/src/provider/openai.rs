@@ -57,6 +57,7 @@ pub(crate) fn plan(
         headers,
         dialect: Dialect::OpenAi,
         hide_usage_chunk,
+        translation: None,
     })
 }
 

@@ -481,13 +481,6 @@ async fn errors_decided_before_the_call_send_nothing_upstream() {
         (
             Some(&setup.key),
             "/v1/chat/completions",
-            chat("claude/claude-sonnet-4", false),
-            400,
-            "no_credential",
-        ),
-        (
-            Some(&setup.key),
-            "/v1/chat/completions",
             json!({"stream": true}),
             400,
             "invalid_request",
@@ -885,22 +878,34 @@ async fn a_route_falls_back_in_the_configured_order_and_records_each_attempt() {
         .as_str()
         .unwrap()
         .to_owned();
+    let disabled = setup
+        .app
+        .operator(
+            Method::POST,
+            &format!("/admin/v1/tenants/{tenant}/credentials/{claude_id}/disable"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 200);
     put("mixed", json!([{"credential": claude_id, "model": "claude-x"}, {"credential": "team-openai", "model": "gpt-4o-mini"}])).await;
+    let calls_before = setup.app.mock.total_calls();
     let response = setup
         .post("/v1/chat/completions", &chat("mixed", true))
         .await;
     assert_eq!(
         response.status(),
         200,
-        "the anthropic target cannot serve chat completions; the next one does"
+        "the disabled target is skipped; the next one serves"
     );
     let id = request_id(&response);
     assert!(response.text().await.unwrap().contains("quokka"));
     assert_eq!(
-        setup.settled_row(&id).await.status,
-        CallStatus::Ok,
+        setup.settled_row(&id).await.credential_label,
+        "team-openai",
         "the first row is the serving attempt"
     );
+    assert_eq!(setup.app.mock.total_calls(), calls_before + 1);
 
     // Every target failing answers with the last failure.
     put("broken", json!([{"credential": "team-openai", "model": "mock-error-500"}, {"credential": "team-openai", "model": "mock-error-429"}])).await;
@@ -969,4 +974,190 @@ async fn models_lists_what_the_key_may_call() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotating_a_credential_under_traffic_fails_no_call() {
+    let setup = setup().await;
+    let credentials: Value = setup
+        .app
+        .operator(
+            Method::GET,
+            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = credentials["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "team-openai")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let request = setup
+            .app
+            .with_key(&setup.key, Method::POST, "/v1/chat/completions");
+        let stop = stop.clone();
+        clients.spawn(async move {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            let mut index = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = chat("team-openai/gpt-4o-mini", (worker + index) % 2 == 0);
+                let response = request
+                    .try_clone()
+                    .unwrap()
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let good = response.status() == 200
+                    && response
+                        .text()
+                        .await
+                        .is_ok_and(|text| text.contains("quokka"));
+                if good {
+                    ok += 1
+                } else {
+                    failed += 1
+                }
+                index += 1;
+            }
+            (ok, failed)
+        });
+    }
+    // Rotate twice, each time once the current key has carried traffic.
+    let serves = |secret: String| {
+        let mock = setup.app.mock.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while mock.calls(&secret) < 5 {
+                assert!(Instant::now() < deadline, "traffic stalled");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let mut secrets = vec![setup.openai_secret.clone()];
+    for round in 0..2 {
+        serves(secrets[secrets.len() - 1].clone()).await;
+        let secret = format!("sk-mock-rotation-{round}-{}", RequestId::generate());
+        let response = setup
+            .app
+            .operator(
+                Method::POST,
+                &format!("/admin/v1/tenants/{}/credentials/{id}/rotate", setup.tenant),
+            )
+            .json(&json!({"secret": secret}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        secrets.push(secret);
+    }
+    serves(secrets[secrets.len() - 1].clone()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    while let Some(result) = clients.join_next().await {
+        let (worker_ok, worker_failed) = result.unwrap();
+        ok += worker_ok;
+        failed += worker_failed;
+    }
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} calls failed during rotation",
+        ok + failed
+    );
+    assert!(ok > 20, "traffic really ran: {ok} calls");
+    for secret in &secrets {
+        assert!(
+            setup.app.mock.calls(secret) > 0,
+            "each key in turn served calls"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openai_shaped_calls_run_on_an_anthropic_credential() {
+    let setup = setup().await;
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("claude/claude-sonnet-4-5", false),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], REPLY);
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["usage"]["prompt_tokens"], INPUT_TOKENS);
+    let row = setup.row(&id).await;
+    assert_eq!(
+        (row.provider.as_str(), row.endpoint.as_str()),
+        ("anthropic", "/v1/chat/completions")
+    );
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+
+    // Streamed, without and with the client asking for usage.
+    for include_usage in [false, true] {
+        let mut body = chat("claude/claude-sonnet-4-5", true);
+        if include_usage {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let response = setup.post("/v1/chat/completions", &body).await;
+        let id = request_id(&response);
+        let data = sse_data(&response.text().await.unwrap());
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|chunk| serde_json::from_str(chunk).unwrap())
+            .collect();
+        assert!(chunks
+            .iter()
+            .all(|chunk| chunk["object"] == "chat.completion.chunk"));
+        let text: String = chunks
+            .iter()
+            .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, REPLY);
+        let usage_chunks: Vec<&Value> = chunks
+            .iter()
+            .filter(|chunk| chunk["choices"] == json!([]))
+            .collect();
+        assert_eq!(usage_chunks.len(), usize::from(include_usage));
+        if include_usage {
+            assert_eq!(usage_chunks[0]["usage"]["completion_tokens"], OUTPUT_TOKENS);
+        }
+        let row = setup.settled_row(&id).await;
+        assert_eq!(row.status, CallStatus::Ok);
+        assert_eq!(
+            (row.input_tokens, row.output_tokens),
+            (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+        );
+    }
+
+    // Anthropic's errors come back in OpenAI's shape.
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("claude/mock-error-429", false),
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert!(body["error"]["message"].is_string());
 }

@@ -1,0 +1,21 @@
+//! Format translation between client surfaces and provider APIs, so an OpenAI-shaped request
+//! can run on an Anthropic credential. Pure functions over JSON values: no I/O, no logging
+//! (bodies pass through here), errors by field path only.
+//!
+//! Mapping (from the providers' API references; see `docs/providers/`):
+//! - system/developer messages → `system`; user/assistant turns → `messages`; assistant
+//!   `tool_calls` → `tool_use` blocks; `tool` messages → `tool_result` blocks in a user turn.
+//! - `tools`/`tool_choice` → Anthropic tools (`input_schema` = `parameters`) and choice
+//!   (`required` → `any`); `stop` → `stop_sequences`; `user` → `metadata.user_id`;
+//!   `max_completion_tokens`/`max_tokens` → `max_tokens` (required by Anthropic; a default
+//!   applies when the client set none).
+//! - Responses: text blocks → `content`, `tool_use` → `tool_calls`; `stop_reason` →
+//!   `finish_reason` (end_turn/stop_sequence → stop, max_tokens → length, tool_use →
+//!   tool_calls, refusal → content_filter); usage: `prompt_tokens` = input + cache reads +
+//!   cache writes, `cached_tokens` = cache reads.
+
+pub(crate) mod anthropic_stream;
+pub(crate) mod openai_to_anthropic;
+
+#[cfg(test)]
+mod tests;

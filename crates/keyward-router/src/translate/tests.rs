@@ -1,0 +1,142 @@
+//! Table-driven translation tests: each case is an input and the exact expected output.
+
+use serde_json::{json, Value};
+
+use super::anthropic_stream::AnthropicToOpenAi;
+use super::openai_to_anthropic::{request, response};
+
+fn object(value: Value) -> serde_json::Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => panic!("not an object"),
+    }
+}
+
+#[test]
+fn openai_requests_become_anthropic_requests() {
+    let cases = [
+        (
+            "system, multi-turn, stop, user, default max_tokens",
+            json!({"model": "claude/claude-sonnet-4-5", "stop": "END", "user": "u-1", "temperature": 0.2,
+                   "messages": [{"role": "system", "content": "Be terse."}, {"role": "developer", "content": [{"type": "text", "text": "No emojis."}]},
+                                {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]}),
+            json!({"model": "claude-sonnet-4-5", "system": "Be terse.\n\nNo emojis.", "max_tokens": 4096, "temperature": 0.2,
+                   "stop_sequences": ["END"], "metadata": {"user_id": "u-1"},
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+                                {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
+                                {"role": "user", "content": [{"type": "text", "text": "Bye"}]}]}),
+        ),
+        (
+            "tools, tool choice, tool calls and results",
+            json!({"model": "c/m", "max_completion_tokens": 99, "stream": true, "tool_choice": "required",
+                   "tools": [{"type": "function", "function": {"name": "weather", "description": "Get weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+                   "messages": [{"role": "user", "content": "Weather in Paris?"},
+                                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]}),
+            json!({"model": "m", "max_tokens": 99, "stream": true, "tool_choice": {"type": "any"},
+                   "tools": [{"name": "weather", "description": "Get weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+                                {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}}]},
+                                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}]}]}),
+        ),
+    ];
+    for (name, input, expected) in cases {
+        let upstream = input["model"]
+            .as_str()
+            .unwrap()
+            .split_once('/')
+            .unwrap()
+            .1
+            .to_owned();
+        let translated = request(&object(input), &upstream).unwrap();
+        assert_eq!(Value::Object(translated), expected, "{name}");
+    }
+}
+
+#[test]
+fn untranslatable_requests_name_the_field() {
+    let image = json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:..."}}]}]});
+    let err = request(&object(image), "m").unwrap_err();
+    assert_eq!(err.param(), Some("messages[].content"));
+    let bad_args = json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "not json"}}]}]});
+    assert!(request(&object(bad_args), "m").is_err());
+}
+
+#[test]
+fn anthropic_responses_become_openai_responses() {
+    let message = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": "Checking."}, {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 10, "cache_read_input_tokens": 30, "cache_creation_input_tokens": 5, "output_tokens": 7}});
+    let expected = json!({"id": "msg_1", "object": "chat.completion", "created": 1700000000, "model": "claude-sonnet-4-5",
+        "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
+                     "message": {"role": "assistant", "content": "Checking.",
+                                 "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
+        "usage": {"prompt_tokens": 45, "completion_tokens": 7, "total_tokens": 52, "prompt_tokens_details": {"cached_tokens": 30}}});
+    assert_eq!(response(&message, 1_700_000_000), expected);
+}
+
+#[test]
+fn anthropic_stream_events_become_openai_chunks() {
+    let events = [
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-x", "usage": {"input_tokens": 8, "cache_read_input_tokens": 2, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ("ping", json!({"type": "ping"})),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_9", "name": "f", "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 12}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ];
+    let mut translator = AnthropicToOpenAi::new(true, 5);
+    let frames: Vec<String> = events
+        .iter()
+        .flat_map(|(name, data)| translator.translate(Some(name), data))
+        .map(|frame| String::from_utf8(frame.to_vec()).unwrap())
+        .collect();
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "msg_1", "object": "chat.completion.chunk", "created": 5, "model": "claude-x",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}], "usage": null})
+        )
+    };
+    let expected = vec![
+        chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        chunk(json!({"content": "Hi"}), Value::Null),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "toolu_9", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}),
+            Value::Null,
+        ),
+        chunk(json!({}), json!("tool_calls")),
+        format!(
+            "data: {}\n\n",
+            json!({"id": "msg_1", "object": "chat.completion.chunk", "created": 5, "model": "claude-x", "choices": [],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 12, "total_tokens": 22, "prompt_tokens_details": {"cached_tokens": 2}}})
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    assert_eq!(frames, expected);
+}
