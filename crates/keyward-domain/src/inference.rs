@@ -99,6 +99,15 @@ impl InferenceReply {
     }
 }
 
+/// The ledger status of a call the router could not complete.
+fn failed_status(err: &RouterError) -> CallStatus {
+    match err {
+        RouterError::Timeout { .. } => CallStatus::Timeout,
+        RouterError::EgressBlocked { .. } => CallStatus::EgressBlocked,
+        _ => CallStatus::Unreachable,
+    }
+}
+
 fn millis(duration: Duration) -> Option<u64> {
     u64::try_from(duration.as_millis()).ok()
 }
@@ -357,11 +366,7 @@ impl Keyward {
         drop(target);
         let reply = match reply {
             Err(err) => {
-                let status = match &err {
-                    RouterError::Timeout { .. } => CallStatus::Timeout,
-                    RouterError::EgressBlocked { .. } => CallStatus::EgressBlocked,
-                    _ => CallStatus::Unreachable,
-                };
+                let status = failed_status(&err);
                 self.settle(
                     &pending,
                     Settlement {
@@ -499,11 +504,7 @@ impl Keyward {
         let verification = match self.router.verify(&target).await {
             Ok(verification) => verification,
             Err(err) => {
-                let status = match &err {
-                    RouterError::Timeout { .. } => CallStatus::Timeout,
-                    RouterError::EgressBlocked { .. } => CallStatus::EgressBlocked,
-                    _ => CallStatus::Unreachable,
-                };
+                let status = failed_status(&err);
                 self.settle(
                     &pending,
                     Settlement {

@@ -201,13 +201,7 @@ impl Store {
         .bind(page.fetch_limit())
         .fetch_all(&self.pool)
         .await?;
-        let records = rows
-            .into_iter()
-            .map(CredentialRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, |credential| {
-            credential.id.to_string()
-        }))
+        Page::<CredentialRecord>::convert(rows, page, |credential| credential.id.to_string())
     }
 
     /// Replaces the secret (a tenant rotation). A credential the provider had rejected becomes

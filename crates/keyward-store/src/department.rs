@@ -111,12 +111,6 @@ impl Store {
         .bind(page.fetch_limit())
         .fetch_all(&self.pool)
         .await?;
-        let records = rows
-            .into_iter()
-            .map(DepartmentRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, |department| {
-            department.id.to_string()
-        }))
+        Page::<DepartmentRecord>::convert(rows, page, |department| department.id.to_string())
     }
 }

@@ -304,12 +304,6 @@ impl Store {
         .bind(page.fetch_limit())
         .fetch_all(&self.pool)
         .await?;
-        let records = rows
-            .into_iter()
-            .map(CallRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, |call| {
-            call.request_id.clone()
-        }))
+        Page::<CallRecord>::convert(rows, page, |call| call.request_id.clone())
     }
 }

@@ -49,6 +49,22 @@ impl<T> Page<T> {
         Self { items, next_cursor }
     }
 
+    /// Converts fetched rows and pages them (see [`PageRequest::fetch_limit`]).
+    pub(crate) fn convert<R>(
+        rows: Vec<R>,
+        request: &PageRequest,
+        id: impl Fn(&T) -> String,
+    ) -> Result<Self, crate::StoreError>
+    where
+        T: TryFrom<R, Error = crate::StoreError>,
+    {
+        let items = rows
+            .into_iter()
+            .map(T::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_rows(items, request, id))
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),

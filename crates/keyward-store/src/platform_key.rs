@@ -183,11 +183,7 @@ impl Store {
         .bind(page.fetch_limit())
         .fetch_all(&self.pool)
         .await?;
-        let records = rows
-            .into_iter()
-            .map(PlatformKeyRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, |key| key.id.to_string()))
+        Page::<PlatformKeyRecord>::convert(rows, page, |key| key.id.to_string())
     }
 
     /// Marks a key revoked (idempotent: the first revocation time is kept). Returns whether

@@ -106,10 +106,6 @@ impl Store {
         .bind(page.fetch_limit())
         .fetch_all(&self.pool)
         .await?;
-        let records = rows
-            .into_iter()
-            .map(RouteRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, |route| route.model.clone()))
+        Page::<RouteRecord>::convert(rows, page, |route| route.model.clone())
     }
 }

@@ -71,12 +71,6 @@ impl Store {
         .bind(page.fetch_limit())
         .fetch_all(&self.pool)
         .await?;
-        let records = rows
-            .into_iter()
-            .map(TenantRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page, |tenant| {
-            tenant.id.to_string()
-        }))
+        Page::<TenantRecord>::convert(rows, page, |tenant| tenant.id.to_string())
     }
 }

@@ -81,6 +81,31 @@ impl Setup {
             .unwrap_or_else(|| panic!("no ledger row for call {request_id}"))
     }
 
+    /// The id of the tenant's credential labelled `label`.
+    async fn credential_id(&self, label: &str) -> String {
+        let credentials: Value = self
+            .app
+            .operator(
+                Method::GET,
+                &format!("/admin/v1/tenants/{}/credentials", self.tenant),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        credentials["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|credential| credential["label"] == label)
+            .unwrap_or_else(|| panic!("no credential {label}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// The row once it has left `pending` (streams settle when they end).
     async fn settled_row(&self, request_id: &str) -> CallRecord {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -536,27 +561,7 @@ async fn errors_decided_before_the_call_send_nothing_upstream() {
 #[tokio::test]
 async fn a_disabled_credential_is_refused_without_upstream_traffic() {
     let setup = setup().await;
-    let credentials: Value = setup
-        .app
-        .operator(
-            Method::GET,
-            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = credentials["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["label"] == "team-openai")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = setup.credential_id("team-openai").await;
     setup
         .app
         .operator(
@@ -857,27 +862,7 @@ async fn a_route_falls_back_in_the_configured_order_and_records_each_attempt() {
     assert_eq!(fallback.model_reported.as_deref(), Some("gpt-4o-mini"));
 
     // A disabled first target is skipped without any upstream traffic or ledger row.
-    let credentials: Value = setup
-        .app
-        .operator(
-            Method::GET,
-            &format!("/admin/v1/tenants/{tenant}/credentials"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let claude_id = credentials["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["label"] == "claude")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let claude_id = setup.credential_id("claude").await;
     let disabled = setup
         .app
         .operator(
@@ -979,27 +964,7 @@ async fn models_lists_what_the_key_may_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotating_a_credential_under_traffic_fails_no_call() {
     let setup = setup().await;
-    let credentials: Value = setup
-        .app
-        .operator(
-            Method::GET,
-            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = credentials["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["label"] == "team-openai")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = setup.credential_id("team-openai").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = tokio::task::JoinSet::new();
     for worker in 0..8 {
