@@ -108,6 +108,8 @@ fn is_special_v6(address: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
         || first == 0x2001 && address.segments()[1] == 0x0db8 // documentation
         || first == 0x2002 // 6to4 can reach any IPv4 address
+        || (first == 0x2001 && address.segments()[1] == 0) // Teredo
+        || (first == 0x64 && address.segments()[1] == 0xff9b && address.segments()[2] == 1) // local-use NAT64
         || address.segments()[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
 }
 
@@ -141,6 +143,8 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(!policy.permits(ip(refused)), "{refused} must be refused");
         }

@@ -391,6 +391,9 @@ fn bedrock_keys(secret: &str) -> Result<&str, DomainError> {
     Ok(access_key_id)
 }
 
+/// Key prefixes providers publish; they identify the kind of key, not the key.
+const VENDOR_PREFIXES: [&str; 4] = ["sk-ant-", "sk-", "gsk_", "xai-"];
+
 /// A recognisable, non-reversible hint of a secret: its vendor prefix (`sk-`, `gsk_`) and last
 /// four characters for long keys, fewer for short ones, e.g. `sk-…a1B9`.
 pub(crate) fn fingerprint(provider: ProviderId, secret: &ProviderSecret) -> String {
@@ -403,14 +406,16 @@ pub(crate) fn fingerprint(provider: ProviderId, secret: &ProviderSecret) -> Stri
             4,
         );
     }
-    let prefix = text
-        .char_indices()
-        .take(8)
-        .find(|(_, c)| matches!(c, '-' | '_'))
-        .map_or("", |(index, _)| &text[..=index]);
+    // Only well-known vendor prefixes are shown, and at most a sixth of the key: a short,
+    // hand-made key (common for self-hosted endpoints) must not be half revealed.
+    let prefix = VENDOR_PREFIXES
+        .iter()
+        .find(|prefix| text.starts_with(**prefix) && text.len() >= prefix.len() + 16)
+        .copied()
+        .unwrap_or("");
     let shown = match text.len() {
-        0..=7 => 0,
-        8..=15 => 2,
+        0..=11 => 0,
+        12..=23 => 2,
         _ => 4,
     };
     tail_hint(prefix, text, shown)

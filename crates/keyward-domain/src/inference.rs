@@ -326,6 +326,24 @@ impl Keyward {
         let credential = &attempt.credential;
         let scope = TenantScope::for_platform_key(caller.tenant);
         let opened = self.open_credential_secret(&scope, credential.id).await?;
+        // The status may have changed since the target was chosen (a disable, a rejection by
+        // a concurrent call): the row just read is authoritative.
+        match opened.record.status {
+            CredentialStatus::Active => {}
+            CredentialStatus::Disabled => {
+                return Ok(AttemptResult::Failed(DomainError::CredentialDisabled {
+                    label: credential.label.clone(),
+                }))
+            }
+            CredentialStatus::RejectedByProvider => {
+                return Ok(AttemptResult::Failed(
+                    DomainError::ProviderCredentialRejected {
+                        label: credential.label.clone(),
+                    },
+                ))
+            }
+        }
+        let secret_used = opened.record.secret.clone();
         let pending = PendingCall {
             request_id,
             created_at: Timestamp::now(),
@@ -395,7 +413,7 @@ impl Keyward {
                 });
                 self.settle(&pending, settlement).await;
                 if reply.key_rejected {
-                    self.mark_rejected(credential).await;
+                    self.mark_rejected(credential, secret_used.as_ref()).await;
                     return Ok(AttemptResult::Failed(
                         DomainError::ProviderCredentialRejected {
                             label: credential.label.clone(),
@@ -533,7 +551,8 @@ impl Keyward {
         )
         .await;
         if verification.key_rejected {
-            self.mark_rejected(&credential).await;
+            self.mark_rejected(&credential, credential.secret.as_ref())
+                .await;
         } else if !success {
             return Err(DomainError::UpstreamFailed {
                 status: verification.status,
@@ -558,18 +577,27 @@ impl Keyward {
     }
 
     /// The provider refused the key: stop using it until the tenant rotates or verifies it.
-    async fn mark_rejected(&self, credential: &CredentialRecord) {
+    /// Only an active credential still holding the refused secret is marked: a rotation or a
+    /// disable that happened meanwhile wins.
+    async fn mark_rejected(
+        &self,
+        credential: &CredentialRecord,
+        secret_used: Option<&keyward_core::SealedSecret>,
+    ) {
         let result = self
             .store
-            .set_credential_status(
+            .reject_credential(
                 credential.tenant_id,
                 credential.id,
-                CredentialStatus::RejectedByProvider,
+                secret_used,
                 Timestamp::now(),
             )
             .await;
         match result {
-            Ok(_) => {
+            Ok(false) => {
+                tracing::info!(credential = %credential.id, "provider rejected a secret the credential no longer holds; status unchanged")
+            }
+            Ok(true) => {
                 tracing::warn!(tenant = %credential.tenant_id, credential = %credential.id, "provider rejected the credential; marked rejected_by_provider")
             }
             Err(err) => {

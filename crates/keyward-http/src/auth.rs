@@ -15,10 +15,16 @@ pub struct AdminActor(pub Actor);
 
 /// The token a client presented, from either header SPEC allows.
 pub(crate) fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    // A usable Bearer token wins; otherwise `x-api-key` (an SDK may send both, with an
+    // unrelated Authorization header).
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    if bearer.is_some() {
+        return bearer;
     }
     headers
         .get("x-api-key")

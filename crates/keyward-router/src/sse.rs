@@ -23,6 +23,9 @@ pub(crate) struct EventTooLarge;
 #[derive(Default)]
 pub(crate) struct SseParser {
     buffer: BytesMut,
+    /// Where the unfinished last line of `buffer` starts, and how far it was scanned: a push
+    /// scans only new bytes (rescanning made an event arriving in tiny chunks quadratic).
+    resume: (usize, usize),
 }
 
 impl SseParser {
@@ -30,9 +33,18 @@ impl SseParser {
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, EventTooLarge> {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = event_end(&self.buffer) {
-            let raw = self.buffer.split_to(end).freeze();
-            events.push(parse(raw));
+        loop {
+            match event_end(&self.buffer, self.resume) {
+                Ok(end) => {
+                    let raw = self.buffer.split_to(end).freeze();
+                    events.push(parse(raw));
+                    self.resume = (0, 0);
+                }
+                Err(resume) => {
+                    self.resume = resume;
+                    break;
+                }
+            }
         }
         if self.buffer.len() > MAX_EVENT_BYTES {
             return Err(EventTooLarge);
@@ -42,32 +54,42 @@ impl SseParser {
 
     /// Bytes of an unfinished event left when the stream ended.
     pub(crate) fn take_rest(&mut self) -> Bytes {
+        self.resume = (0, 0);
         self.buffer.split().freeze()
     }
 }
 
-/// The index just past the blank line ending the first event, if the buffer holds one.
-fn event_end(buffer: &[u8]) -> Option<usize> {
-    let mut index = 0;
+/// Scans from `line_start` (the start of a line) for the blank line that ends an event:
+/// `Ok(end)` is the index just past it; `Err((line_start, scanned))` says where the
+/// unfinished last line starts and how far it was scanned, so the next push scans only new
+/// bytes (each byte once, not once per push, even for one long line). A
+/// trailing `\r` waits for the next byte, which decides whether it is half of `\r\n`.
+fn event_end(
+    buffer: &[u8],
+    (mut line_start, from): (usize, usize),
+) -> Result<usize, (usize, usize)> {
+    // Bytes between `line_start` and `from` were scanned before and hold no line break.
+    let mut index = from.max(line_start);
     while index < buffer.len() {
         let line_end = match buffer[index] {
             b'\n' => Some(index + 1),
-            b'\r' if buffer.get(index + 1) == Some(&b'\n') => Some(index + 2),
-            b'\r' if index + 1 < buffer.len() => Some(index + 1),
+            b'\r' => match buffer.get(index + 1) {
+                Some(b'\n') => Some(index + 2),
+                Some(_) => Some(index + 1),
+                None => return Err((line_start, index)),
+            },
             _ => None,
         };
-        if let Some(next) = line_end {
-            // A line break directly after another line break (or at the start) ends the event.
-            let previous_is_break = index == 0 || matches!(buffer[index - 1], b'\n' | b'\r');
-            if previous_is_break {
-                return Some(next);
+        match line_end {
+            Some(end) if index == line_start => return Ok(end),
+            Some(end) => {
+                line_start = end;
+                index = end;
             }
-            index = next;
-        } else {
-            index += 1;
+            None => index += 1,
         }
     }
-    None
+    Err((line_start, buffer.len()))
 }
 
 fn parse(raw: Bytes) -> SseEvent {
@@ -115,6 +137,24 @@ mod tests {
                 (None, "[DONE]".into()),
             ]
         );
+    }
+
+    // Resumed scanning (each push scans only new bytes; the review of session 1 found every
+    // push rescanning the buffer) must still find the end of one long line sent in pieces.
+    #[test]
+    fn a_long_event_in_small_chunks_parses_whole() {
+        let mut parser = SseParser::default();
+        let line = [b"data: ".as_slice(), &[b'x'; 1024 * 1024], b"\n\n"].concat();
+        let mut events = Vec::new();
+        for chunk in line.chunks(64) {
+            events.extend(parser.push(chunk).unwrap());
+            assert!(
+                parser.resume.1 <= parser.buffer.len(),
+                "the scan never runs ahead of the data"
+            );
+        }
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data.len(), 1024 * 1024);
     }
 
     #[test]

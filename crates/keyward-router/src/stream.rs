@@ -234,7 +234,14 @@ impl Stream for CompletionStream {
                     ))));
                 }
                 Poll::Ready(None) => {
+                    // An unfinished event at the end is passed on only when events are passed on
+                    // as they are (not translated or filtered).
                     let rest = self.parser.take_rest();
+                    let rest = if self.translator.is_some() || self.hide_usage_chunk {
+                        Bytes::new()
+                    } else {
+                        rest
+                    };
                     let end = self.natural_end();
                     self.finish(end);
                     if !rest.is_empty() {

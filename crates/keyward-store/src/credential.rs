@@ -253,6 +253,29 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Marks a credential `rejected_by_provider` only if it is still active and still holds the
+    /// secret the provider refused. Returns whether it was marked.
+    pub async fn reject_credential(
+        &self,
+        tenant: TenantId,
+        id: CredentialId,
+        secret_used: Option<&SealedSecret>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE credentials SET status = 'rejected_by_provider', status_changed_at = $1
+             WHERE tenant_id = $2 AND id = $3 AND status = 'active'
+               AND (secret_blob = $4 OR (secret_blob IS NULL AND $4 IS NULL))",
+        )
+        .bind(at.unix_millis())
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(secret_used.map(|sealed| sealed.blob.as_str()))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Deletes the row and with it the only copy of the ciphertext.
     pub async fn delete_credential(
         &self,

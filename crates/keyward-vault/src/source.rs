@@ -115,8 +115,19 @@ impl FileSource {
     }
 
     /// Appends `next:BASE64` by writing a complete new file beside the old one and renaming it
-    /// over, so a crash leaves either the old or the new keyring, never half of one.
+    /// over, so a crash leaves either the old or the new keyring, never half of one. An
+    /// exclusive lock on a sibling `.lock` file serialises concurrent rotations (CLI and
+    /// servers): each appends its own version to what the previous one wrote. The OS releases
+    /// the lock when its holder exits, so a crash leaves no stale lock.
     fn append_version(&self) -> Result<KeyVersion, VaultError> {
+        let lock_path = self.path.with_extension("key.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|err| self.write_error(err))?;
+        lock.lock().map_err(|err| self.write_error(err))?;
         let current = self.read()?;
         let keyring = Keyring::parse(&current, &self.location())?;
         let primary = keyring.primary();
@@ -131,15 +142,34 @@ impl FileSource {
         }
         text.push_str(&line);
 
-        let staging = self.path.with_extension("key.new");
-        let _ = std::fs::remove_file(&staging);
+        let staging = self
+            .path
+            .with_extension(format!("key.new.{}.{next}", std::process::id()));
         let mut file = open_private(&staging, true).map_err(|err| self.write_error(err))?;
-        file.write_all(text.as_bytes())
+        let written = file
+            .write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
             .and_then(|()| std::fs::rename(&staging, &self.path))
-            .map_err(|err| self.write_error(err))?;
+            .and_then(|()| sync_parent_dir(&self.path));
+        if let Err(err) = written {
+            let _ = std::fs::remove_file(&staging);
+            return Err(self.write_error(err));
+        }
+        drop(lock);
         Ok(next)
     }
+}
+
+/// Makes a rename durable: the directory entry itself is flushed.
+fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn open_private(path: &Path, create_new: bool) -> std::io::Result<std::fs::File> {
@@ -239,6 +269,39 @@ mod tests {
                 .map(|(_, kcv)| kcv.clone())
         };
         assert_eq!(kcv(&before, 1), kcv(&after, 1));
+    }
+
+    // Regression (review of session 1): two rotations at once both wrote version 2 and the
+    // second rename replaced the first's key.
+    #[test]
+    fn concurrent_rotations_each_append_their_own_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        FileSource::new(&path).create_if_absent().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let source = FileSource::new(&path);
+                std::thread::spawn(move || source.append_version().unwrap())
+            })
+            .collect();
+        let mut versions: Vec<u32> = threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap().get())
+            .collect();
+        versions.sort_unstable();
+        assert_eq!(versions, (2..=9).collect::<Vec<_>>());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let keyring = Keyring::parse(&text, "test").unwrap();
+        assert_eq!(keyring.versions().count(), 9);
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".new.")
+        });
+        assert_eq!(leftovers.count(), 0, "no staging file is left behind");
     }
 
     #[tokio::test]

@@ -283,3 +283,61 @@ async fn only_one_runner_holds_a_rewrap_lease() {
         .await
         .unwrap());
 }
+
+// Regression (review of session 1): a 401 for a secret the tenant had just rotated away marked
+// the new credential rejected; a 401 could also overwrite a disable.
+#[tokio::test]
+async fn a_rejection_marks_only_an_active_credential_still_holding_that_secret() {
+    let test = store().await;
+    let acme = tenant(&test.store, "acme").await;
+    let record = credential(acme, "main");
+    test.store.insert_credential(&record).await.unwrap();
+    let old = record.secret.clone().unwrap();
+    test.store
+        .rotate_credential_secret(acme, record.id, &sealed("NEW", 1), "fp", Timestamp::now())
+        .await
+        .unwrap();
+    assert!(!test
+        .store
+        .reject_credential(acme, record.id, Some(&old), Timestamp::now())
+        .await
+        .unwrap());
+    let current = test
+        .store
+        .credential(acme, record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.status, CredentialStatus::Active);
+
+    test.store
+        .set_credential_status(
+            acme,
+            record.id,
+            CredentialStatus::Disabled,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert!(!test
+        .store
+        .reject_credential(acme, record.id, Some(&sealed("NEW", 1)), Timestamp::now())
+        .await
+        .unwrap());
+    test.store
+        .set_credential_status(acme, record.id, CredentialStatus::Active, Timestamp::now())
+        .await
+        .unwrap();
+    assert!(test
+        .store
+        .reject_credential(acme, record.id, Some(&sealed("NEW", 1)), Timestamp::now())
+        .await
+        .unwrap());
+    let current = test
+        .store
+        .credential(acme, record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.status, CredentialStatus::RejectedByProvider);
+}

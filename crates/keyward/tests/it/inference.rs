@@ -976,7 +976,10 @@ async fn rotating_a_credential_under_traffic_fails_no_call() {
             let (mut ok, mut failed) = (0u32, 0u32);
             let mut index = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let body = chat("team-openai/gpt-4o-mini", (worker + index) % 2 == 0);
+                let body = chat(
+                    "team-openai/gpt-4o-mini",
+                    (worker + index).is_multiple_of(2),
+                );
                 let response = request
                     .try_clone()
                     .unwrap()
