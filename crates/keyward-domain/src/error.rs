@@ -65,6 +65,8 @@ pub enum DomainError {
     UpstreamFailed { status: u16, label: String },
     #[error("{0}")]
     Router(keyward_router::RouterError),
+    #[error("the call was aborted inside Keyward (the server is shutting down, or a bug); its ledger row records what happened upstream")]
+    CallAborted,
     #[error(transparent)]
     Vault(VaultError),
     #[error(transparent)]
@@ -98,6 +100,7 @@ impl DomainError {
             Self::LedgerUnavailable => ErrorCode::LedgerUnavailable,
             Self::UpstreamFailed { .. } => ErrorCode::UpstreamError,
             Self::Router(err) => err.code(),
+            Self::CallAborted => ErrorCode::Internal,
             Self::Vault(_) => ErrorCode::Internal,
             Self::Store(StoreError::Conflict { .. }) => ErrorCode::Conflict,
             Self::Store(StoreError::Unavailable(_)) => ErrorCode::ServiceUnavailable,

@@ -10,6 +10,8 @@
 //! - This module handles bodies only as opaque router types; it never reads them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use keyward_core::{CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId, Timestamp};
@@ -44,7 +46,17 @@ pub struct CallContext {
     pub client_headers: ClientHeaders,
 }
 
+/// Sets its flag when dropped: the request's future is gone, so the client is too.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The calling platform key, resolved once per call.
+#[derive(Clone)]
 pub(crate) struct Caller {
     pub tenant: TenantId,
     pub key: PlatformKeyId,
@@ -162,6 +174,41 @@ impl Keyward {
         let route = prompt.route_request(surface).map_err(RouterError::from)?;
         let caller = self.caller(actor).await?;
         let attempts = self.attempts(&caller, &route.model).await?;
+        // The calls run on a tracked task: if the client goes away (and with it this future),
+        // the upstream call still finishes and its row is settled, as `client_cancelled`.
+        let client_gone = Arc::new(AtomicBool::new(false));
+        let _guard = SetOnDrop(client_gone.clone());
+        let keyward = self.clone();
+        let run = self.tasks.spawn(async move {
+            keyward
+                .run_attempts(
+                    caller,
+                    surface,
+                    prompt,
+                    route,
+                    context,
+                    attempts,
+                    client_gone,
+                )
+                .await
+        });
+        run.await.map_err(|_| DomainError::CallAborted)?
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call's whole context, passed once"
+    )]
+    async fn run_attempts(
+        &self,
+        caller: Caller,
+        surface: Surface,
+        prompt: PromptBody,
+        route: keyward_router::RouteRequest,
+        context: CallContext,
+        attempts: Vec<Attempt>,
+        client_gone: Arc<AtomicBool>,
+    ) -> Result<InferenceReply, DomainError> {
         let mut last: Option<Result<InferenceReply, DomainError>> = None;
         let mut first_row: Option<RequestId> = None;
         let total = attempts.len();
@@ -201,6 +248,7 @@ impl Keyward {
                     &attempt,
                     request_id,
                     fallback_of,
+                    &client_gone,
                 )
                 .await?;
             let served_by = fallback_of.map(|_| ServedBy {
@@ -322,6 +370,7 @@ impl Keyward {
         attempt: &Attempt,
         request_id: RequestId,
         fallback_of: Option<RequestId>,
+        client_gone: &AtomicBool,
     ) -> Result<AttemptResult, DomainError> {
         let credential = &attempt.credential;
         let scope = TenantScope::for_platform_key(caller.tenant);
@@ -406,7 +455,9 @@ impl Keyward {
                 settlement.latency_ms = millis(reply.elapsed);
                 settlement.ttfb_ms = millis(reply.first_byte);
                 let success = (200..300).contains(&reply.status);
-                settlement.status = Some(if success {
+                settlement.status = Some(if client_gone.load(Ordering::Relaxed) {
+                    CallStatus::ClientCancelled
+                } else if success {
                     CallStatus::Ok
                 } else {
                     CallStatus::ProviderError
@@ -641,7 +692,9 @@ async fn settle_row(
     metrics.record_call(crate::metrics::CallObservation {
         tenant: call.tenant_id.to_string(),
         provider: call.provider.as_str(),
-        model: &call.model_requested,
+        // The provider's own model name, not the client's free text: it keeps the label set
+        // bounded by what providers serve.
+        model: settlement.model_reported.as_deref().unwrap_or("unknown"),
         status: settlement
             .status
             .unwrap_or(CallStatus::ProviderError)

@@ -240,10 +240,16 @@ impl Keyward {
         runner: &str,
         stop: &CancellationToken,
     ) -> Result<(), DomainError> {
-        if self.vault.keyring().primary() < job.target_version {
-            self.vault.reload().await?;
+        // Re-wrap to the job's own version. A process whose keyring lacks it (an env: keyring
+        // not yet updated on this replica) leaves the job to one that has it.
+        let target = job.target_version;
+        if !self.vault.keyring().contains(target) && !self.vault.reload().await?.contains(target) {
+            return Err(DomainError::MasterKeyMissing {
+                version: target,
+                rows: job.total.saturating_sub(job.done),
+                location: self.vault.source_location(),
+            });
         }
-        let target = self.vault.keyring().primary().max(job.target_version);
         tracing::info!(job = %job.id, target = %target, "master key re-wrap started");
         // Passes repeat until one finds nothing: a process that had not yet seen the new
         // version may have sealed a row under the old one meanwhile.
@@ -264,7 +270,7 @@ impl Keyward {
                 job.total = job.total.max(job.done + job.failed + batch.len() as u64);
                 for row in batch {
                     let binding = binding(row.tenant_id, row.id);
-                    match self.vault.reseal(&row.secret, &binding).await {
+                    match self.vault.reseal(&row.secret, &binding, target).await {
                         Ok(resealed) => {
                             // A lost swap means the row changed under us; the next pass sees it
                             // again if it is still on an old version.

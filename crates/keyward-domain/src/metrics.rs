@@ -1,8 +1,8 @@
 //! Operational metrics, rendered in Prometheus' text format at `/metrics`.
 //!
 //! Invariant: labels are structural only — tenant id, provider, model as addressed, outcome
-//! status, route template, HTTP status. No body, secret or free text reaches a label; model
-//! names are truncated and escaped.
+//! status, route template, HTTP status. No body, secret or client free text reaches a label:
+//! the model label is the model the provider reported, truncated and escaped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -167,7 +167,7 @@ impl Metrics {
                 key.tenant, key.provider, key.model, key.status
             )
         };
-        out.push_str("# HELP keyward_upstream_calls_total Upstream calls by outcome (the ledger's status).\n# TYPE keyward_upstream_calls_total counter\n");
+        out.push_str("# HELP keyward_upstream_calls_total Upstream calls by outcome (the ledger's status) and the model the provider reported.\n# TYPE keyward_upstream_calls_total counter\n");
         for (key, series) in &registry.calls {
             let _ = writeln!(
                 out,

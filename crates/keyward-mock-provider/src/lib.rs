@@ -17,7 +17,8 @@
 //!   (at least 1); the reply is [`REPLY_WORDS`], one token each, cut at `max_tokens`.
 //! - Faults are chosen by model name, which a gateway forwards unchanged: `mock-error-429`
 //!   (with `retry-after`), `mock-error-500`, `mock-error-529`, `mock-stall` (no headers for 60
-//!   s), `mock-slow-stream` (200 ms between chunks), `mock-drop` (the stream breaks after two
+//!   s), `mock-slow-response` (a normal answer after 1 s), `mock-slow-stream` (200 ms between
+//!   chunks), `mock-drop` (the stream breaks after two
 //!   chunks), `mock-malformed-sse`, `mock-oversized` (a 20 MiB body). `mock-cached` reports
 //!   half the input as cache reads; `mock-reasoning` reports 3 reasoning tokens.
 

@@ -135,8 +135,10 @@ pub(crate) async fn mistral_chat_completions(
 
 async fn complete(state: &MockState, request: &Value, model: &str, flavor: Flavor) -> Response {
     let fault = fault_of(model);
-    if fault == Fault::Stall {
-        tokio::time::sleep(Duration::from_secs(60)).await;
+    match fault {
+        Fault::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
+        Fault::SlowResponse => tokio::time::sleep(Duration::from_secs(1)).await,
+        _ => {}
     }
     if let Some(response) = fault_response(fault) {
         return response;

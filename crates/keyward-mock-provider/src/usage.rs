@@ -40,6 +40,8 @@ pub(crate) enum Fault {
     None,
     Status(u16),
     Stall,
+    /// A normal answer, one second late.
+    SlowResponse,
     SlowStream,
     Drop,
     MalformedSse,
@@ -52,6 +54,7 @@ pub(crate) fn fault_of(model: &str) -> Fault {
         "mock-error-500" => Fault::Status(500),
         "mock-error-529" => Fault::Status(529),
         "mock-stall" => Fault::Stall,
+        "mock-slow-response" => Fault::SlowResponse,
         "mock-slow-stream" => Fault::SlowStream,
         "mock-drop" => Fault::Drop,
         "mock-malformed-sse" => Fault::MalformedSse,

@@ -71,6 +71,17 @@ impl Vault {
 
     /// Seals `plaintext` for `binding` under the primary version.
     pub fn seal(&self, plaintext: &[u8], binding: &RowBinding) -> Result<SealedSecret, VaultError> {
+        let primary = self.keyring().primary();
+        self.seal_with(plaintext, binding, primary)
+    }
+
+    /// Seals under a given version, which the keyring must hold.
+    fn seal_with(
+        &self,
+        plaintext: &[u8],
+        binding: &RowBinding,
+        key_version: KeyVersion,
+    ) -> Result<SealedSecret, VaultError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(VaultError::PlaintextTooLong {
                 len: plaintext.len(),
@@ -78,7 +89,6 @@ impl Vault {
             });
         }
         let keyring = self.keyring();
-        let key_version = keyring.primary();
         let key = keyring.key(key_version)?;
         let nonce = cipher::fresh_nonce()?;
         let sealed = cipher::seal(
@@ -123,14 +133,18 @@ impl Vault {
         ProviderSecret::from_utf8(std::mem::take(&mut *plaintext)).map_err(|_| VaultError::NotText)
     }
 
-    /// Opens `sealed` and seals it again under the primary version (master-key rotation).
+    /// Opens `sealed` and seals it again under `target` (master-key rotation). Fails if this
+    /// process's keyring lacks `target` even after a reload, rather than sealing under an
+    /// older version.
     pub async fn reseal(
         &self,
         sealed: &SealedSecret,
         binding: &RowBinding,
+        target: KeyVersion,
     ) -> Result<SealedSecret, VaultError> {
         let plaintext = self.open(sealed, binding).await?;
-        self.seal(&plaintext, binding)
+        self.keyring_with(target).await?;
+        self.seal_with(&plaintext, binding, target)
     }
 
     /// The keyring, reloaded first if it lacks `version` (another process may have rotated).

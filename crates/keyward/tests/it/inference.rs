@@ -181,7 +181,7 @@ async fn a_chat_completion_runs_on_the_tenants_key_and_is_recorded_exactly() {
         .await
         .unwrap();
     let labels = format!(
-        "tenant=\"{}\",provider=\"openai\",model=\"team-openai/gpt-4o-mini\",status=\"ok\"",
+        "tenant=\"{}\",provider=\"openai\",model=\"gpt-4o-mini\",status=\"ok\"",
         setup.tenant
     );
     assert!(
@@ -1128,4 +1128,43 @@ async fn openai_shaped_calls_run_on_an_anthropic_credential() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["type"], "rate_limit_error");
     assert!(body["error"]["message"].is_string());
+}
+
+// Regression (review of session 1): a client that gave up before a non-streamed answer left
+// the ledger row pending until the next restart.
+#[tokio::test]
+async fn a_client_that_leaves_before_the_answer_is_recorded_as_cancelled_with_usage() {
+    let setup = setup().await;
+    let impatient = setup
+        .app
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .timeout(Duration::from_millis(200))
+        .json(&chat("team-openai/mock-slow-response", false))
+        .send()
+        .await;
+    assert!(impatient.is_err(), "the client gives up first");
+    let tenant: TenantId = setup.tenant.parse().unwrap();
+    let store = setup.app.store().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let row = loop {
+        let rows = store
+            .calls(tenant, &keyward_store::PageRequest::default())
+            .await
+            .unwrap()
+            .items;
+        if let Some(row) = rows
+            .into_iter()
+            .find(|row| row.status != CallStatus::Pending)
+        {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "the row was never settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(row.status, CallStatus::ClientCancelled);
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS)),
+        "the provider billed it: usage kept"
+    );
 }
