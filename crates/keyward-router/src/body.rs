@@ -244,9 +244,10 @@ impl CompletionBody {
         Self { bytes }
     }
 
-    /// Hands the bytes to the HTTP layer for sending; they are not inspected on the way.
-    pub fn into_bytes(self) -> Bytes {
-        self.bytes
+    /// An HTTP body for the response to the client. The bytes are not handed out: reading
+    /// them would take `collect()`, which is banned outside the router.
+    pub fn into_http_body(self) -> http_body_util::Full<Bytes> {
+        http_body_util::Full::new(self.bytes)
     }
 }
 

@@ -177,7 +177,7 @@ fn respond(reply: InferenceReply) -> Response {
             body,
             ..
         } => {
-            let mut response = Response::new(Body::from(body.into_bytes()));
+            let mut response = Response::new(Body::new(body.into_http_body()));
             *response.status_mut() =
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             let headers = response.headers_mut();

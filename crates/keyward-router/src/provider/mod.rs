@@ -228,7 +228,14 @@ impl Router {
             }));
         }
 
-        let bytes = self.read_bounded(response).await?;
+        // The whole answer within the first-byte budget again: the idle timeout alone would let
+        // a provider trickle a body forever.
+        let bytes =
+            tokio::time::timeout(self.egress.first_byte_timeout, self.read_bounded(response))
+                .await
+                .map_err(|_| RouterError::Timeout {
+                    seconds: self.egress.first_byte_timeout.as_secs(),
+                })??;
         let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
         let body = match (plan.translation, &json) {
             (Some(Translation::AnthropicToOpenAi { .. }), Some(json)) => {
