@@ -142,3 +142,16 @@ def test_the_openai_sdk_can_call_an_anthropic_credential(gateway, tenant):
     chunks = list(stream)
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == REPLY
     assert chunks[-1].usage.completion_tokens == 6
+
+
+def test_openai_responses_api(gateway, tenant):
+    client = openai_client(gateway, tenant["key"])
+    raw = client.responses.with_raw_response.create(model="team-openai/gpt-4o-mini", input=PROMPT)
+    response = raw.parse()
+    assert response.output_text == REPLY
+    assert response.usage.input_tokens == 5
+    row = gateway.ledger(raw.headers["x-keyward-request-id"])
+    assert (row["status"], row["endpoint"], row["output_tokens"]) == ("ok", "/v1/responses", 6)
+    stream = client.responses.create(model="team-openai/gpt-4o-mini", input=PROMPT, stream=True)
+    deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
+    assert "".join(deltas) == REPLY

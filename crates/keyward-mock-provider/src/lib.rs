@@ -2,6 +2,9 @@
 //! every test and benchmark runs without the internet. It depends on no Keyward crate: a
 //! misread wire format cannot hide on both sides.
 //!
+//! Surfaces: OpenAI chat completions, Responses, embeddings, models; Azure deployments;
+//! Mistral's chat flavour; Anthropic Messages, count tokens, models.
+//!
 //! Shapes follow the providers' API references and official SDK types (OpenAI's OpenAPI spec
 //! and `openai-python` types; Anthropic's Messages API reference and `anthropic-sdk-python`
 //! types); the research notes behind them are summarised in `docs/providers.md`.
@@ -24,6 +27,7 @@
 
 mod anthropic;
 mod openai;
+mod responses;
 mod stream;
 mod usage;
 
@@ -154,6 +158,7 @@ impl MockProvider {
         let router = Router::new()
             .route("/v1/chat/completions", post(openai::chat_completions))
             .route("/v1/embeddings", post(openai::embeddings))
+            .route("/v1/responses", post(responses::responses))
             .route("/mistral/v1/embeddings", post(openai::embeddings))
             .route(
                 "/openai/deployments/{deployment}/embeddings",

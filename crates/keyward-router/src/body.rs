@@ -15,6 +15,8 @@ pub enum Surface {
     Messages,
     /// OpenAI `POST /v1/embeddings`.
     Embeddings,
+    /// OpenAI `POST /v1/responses`.
+    Responses,
 }
 
 impl Surface {
@@ -23,6 +25,7 @@ impl Surface {
             Self::ChatCompletions => "/v1/chat/completions",
             Self::Messages => "/v1/messages",
             Self::Embeddings => "/v1/embeddings",
+            Self::Responses => "/v1/responses",
         }
     }
 }
@@ -166,11 +169,11 @@ impl PromptBody {
                 })
             }
         };
-        let max_tokens = ["max_completion_tokens", "max_tokens"]
+        let max_tokens = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
             .iter()
             .find_map(|field| self.json.get(*field).and_then(Value::as_u64));
         let user = match surface {
-            Surface::ChatCompletions | Surface::Embeddings => {
+            Surface::ChatCompletions | Surface::Embeddings | Surface::Responses => {
                 self.json.get("user").and_then(Value::as_str)
             }
             Surface::Messages => self

@@ -24,6 +24,8 @@ pub(crate) enum Dialect {
     OpenAi,
     /// `event: message_start` … `event: message_stop`.
     Anthropic,
+    /// OpenAI Responses: `event: response.created` … `event: response.completed`.
+    OpenAiResponses,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +166,30 @@ impl CompletionStream {
                         .and_then(Value::as_array)
                         .is_some_and(Vec::is_empty);
                 !(self.hide_usage_chunk && usage_only)
+            }
+            Dialect::OpenAiResponses => {
+                let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+                    return true;
+                };
+                let kind = event
+                    .name
+                    .as_deref()
+                    .or_else(|| data.get("type").and_then(Value::as_str));
+                if let Some("response.completed" | "response.incomplete" | "response.failed") = kind
+                {
+                    let response = data.get("response").unwrap_or(&Value::Null);
+                    self.usage
+                        .set_model(response.get("model").and_then(Value::as_str));
+                    if let Some(usage) = response.get("usage") {
+                        self.usage.merge_responses(usage);
+                    }
+                    self.saw_terminal = true;
+                    self.saw_error_event |= kind == Some("response.failed");
+                }
+                if kind == Some("error") {
+                    self.saw_error_event = true;
+                }
+                true
             }
             Dialect::Anthropic => {
                 let Ok(data) = serde_json::from_str::<Value>(&event.data) else {

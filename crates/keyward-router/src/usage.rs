@@ -34,6 +34,20 @@ impl UsageReport {
             .or(self.reasoning_tokens);
     }
 
+    /// Responses API `usage`: `input_tokens` (cached included), `output_tokens` (reasoning
+    /// included) and their details.
+    pub(crate) fn merge_responses(&mut self, usage: &Value) {
+        if !usage.is_object() {
+            return;
+        }
+        self.input_tokens = field(usage, &["input_tokens"]).or(self.input_tokens);
+        self.output_tokens = field(usage, &["output_tokens"]).or(self.output_tokens);
+        self.cached_input_tokens =
+            field(usage, &["input_tokens_details", "cached_tokens"]).or(self.cached_input_tokens);
+        self.reasoning_tokens =
+            field(usage, &["output_tokens_details", "reasoning_tokens"]).or(self.reasoning_tokens);
+    }
+
     /// Anthropic `usage`: its `input_tokens` excludes cache reads and writes, so they are added.
     /// Stream events carry cumulative counts; a later event's fields replace earlier ones.
     pub(crate) fn merge_anthropic(&mut self, usage: &Value) {

@@ -31,6 +31,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(responses))
         .route("/v1/models", axum::routing::get(models))
 }
 
@@ -43,7 +44,9 @@ struct SurfaceError {
 impl IntoResponse for SurfaceError {
     fn into_response(self) -> Response {
         match self.surface {
-            Surface::ChatCompletions | Surface::Embeddings => self.error.into_response(),
+            Surface::ChatCompletions | Surface::Embeddings | Surface::Responses => {
+                self.error.into_response()
+            }
             Surface::Messages => {
                 let code = self.error.code;
                 let status = StatusCode::from_u16(code.http_status())
@@ -78,6 +81,10 @@ async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
         }
         Err(error) => error.into_response(),
     }
+}
+
+async fn responses(state: State<AppState>, request: Request) -> Response {
+    handle(state, request, Surface::Responses).await
 }
 
 async fn embeddings(state: State<AppState>, request: Request) -> Response {

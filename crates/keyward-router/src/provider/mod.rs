@@ -124,6 +124,7 @@ pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     match surface {
         Surface::Messages => provider == ProviderId::Anthropic,
         Surface::ChatCompletions => provider != ProviderId::Bedrock,
+        Surface::Responses => matches!(provider, ProviderId::OpenAi | ProviderId::OpenAiCompatible),
         Surface::Embeddings => matches!(
             provider,
             ProviderId::OpenAi
@@ -176,7 +177,7 @@ impl Router {
                 anthropic::plan_from_openai(target, &mut prompt, route, client)?
             }
             (Surface::Messages, _) => anthropic::plan(target, &mut prompt, client)?,
-            (Surface::ChatCompletions | Surface::Embeddings, _) => {
+            (Surface::ChatCompletions | Surface::Embeddings | Surface::Responses, _) => {
                 openai::plan(surface, target, &mut prompt, route)?
             }
         };
@@ -261,12 +262,13 @@ impl Router {
                     match plan.dialect {
                         Dialect::OpenAi => usage.merge_openai(reported),
                         Dialect::Anthropic => usage.merge_anthropic(reported),
+                        Dialect::OpenAiResponses => usage.merge_responses(reported),
                     }
                 }
             }
         }
         let key_rejected = match plan.dialect {
-            Dialect::OpenAi => openai::key_rejected(status),
+            Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };
         Ok(UpstreamReply::Complete(CompleteReply {
@@ -316,7 +318,7 @@ impl Router {
         let body = self.read_bounded(response).await?;
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let key_rejected = match dialect {
-            Dialect::OpenAi => openai::key_rejected(status),
+            Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };
         Ok(Verification {

@@ -1,4 +1,4 @@
-//! OpenAI-shaped chat completions and embeddings: `openai`, `azure-openai`, `mistral`, `groq` and
+//! OpenAI-shaped chat completions, Responses and embeddings: `openai`, `azure-openai`, `mistral`, `groq` and
 //! `openai-compatible` (Ollama, vLLM, llama.cpp server, LM Studio, TGI).
 //!
 //! Streams: Keyward adds `stream_options.include_usage` when the client did not, and hides the
@@ -34,6 +34,7 @@ pub(crate) fn plan(
 ) -> Result<Plan, RouterError> {
     let path: &[&str] = match surface {
         Surface::Embeddings => &["embeddings"],
+        Surface::Responses => &["responses"],
         _ => &["chat", "completions"],
     };
     let url = if target.provider == ProviderId::AzureOpenAi {
@@ -52,10 +53,16 @@ pub(crate) fn plan(
         && route.stream
         && target.provider != ProviderId::Mistral
         && prompt.request_stream_usage();
+    // The Responses API always reports usage, in `response.completed`.
+    let dialect = if surface == Surface::Responses {
+        Dialect::OpenAiResponses
+    } else {
+        Dialect::OpenAi
+    };
     Ok(Plan {
         url,
         headers,
-        dialect: Dialect::OpenAi,
+        dialect,
         hide_usage_chunk,
         translation: None,
     })

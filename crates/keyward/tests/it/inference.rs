@@ -1168,3 +1168,48 @@ async fn a_client_that_leaves_before_the_answer_is_recorded_as_cancelled_with_us
         "the provider billed it: usage kept"
     );
 }
+
+#[tokio::test]
+async fn the_responses_api_passes_through_with_exact_usage() {
+    let setup = setup().await;
+    let body = json!({"model": "team-openai/gpt-4o-mini", "input": PROMPT});
+    let response = setup.post("/v1/responses", &body).await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["object"], "response");
+    assert_eq!(answer["output"][0]["content"][0]["text"], REPLY);
+    let row = setup.row(&id).await;
+    assert_eq!(
+        (row.status, row.endpoint.as_str()),
+        (CallStatus::Ok, "/v1/responses")
+    );
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let response = setup.post("/v1/responses", &streamed).await;
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("event: response.created"), "{text}");
+    assert!(text.contains("event: response.completed"));
+    let row = setup.settled_row(&id).await;
+    assert_eq!(row.status, CallStatus::Ok);
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+    assert_eq!(row.model_reported.as_deref(), Some("gpt-4o-mini"));
+
+    // Anthropic credentials cannot serve the Responses API: refused before any traffic.
+    let response = setup
+        .post(
+            "/v1/responses",
+            &json!({"model": "claude/x", "input": "hi"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+}
