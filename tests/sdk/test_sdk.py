@@ -155,3 +155,16 @@ def test_openai_responses_api(gateway, tenant):
     stream = client.responses.create(model="team-openai/gpt-4o-mini", input=PROMPT, stream=True)
     deltas = [event.delta for event in stream if event.type == "response.output_text.delta"]
     assert "".join(deltas) == REPLY
+
+
+def test_the_anthropic_sdk_can_call_an_openai_credential(gateway, tenant):
+    client = anthropic_client(gateway, tenant["key"])
+    message = client.messages.create(model="team-openai/gpt-4o-mini", max_tokens=100, messages=MESSAGES)
+    assert message.content[0].text == REPLY
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (5, 6)
+    with client.messages.stream(model="team-openai/gpt-4o-mini", max_tokens=100, messages=MESSAGES) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == REPLY
+    assert final.usage.output_tokens == 6
+    assert final.stop_reason == "end_turn"

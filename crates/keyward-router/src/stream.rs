@@ -15,6 +15,24 @@ use tokio::sync::oneshot;
 use crate::provider::Translation;
 use crate::sse::{SseEvent, SseParser};
 use crate::translate::anthropic_stream::AnthropicToOpenAi;
+use crate::translate::anthropic_to_openai::OpenAiToAnthropic;
+
+/// A stream rewritten from the provider's format into the client's.
+enum Translator {
+    ToOpenAi(AnthropicToOpenAi),
+    ToAnthropic(OpenAiToAnthropic),
+}
+
+impl Translator {
+    fn translate(&mut self, name: Option<&str>, data: &str) -> Vec<Bytes> {
+        match self {
+            Self::ToOpenAi(translator) => serde_json::from_str::<Value>(data)
+                .map(|data| translator.translate(name, &data))
+                .unwrap_or_default(),
+            Self::ToAnthropic(translator) => translator.translate(data),
+        }
+    }
+}
 use crate::UsageReport;
 
 /// How a provider frames its stream.
@@ -59,7 +77,7 @@ pub struct CompletionStream {
     hide_usage_chunk: bool,
     usage: UsageReport,
     /// Rewrites the provider's events into the client's format, when they differ.
-    translator: Option<AnthropicToOpenAi>,
+    translator: Option<Translator>,
     saw_terminal: bool,
     saw_error_event: bool,
     started: Instant,
@@ -78,8 +96,11 @@ impl CompletionStream {
         started: Instant,
         translation: Option<Translation>,
     ) -> (Self, oneshot::Receiver<StreamOutcome>) {
-        let translator = translation.map(|Translation::AnthropicToOpenAi { include_usage }| {
-            AnthropicToOpenAi::new(include_usage, crate::provider::unix_now())
+        let translator = translation.map(|translation| match translation {
+            Translation::AnthropicToOpenAi { include_usage } => Translator::ToOpenAi(
+                AnthropicToOpenAi::new(include_usage, crate::provider::unix_now()),
+            ),
+            Translation::OpenAiToAnthropic => Translator::ToAnthropic(OpenAiToAnthropic::new()),
         });
         let (report, outcome) = oneshot::channel();
         let stream = Self {
@@ -126,10 +147,8 @@ impl CompletionStream {
             let visible = self.inspect(&event);
             match self.translator.as_mut() {
                 Some(translator) => {
-                    if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
-                        for frame in translator.translate(event.name.as_deref(), &data) {
-                            out.extend_from_slice(&frame);
-                        }
+                    for frame in translator.translate(event.name.as_deref(), &event.data) {
+                        out.extend_from_slice(&frame);
                     }
                 }
                 None if visible => out.extend_from_slice(&event.raw),

@@ -83,6 +83,8 @@ pub(crate) struct Plan {
 pub(crate) enum Translation {
     /// Anthropic Messages → OpenAI chat completions; `include_usage` as the client asked.
     AnthropicToOpenAi { include_usage: bool },
+    /// OpenAI chat completions → Anthropic Messages.
+    OpenAiToAnthropic,
 }
 
 /// A header value that must not appear in debug output of the client or its logs.
@@ -118,11 +120,11 @@ pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, RouterError> {
     Ok(url)
 }
 
-/// Whether calls on `surface` can go to a `provider` credential (OpenAI-shaped chat runs on
-/// Anthropic by translation; Bedrock and Anthropic → OpenAI translation are not built yet).
+/// Whether calls on `surface` can go to a `provider` credential (chat completions and messages
+/// cross between OpenAI-style and Anthropic providers by translation; Bedrock is not built yet).
 pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     match surface {
-        Surface::Messages => provider == ProviderId::Anthropic,
+        Surface::Messages => provider != ProviderId::Bedrock,
         Surface::ChatCompletions => provider != ProviderId::Bedrock,
         Surface::Responses => matches!(provider, ProviderId::OpenAi | ProviderId::OpenAiCompatible),
         Surface::Embeddings => matches!(
@@ -176,7 +178,10 @@ impl Router {
             (Surface::ChatCompletions, ProviderId::Anthropic) => {
                 anthropic::plan_from_openai(target, &mut prompt, route, client)?
             }
-            (Surface::Messages, _) => anthropic::plan(target, &mut prompt, client)?,
+            (Surface::Messages, ProviderId::Anthropic) => {
+                anthropic::plan(target, &mut prompt, client)?
+            }
+            (Surface::Messages, _) => openai::plan_from_anthropic(target, &mut prompt, route)?,
             (Surface::ChatCompletions | Surface::Embeddings | Surface::Responses, _) => {
                 openai::plan(surface, target, &mut prompt, route)?
             }
@@ -244,6 +249,14 @@ impl Router {
                     crate::translate::openai_to_anthropic::response(json, unix_now())
                 } else {
                     crate::translate::openai_to_anthropic::error(json)
+                };
+                CompletionBody::new(Bytes::from(translated.to_string()))
+            }
+            (Some(Translation::OpenAiToAnthropic), Some(json)) => {
+                let translated = if (200..300).contains(&status) {
+                    crate::translate::anthropic_to_openai::response(json)
+                } else {
+                    crate::translate::anthropic_to_openai::error(json, status)
                 };
                 CompletionBody::new(Bytes::from(translated.to_string()))
             }

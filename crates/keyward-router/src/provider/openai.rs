@@ -68,6 +68,27 @@ pub(crate) fn plan(
     })
 }
 
+/// An Anthropic Messages request on an OpenAI-style credential: translated to chat
+/// completions (usage requested on streams), and the answer translated back.
+pub(crate) fn plan_from_anthropic(
+    target: &Target,
+    prompt: &mut PromptBody,
+    route: &RouteRequest,
+) -> Result<Plan, RouterError> {
+    // OpenAI's own models refuse the deprecated `max_tokens`; compatible servers expect it.
+    let max_field = if target.provider == ProviderId::OpenAi {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    let translated =
+        crate::translate::anthropic_to_openai::request(prompt.json(), &target.model, max_field)?;
+    prompt.replace(translated);
+    let mut plan = plan(Surface::ChatCompletions, target, prompt, route)?;
+    plan.translation = Some(super::Translation::OpenAiToAnthropic);
+    Ok(plan)
+}
+
 /// `GET …/models` (Azure: `GET …/openai/models?api-version=V`): free, and fails exactly when
 /// the key does.
 pub(crate) fn verify_request(target: &Target) -> Result<(Url, HeaderMap, Dialect), RouterError> {

@@ -1,5 +1,5 @@
 //! Format translation between client surfaces and provider APIs, so an OpenAI-shaped request
-//! can run on an Anthropic credential. Pure functions over JSON values: no I/O, no logging
+//! can run on an Anthropic credential and an Anthropic-shaped one on an OpenAI-style provider. Pure functions over JSON values: no I/O, no logging
 //! (bodies pass through here), errors by field path only.
 //!
 //! Mapping (from the providers' API references; see `docs/providers/`):
@@ -15,6 +15,7 @@
 //!   cache writes, `cached_tokens` = cache reads.
 
 pub(crate) mod anthropic_stream;
+pub(crate) mod anthropic_to_openai;
 pub(crate) mod openai_to_anthropic;
 
 #[cfg(test)]

@@ -140,3 +140,98 @@ fn anthropic_stream_events_become_openai_chunks() {
     ];
     assert_eq!(frames, expected);
 }
+
+mod reverse {
+    use serde_json::{json, Value};
+
+    use super::object;
+    use crate::translate::anthropic_to_openai::{request, response, OpenAiToAnthropic};
+
+    #[test]
+    fn anthropic_requests_become_openai_requests() {
+        let input = json!({"model": "team-openai/gpt-4o", "max_tokens": 50, "system": [{"type": "text", "text": "Be terse."}],
+            "stop_sequences": ["END"], "metadata": {"user_id": "u-2"}, "stream": true, "tool_choice": {"type": "tool", "name": "weather"},
+            "tools": [{"name": "weather", "description": "Get weather", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "Weather in Paris?"},
+                         {"role": "assistant", "content": [{"type": "text", "text": "Checking."}, {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "sunny"}]}]}]});
+        let expected = json!({"model": "gpt-4o", "max_completion_tokens": 50, "stream": true, "stop": ["END"], "user": "u-2",
+            "tool_choice": {"type": "function", "function": {"name": "weather"}},
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "Get weather", "parameters": {"type": "object"}}}],
+            "messages": [{"role": "system", "content": "Be terse."},
+                         {"role": "user", "content": "Weather in Paris?"},
+                         {"role": "assistant", "content": "Checking.", "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                         {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"}]});
+        assert_eq!(
+            Value::Object(request(&object(input), "gpt-4o", "max_completion_tokens").unwrap()),
+            expected
+        );
+    }
+
+    #[test]
+    fn openai_responses_become_anthropic_messages() {
+        let completion = json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o",
+            "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": "Hi"}}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 30}}});
+        let expected = json!({"id": "chatcmpl-1", "type": "message", "role": "assistant", "model": "gpt-4o",
+            "content": [{"type": "text", "text": "Hi"}], "stop_reason": "max_tokens", "stop_sequence": null,
+            "usage": {"input_tokens": 10, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 30, "output_tokens": 9}});
+        assert_eq!(response(&completion), expected);
+    }
+
+    #[test]
+    fn openai_chunks_become_anthropic_events() {
+        let chunks = [
+            r#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+            r#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":null}]}"#,
+            r#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            r#"{"id":"c1","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+            "[DONE]",
+        ];
+        let mut translator = OpenAiToAnthropic::new();
+        let events: Vec<(String, Value)> = chunks
+            .iter()
+            .flat_map(|chunk| translator.translate(chunk))
+            .map(|frame| {
+                let text = String::from_utf8(frame.to_vec()).unwrap();
+                let (name, data) = text.trim_end().split_once('\n').unwrap();
+                (
+                    name.trim_start_matches("event: ").to_owned(),
+                    serde_json::from_str(data.trim_start_matches("data: ")).unwrap(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(
+            events[2].1["delta"],
+            json!({"type": "text_delta", "text": "Hi"})
+        );
+        assert_eq!(
+            events[4].1["content_block"],
+            json!({"type": "tool_use", "id": "call_1", "name": "f", "input": {}})
+        );
+        assert_eq!(
+            events[5].1["delta"],
+            json!({"type": "input_json_delta", "partial_json": "{}"})
+        );
+        assert_eq!(events[7].1["delta"]["stop_reason"], "tool_use");
+        assert_eq!(events[7].1["usage"]["output_tokens"], 3);
+        assert_eq!(events[7].1["usage"]["input_tokens"], 7);
+    }
+}

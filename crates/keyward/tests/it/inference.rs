@@ -1213,3 +1213,47 @@ async fn the_responses_api_passes_through_with_exact_usage() {
         .await;
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test]
+async fn anthropic_shaped_calls_run_on_an_openai_credential() {
+    let setup = setup().await;
+    let body = json!({"model": "team-openai/gpt-4o-mini", "max_tokens": 100, "messages": [{"role": "user", "content": PROMPT}]});
+    let response = setup.post("/v1/messages", &body).await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["content"][0]["text"], REPLY);
+    assert_eq!(message["stop_reason"], "end_turn");
+    assert_eq!(
+        (
+            message["usage"]["input_tokens"].as_u64(),
+            message["usage"]["output_tokens"].as_u64()
+        ),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+    let row = setup.row(&id).await;
+    assert_eq!(
+        (row.provider.as_str(), row.endpoint.as_str()),
+        ("openai", "/v1/messages")
+    );
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let response = setup.post("/v1/messages", &streamed).await;
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("event: message_start"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("data: {\"type\":\"message_stop\"}"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"));
+    let row = setup.settled_row(&id).await;
+    assert_eq!(row.status, CallStatus::Ok);
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+}
