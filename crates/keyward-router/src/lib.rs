@@ -14,6 +14,7 @@
 //!   marked sensitive.
 //! - Parsers of provider bytes are bounded: no event, line or body grows without limit.
 
+pub mod aws;
 pub mod body;
 pub mod egress;
 mod error;
