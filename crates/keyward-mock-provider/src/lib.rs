@@ -3,7 +3,8 @@
 //! misread wire format cannot hide on both sides.
 //!
 //! Surfaces: OpenAI chat completions, Responses, embeddings, models; Azure deployments;
-//! Mistral's chat flavour; Anthropic Messages, count tokens, models.
+//! Mistral's chat flavour; Anthropic Messages, count tokens, models; Bedrock Converse and
+//! ConverseStream with SigV4 verification and event-stream frames.
 //!
 //! Shapes follow the providers' API references and official SDK types (OpenAI's OpenAPI spec
 //! and `openai-python` types; Anthropic's Messages API reference and `anthropic-sdk-python`
@@ -26,6 +27,7 @@
 //!   half the input as cache reads; `mock-reasoning` reports 3 reasoning tokens.
 
 mod anthropic;
+mod bedrock;
 mod openai;
 mod responses;
 mod stream;
@@ -174,6 +176,11 @@ impl MockProvider {
                 post(openai::azure_chat_completions),
             )
             .route("/v1/messages", post(anthropic::messages))
+            .route("/model/{model}/converse", post(bedrock::converse))
+            .route(
+                "/model/{model}/converse-stream",
+                post(bedrock::converse_stream),
+            )
             .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
             .route("/openai/models", get(openai::azure_models))
             .route("/_mock/calls", get(calls))

@@ -43,3 +43,20 @@ pub(crate) fn body(steps: Vec<Step>) -> Body {
         Some((item, steps))
     }))
 }
+
+/// Like [`body`], for binary frames carried as Latin-1 strings (one char per byte).
+pub(crate) fn latin1_body(steps: Vec<Step>) -> Body {
+    Body::from_stream(stream::unfold(steps.into_iter(), |mut steps| async move {
+        let step = steps.next()?;
+        if !step.delay.is_zero() {
+            tokio::time::sleep(step.delay).await;
+        }
+        let item = match step.bytes {
+            Some(text) => Ok(Bytes::from(
+                text.chars().map(|c| c as u8).collect::<Vec<u8>>(),
+            )),
+            None => Err(std::io::Error::other("mock provider dropped the stream")),
+        };
+        Some((item, steps))
+    }))
+}

@@ -16,11 +16,13 @@ use crate::provider::Translation;
 use crate::sse::{SseEvent, SseParser};
 use crate::translate::anthropic_stream::AnthropicToOpenAi;
 use crate::translate::anthropic_to_openai::OpenAiToAnthropic;
+use crate::translate::bedrock::BedrockToOpenAi;
 
 /// A stream rewritten from the provider's format into the client's.
 enum Translator {
     ToOpenAi(AnthropicToOpenAi),
     ToAnthropic(OpenAiToAnthropic),
+    FromBedrock(BedrockToOpenAi),
 }
 
 impl Translator {
@@ -30,6 +32,9 @@ impl Translator {
                 .map(|data| translator.translate(name, &data))
                 .unwrap_or_default(),
             Self::ToAnthropic(translator) => translator.translate(data),
+            Self::FromBedrock(translator) => serde_json::from_str::<Value>(data)
+                .map(|data| translator.translate(name.unwrap_or_default(), &data))
+                .unwrap_or_default(),
         }
     }
 }
@@ -44,6 +49,51 @@ pub(crate) enum Dialect {
     Anthropic,
     /// OpenAI Responses: `event: response.created` … `event: response.completed`.
     OpenAiResponses,
+    /// Bedrock ConverseStream: AWS event-stream frames, `messageStart` … `metadata`.
+    Bedrock,
+}
+
+/// How the provider frames its stream.
+enum Framing {
+    Sse(SseParser),
+    EventStream(crate::aws::eventstream::Decoder),
+}
+
+impl Framing {
+    /// Complete events in the bytes so far. Event-stream messages become events named by
+    /// their `:event-type` (or `exception:<type>`), with the JSON payload as data.
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseEvent>, ()> {
+        match self {
+            Self::Sse(parser) => parser.push(chunk).map_err(|_| ()),
+            Self::EventStream(decoder) => {
+                let messages = decoder.push(chunk).map_err(|_| ())?;
+                Ok(messages
+                    .into_iter()
+                    .map(|message| {
+                        let name = match message.header(":message-type") {
+                            Some("exception") | Some("error") => format!(
+                                "exception:{}",
+                                message.header(":exception-type").unwrap_or("unknown")
+                            ),
+                            _ => message.header(":event-type").unwrap_or_default().to_owned(),
+                        };
+                        SseEvent {
+                            raw: Bytes::new(),
+                            name: Some(name),
+                            data: String::from_utf8_lossy(&message.payload).into_owned(),
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    fn take_rest(&mut self) -> Bytes {
+        match self {
+            Self::Sse(parser) => parser.take_rest(),
+            Self::EventStream(_) => Bytes::new(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +122,7 @@ type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>
 /// A streamed completion. No `Debug`, `Display` or `Clone`: only its bytes leave, to the client.
 pub struct CompletionStream {
     upstream: Upstream,
-    parser: SseParser,
+    framing: Framing,
     dialect: Dialect,
     hide_usage_chunk: bool,
     usage: UsageReport,
@@ -101,11 +151,23 @@ impl CompletionStream {
                 AnthropicToOpenAi::new(include_usage, crate::provider::unix_now()),
             ),
             Translation::OpenAiToAnthropic => Translator::ToAnthropic(OpenAiToAnthropic::new()),
+            Translation::BedrockToOpenAi { include_usage } => {
+                Translator::FromBedrock(BedrockToOpenAi::new(
+                    format!("chatcmpl-{}", crate::provider::unix_now()),
+                    String::new(),
+                    crate::provider::unix_now(),
+                    include_usage,
+                ))
+            }
         });
         let (report, outcome) = oneshot::channel();
         let stream = Self {
             upstream,
-            parser: SseParser::default(),
+            framing: if dialect == Dialect::Bedrock {
+                Framing::EventStream(Default::default())
+            } else {
+                Framing::Sse(SseParser::default())
+            },
             dialect,
             hide_usage_chunk,
             usage: UsageReport::default(),
@@ -118,6 +180,17 @@ impl CompletionStream {
             done: false,
         };
         (stream, outcome)
+    }
+
+    /// Records the model called, for providers whose stream does not name it (Bedrock).
+    pub(crate) fn with_model(mut self, model: &str) -> Self {
+        if self.dialect == Dialect::Bedrock {
+            self.usage.set_model(Some(model));
+            if let Some(Translator::FromBedrock(translator)) = &mut self.translator {
+                translator.set_model(model);
+            }
+        }
+        self
     }
 
     fn finish(&mut self, end: StreamEnd) {
@@ -185,6 +258,20 @@ impl CompletionStream {
                         .and_then(Value::as_array)
                         .is_some_and(Vec::is_empty);
                 !(self.hide_usage_chunk && usage_only)
+            }
+            Dialect::Bedrock => {
+                let name = event.name.as_deref().unwrap_or_default();
+                if name.starts_with("exception:") {
+                    self.saw_error_event = true;
+                } else if name == "metadata" {
+                    if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
+                        if let Some(usage) = data.get("usage") {
+                            self.usage.merge_bedrock(usage);
+                        }
+                    }
+                    self.saw_terminal = true;
+                }
+                false
             }
             Dialect::OpenAiResponses => {
                 let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
@@ -256,7 +343,7 @@ impl Stream for CompletionStream {
                     if self.first_byte.is_none() {
                         self.first_byte = Some(self.started.elapsed());
                     }
-                    match self.parser.push(&chunk) {
+                    match self.framing.push(&chunk) {
                         Ok(events) => {
                             let out = self.forward(events);
                             if !out.is_empty() {
@@ -281,7 +368,7 @@ impl Stream for CompletionStream {
                 Poll::Ready(None) => {
                     // An unfinished event at the end is passed on only when events are passed on
                     // as they are (not translated or filtered).
-                    let rest = self.parser.take_rest();
+                    let rest = self.framing.take_rest();
                     let rest = if self.translator.is_some() || self.hide_usage_chunk {
                         Bytes::new()
                     } else {

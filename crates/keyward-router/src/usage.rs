@@ -48,6 +48,21 @@ impl UsageReport {
             field(usage, &["output_tokens_details", "reasoning_tokens"]).or(self.reasoning_tokens);
     }
 
+    /// Bedrock `usage` (`inputTokens` excludes cache reads and writes, as Anthropic's).
+    pub(crate) fn merge_bedrock(&mut self, usage: &Value) {
+        if !usage.is_object() {
+            return;
+        }
+        let read = field(usage, &["cacheReadInputTokens"]);
+        let write = field(usage, &["cacheWriteInputTokens"]);
+        self.cached_input_tokens = read.or(self.cached_input_tokens);
+        self.cache_write_tokens = write.or(self.cache_write_tokens);
+        if let Some(input) = field(usage, &["inputTokens"]) {
+            self.input_tokens = Some(input + read.unwrap_or(0) + write.unwrap_or(0));
+        }
+        self.output_tokens = field(usage, &["outputTokens"]).or(self.output_tokens);
+    }
+
     /// Anthropic `usage`: its `input_tokens` excludes cache reads and writes, so they are added.
     /// Stream events carry cumulative counts; a later event's fields replace earlier ones.
     pub(crate) fn merge_anthropic(&mut self, usage: &Value) {

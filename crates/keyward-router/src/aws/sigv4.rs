@@ -34,6 +34,36 @@ pub struct Request<'a> {
     pub amz_date: &'a str,
 }
 
+/// `YYYYMMDDTHHMMSSZ` for a moment (UTC).
+pub fn amz_date(now: std::time::SystemTime) -> String {
+    let seconds = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -174,6 +204,14 @@ mod tests {
         assert!(headers[2].1.ends_with(
             "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature=b7e0aef916b1db883096d59585a880d6c3ea845e884c04d5156e2d03a40b45de"
         ));
+    }
+
+    #[test]
+    fn amz_dates_are_utc_calendar_times() {
+        let at = |seconds| std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+        assert_eq!(amz_date(at(1_704_067_200)), "20240101T000000Z");
+        assert_eq!(amz_date(at(1_709_210_096)), "20240229T123456Z");
+        assert_eq!(amz_date(at(0)), "19700101T000000Z");
     }
 
     #[test]

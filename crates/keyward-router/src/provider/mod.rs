@@ -2,6 +2,7 @@
 //! send with timeouts, and the reply — complete (bounded) or streaming.
 
 mod anthropic;
+mod bedrock;
 mod openai;
 
 use std::collections::BTreeMap;
@@ -85,6 +86,8 @@ pub(crate) enum Translation {
     AnthropicToOpenAi { include_usage: bool },
     /// OpenAI chat completions → Anthropic Messages.
     OpenAiToAnthropic,
+    /// Bedrock Converse → OpenAI chat completions.
+    BedrockToOpenAi { include_usage: bool },
 }
 
 /// A header value that must not appear in debug output of the client or its logs.
@@ -125,7 +128,7 @@ pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, RouterError> {
 pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     match surface {
         Surface::Messages => provider != ProviderId::Bedrock,
-        Surface::ChatCompletions => provider != ProviderId::Bedrock,
+        Surface::ChatCompletions => true,
         Surface::Responses => matches!(provider, ProviderId::OpenAi | ProviderId::OpenAiCompatible),
         Surface::Embeddings => matches!(
             provider,
@@ -174,7 +177,13 @@ impl Router {
                 provider: target.provider.as_str(),
             });
         }
-        let plan = match (surface, target.provider) {
+        let mut signing = None;
+        let mut plan = match (surface, target.provider) {
+            (Surface::ChatCompletions, ProviderId::Bedrock) => {
+                let (plan, sign) = bedrock::plan(target, &mut prompt, route)?;
+                signing = Some(sign);
+                plan
+            }
             (Surface::ChatCompletions, ProviderId::Anthropic) => {
                 anthropic::plan_from_openai(target, &mut prompt, route, client)?
             }
@@ -187,14 +196,19 @@ impl Router {
             }
         };
         self.egress.check_literal(&plan.url)?;
+        let body = prompt.to_vec();
+        if let Some(signing) = &signing {
+            bedrock::sign(&mut plan, signing, &body)?;
+        }
+        drop(signing);
         let started = Instant::now();
         let request = self
             .egress
             .client
-            .post(plan.url)
-            .headers(plan.headers)
+            .post(plan.url.clone())
+            .headers(plan.headers.clone())
             .header(CONTENT_TYPE, "application/json")
-            .body(prompt.to_vec());
+            .body(body);
         let response = tokio::time::timeout(self.egress.first_byte_timeout, request.send())
             .await
             .map_err(|_| RouterError::Timeout {
@@ -211,11 +225,15 @@ impl Router {
                 .map(|value| value.chars().take(200).collect::<String>())
         };
         let content_type = header("content-type");
-        let provider_request_id = header("x-request-id").or_else(|| header("request-id"));
+        let provider_request_id = header("x-request-id")
+            .or_else(|| header("request-id"))
+            .or_else(|| header("x-amzn-requestid"));
+        let aws_error_type = bedrock::error_type(header("x-amzn-errortype").as_deref());
         let retry_after = header("retry-after");
-        let is_event_stream = content_type
-            .as_deref()
-            .is_some_and(|value| value.starts_with("text/event-stream"));
+        let is_event_stream = content_type.as_deref().is_some_and(|value| {
+            value.starts_with("text/event-stream")
+                || value.starts_with("application/vnd.amazon.eventstream")
+        });
 
         if route.stream && (200..300).contains(&status) && is_event_stream {
             let (stream, outcome) = CompletionStream::new(
@@ -225,6 +243,7 @@ impl Router {
                 started,
                 plan.translation,
             );
+            let stream = stream.with_model(&target.model);
             return Ok(UpstreamReply::Streaming(StreamingReply {
                 status,
                 content_type,
@@ -252,6 +271,20 @@ impl Router {
                 };
                 CompletionBody::new(Bytes::from(translated.to_string()))
             }
+            (Some(Translation::BedrockToOpenAi { .. }), json) => {
+                let translated = if (200..300).contains(&status) {
+                    let id = provider_request_id.clone().unwrap_or_default();
+                    crate::translate::bedrock::response(
+                        json.as_ref().unwrap_or(&serde_json::Value::Null),
+                        &target.model,
+                        &id,
+                        unix_now(),
+                    )
+                } else {
+                    crate::translate::bedrock::error(json.as_ref(), aws_error_type.as_deref())
+                };
+                CompletionBody::new(Bytes::from(translated.to_string()))
+            }
             (Some(Translation::OpenAiToAnthropic), Some(json)) => {
                 let translated = if (200..300).contains(&status) {
                     crate::translate::anthropic_to_openai::response(json)
@@ -276,11 +309,16 @@ impl Router {
                         Dialect::OpenAi => usage.merge_openai(reported),
                         Dialect::Anthropic => usage.merge_anthropic(reported),
                         Dialect::OpenAiResponses => usage.merge_responses(reported),
+                        Dialect::Bedrock => usage.merge_bedrock(reported),
                     }
                 }
             }
         }
+        if plan.dialect == Dialect::Bedrock && (200..300).contains(&status) {
+            usage.set_model(Some(&target.model));
+        }
         let key_rejected = match plan.dialect {
+            Dialect::Bedrock => bedrock::key_rejected(status, aws_error_type.as_deref()),
             Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };
@@ -331,6 +369,7 @@ impl Router {
         let body = self.read_bounded(response).await?;
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let key_rejected = match dialect {
+            Dialect::Bedrock => false,
             Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };

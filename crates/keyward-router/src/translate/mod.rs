@@ -16,6 +16,7 @@
 
 pub(crate) mod anthropic_stream;
 pub(crate) mod anthropic_to_openai;
+pub(crate) mod bedrock;
 pub(crate) mod openai_to_anthropic;
 
 #[cfg(test)]

@@ -235,3 +235,40 @@ mod reverse {
         assert_eq!(events[7].1["usage"]["input_tokens"], 7);
     }
 }
+
+mod bedrock {
+    use serde_json::{json, Value};
+
+    use super::object;
+    use crate::translate::bedrock::{request, response};
+
+    #[test]
+    fn openai_requests_become_converse_requests() {
+        let input = json!({"model": "aws/m", "max_tokens": 64, "temperature": 0.5, "stop": ["END"], "tool_choice": "required",
+            "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}],
+            "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Weather?"},
+                         {"role": "assistant", "content": null, "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+                         {"role": "tool", "tool_call_id": "t1", "content": "snow"}]});
+        let expected = json!({"system": [{"text": "Be terse."}],
+            "inferenceConfig": {"maxTokens": 64, "temperature": 0.5, "stopSequences": ["END"]},
+            "toolConfig": {"tools": [{"toolSpec": {"name": "weather", "inputSchema": {"json": {"type": "object"}}}}], "toolChoice": {"any": {}}},
+            "messages": [{"role": "user", "content": [{"text": "Weather?"}]},
+                         {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "weather", "input": {"city": "Oslo"}}}]},
+                         {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "snow"}], "status": "success"}}]}]});
+        assert_eq!(Value::Object(request(&object(input)).unwrap()), expected);
+    }
+
+    #[test]
+    fn converse_responses_become_openai_responses() {
+        let converse = json!({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}}, "stopReason": "max_tokens",
+            "usage": {"inputTokens": 10, "outputTokens": 4, "totalTokens": 14, "cacheReadInputTokens": 6}, "metrics": {"latencyMs": 9}});
+        let translated = response(&converse, "amazon.nova-lite-v1:0", "req-1", 7);
+        assert_eq!(translated["choices"][0]["message"]["content"], "Hi");
+        assert_eq!(translated["choices"][0]["finish_reason"], "length");
+        assert_eq!(
+            translated["usage"],
+            json!({"prompt_tokens": 16, "completion_tokens": 4, "total_tokens": 20, "prompt_tokens_details": {"cached_tokens": 6}})
+        );
+        assert_eq!(translated["model"], "amazon.nova-lite-v1:0");
+    }
+}

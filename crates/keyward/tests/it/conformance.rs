@@ -18,6 +18,25 @@ struct Case {
     base_url: fn(&str) -> String,
     options: &'static [(&'static str, &'static str)],
     anthropic_surface: bool,
+    /// A fresh secret in this provider's format.
+    secret: fn() -> String,
+}
+
+fn api_key() -> String {
+    format!("sk-conformance-{}", RequestId::generate())
+}
+
+/// Bedrock's `ACCESS_KEY_ID:SECRET_ACCESS_KEY`; the mock knows `<id>-secret` for every id.
+fn aws_keys() -> String {
+    let id: String = RequestId::generate()
+        .to_string()
+        .replace('-', "")
+        .to_uppercase()
+        .chars()
+        .rev()
+        .take(12)
+        .collect();
+    format!("AKIAMOCK{id}:AKIAMOCK{id}-secret")
 }
 
 const OPENAI: Case = Case {
@@ -25,36 +44,49 @@ const OPENAI: Case = Case {
     base_url: |origin| format!("{origin}/v1"),
     options: &[],
     anthropic_surface: false,
+    secret: api_key,
 };
 const AZURE: Case = Case {
     provider: "azure-openai",
     base_url: |origin| origin.to_owned(),
     options: &[("api_version", "2024-10-21")],
     anthropic_surface: false,
+    secret: api_key,
 };
 const MISTRAL: Case = Case {
     provider: "mistral",
     base_url: |origin| format!("{origin}/mistral/v1"),
     options: &[],
     anthropic_surface: false,
+    secret: api_key,
 };
 const GROQ: Case = Case {
     provider: "groq",
     base_url: |origin| format!("{origin}/v1"),
     options: &[],
     anthropic_surface: false,
+    secret: api_key,
 };
 const COMPATIBLE: Case = Case {
     provider: "openai-compatible",
     base_url: |origin| format!("{origin}/v1"),
     options: &[],
     anthropic_surface: false,
+    secret: api_key,
+};
+const BEDROCK: Case = Case {
+    provider: "bedrock",
+    base_url: |origin| origin.to_owned(),
+    options: &[("region", "us-east-1")],
+    anthropic_surface: false,
+    secret: aws_keys,
 };
 const ANTHROPIC: Case = Case {
     provider: "anthropic",
     base_url: |origin| origin.to_owned(),
     options: &[],
     anthropic_surface: true,
+    secret: api_key,
 };
 
 /// "conformance prompt" is 18 bytes: 5 input tokens at the mock; the reply is 6 tokens.
@@ -72,7 +104,7 @@ struct Connected {
 async fn connect(case: &'static Case) -> Connected {
     let app = TestApp::spawn_with(&[("KEYWARD_EGRESS_FIRST_BYTE_TIMEOUT", "1s")]).await;
     let tenant = app.create_tenant("conformance").await;
-    let secret = format!("sk-conformance-{}", RequestId::generate());
+    let secret = (case.secret)();
     let options: serde_json::Map<String, Value> = case
         .options
         .iter()
@@ -277,4 +309,5 @@ conformance! {
     groq => GROQ,
     openai_compatible => COMPATIBLE,
     anthropic => ANTHROPIC,
+    bedrock => BEDROCK,
 }

@@ -1257,3 +1257,73 @@ async fn anthropic_shaped_calls_run_on_an_openai_credential() {
         (Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
     );
 }
+
+#[tokio::test]
+async fn bedrock_requests_are_signed_with_the_tenants_aws_keys() {
+    let setup = setup().await;
+    let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
+    for (label, secret) in [
+        (
+            "aws-good",
+            "AKIAMOCKSIGNED000001:AKIAMOCKSIGNED000001-secret:SESSIONTOKEN",
+        ),
+        ("aws-wrong", "AKIAMOCKSIGNED000002:not-the-secret"),
+    ] {
+        let body = json!({"provider": "bedrock", "label": label, "secret": secret, "base_url": setup.app.mock_origin, "options": {"region": "eu-central-1"}});
+        assert_eq!(
+            setup
+                .app
+                .operator(Method::POST, &credentials)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+    }
+    // A model id with ':' is percent-encoded in the path and signed over the double-encoded form.
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("aws-good/anthropic.claude-3-5-sonnet-20240620-v1:0", false),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the mock verified the SigV4 signature, session token included"
+    );
+    let id = request_id(&response);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], REPLY);
+    let row = setup.row(&id).await;
+    assert_eq!(
+        (row.provider.as_str(), row.input_tokens, row.output_tokens),
+        ("bedrock", Some(INPUT_TOKENS), Some(OUTPUT_TOKENS))
+    );
+    assert_eq!(
+        row.model_reported.as_deref(),
+        Some("anthropic.claude-3-5-sonnet-20240620-v1:0")
+    );
+    assert_eq!(
+        setup
+            .app
+            .mock
+            .calls("AKIAMOCKSIGNED000001:AKIAMOCKSIGNED000001-secret:SESSIONTOKEN"),
+        1
+    );
+
+    // A wrong secret access key fails the signature check: the key is rejected, not retried.
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("aws-wrong/amazon.nova-lite-v1:0", false),
+        )
+        .await;
+    assert_eq!(response.status(), 424);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "provider_credential_rejected"
+    );
+}

@@ -1,0 +1,138 @@
+//! AWS Bedrock Runtime Converse / ConverseStream, reached from OpenAI-shaped chat completions
+//! by translation. Requests are signed with SigV4 over the exact body sent; the credential's
+//! secret is `ACCESS_KEY_ID:SECRET_ACCESS_KEY[:SESSION_TOKEN]`.
+
+use reqwest::header::{HeaderMap, HeaderName};
+use url::Url;
+use zeroize::Zeroizing;
+
+use super::{base_url, sensitive, Plan, Target, Translation};
+use crate::stream::Dialect;
+use crate::{PromptBody, RouteRequest, RouterError};
+
+/// What signing needs, held only for this call.
+pub(crate) struct Signing {
+    pub access_key_id: String,
+    pub secret_access_key: Zeroizing<String>,
+    pub session_token: Option<Zeroizing<String>>,
+    pub region: String,
+}
+
+/// Percent-encodes a model id as the AWS SDKs put it in the path (`:` → `%3A`, `/` → `%2F`).
+fn encode_model(model: &str) -> String {
+    model
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn plan(
+    target: &Target,
+    prompt: &mut PromptBody,
+    route: &RouteRequest,
+) -> Result<(Plan, Signing), RouterError> {
+    let region = target
+        .options
+        .get("region")
+        .cloned()
+        .ok_or(RouterError::BadBaseUrl {
+            reason: "a bedrock credential needs its region",
+        })?;
+    let default = format!("https://bedrock-runtime.{region}.amazonaws.com");
+    let base: Url = base_url(target, Some(&default))?;
+    let operation = if route.stream {
+        "converse-stream"
+    } else {
+        "converse"
+    };
+    let mut url = base.clone();
+    let path = format!(
+        "{}/model/{}/{operation}",
+        base.path().trim_end_matches('/'),
+        encode_model(&target.model)
+    );
+    url.set_path(&path);
+    let secret = target.secret.as_ref().ok_or(RouterError::MissingSecret {
+        provider: "bedrock",
+    })?;
+    let mut parts = secret.expose_secret().splitn(3, ':');
+    let signing = Signing {
+        access_key_id: parts.next().unwrap_or_default().to_owned(),
+        secret_access_key: Zeroizing::new(parts.next().unwrap_or_default().to_owned()),
+        session_token: parts.next().map(|token| Zeroizing::new(token.to_owned())),
+        region,
+    };
+    let translated = crate::translate::bedrock::request(prompt.json())?;
+    prompt.replace(translated);
+    let plan = Plan {
+        url,
+        headers: HeaderMap::new(),
+        dialect: Dialect::Bedrock,
+        hide_usage_chunk: false,
+        translation: Some(Translation::BedrockToOpenAi {
+            include_usage: route.client_wants_usage,
+        }),
+    };
+    Ok((plan, signing))
+}
+
+/// Adds the SigV4 headers for `body`.
+pub(crate) fn sign(plan: &mut Plan, signing: &Signing, body: &[u8]) -> Result<(), RouterError> {
+    let host = match (plan.url.host_str(), plan.url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => {
+            return Err(RouterError::BadBaseUrl {
+                reason: "the URL has no host",
+            })
+        }
+    };
+    let amz_date = crate::aws::sigv4::amz_date(std::time::SystemTime::now());
+    let headers = crate::aws::sigv4::sign(
+        &crate::aws::sigv4::Request {
+            method: "POST",
+            host: &host,
+            path: plan.url.path(),
+            headers: &[("content-type", "application/json")],
+            body,
+            region: &signing.region,
+            service: "bedrock",
+            amz_date: &amz_date,
+        },
+        &crate::aws::sigv4::Credentials {
+            access_key_id: &signing.access_key_id,
+            secret_access_key: &signing.secret_access_key,
+            session_token: signing.session_token.as_deref().map(String::as_str),
+        },
+    );
+    for (name, value) in headers {
+        plan.headers
+            .insert(HeaderName::from_static(name), sensitive(&value)?);
+    }
+    Ok(())
+}
+
+/// 403 with an authentication failure code: the key itself is unknown, wrong or expired.
+pub(crate) fn key_rejected(status: u16, error_type: Option<&str>) -> bool {
+    status == 403
+        && matches!(
+            error_type,
+            Some(
+                "UnrecognizedClientException"
+                    | "InvalidSignatureException"
+                    | "ExpiredTokenException"
+                    | "InvalidClientTokenId"
+            )
+        )
+}
+
+/// The error code of `x-amzn-ErrorType: Code:url`.
+pub(crate) fn error_type(header: Option<&str>) -> Option<String> {
+    header.map(|value| value.split(':').next().unwrap_or(value).to_owned())
+}
