@@ -23,6 +23,13 @@ enum Translator {
     ToOpenAi(AnthropicToOpenAi),
     ToAnthropic(OpenAiToAnthropic),
     FromBedrock(BedrockToOpenAi),
+    /// Bedrock → OpenAI chunks → Anthropic events.
+    BedrockToAnthropic(BedrockToOpenAi, OpenAiToAnthropic),
+}
+
+fn bedrock_to_openai(include_usage: bool) -> BedrockToOpenAi {
+    let now = crate::provider::unix_now();
+    BedrockToOpenAi::new(format!("chatcmpl-{now}"), String::new(), now, include_usage)
 }
 
 impl Translator {
@@ -35,6 +42,24 @@ impl Translator {
             Self::FromBedrock(translator) => serde_json::from_str::<Value>(data)
                 .map(|data| translator.translate(name.unwrap_or_default(), &data))
                 .unwrap_or_default(),
+            Self::BedrockToAnthropic(from_bedrock, to_anthropic) => {
+                let Ok(data) = serde_json::from_str::<Value>(data) else {
+                    return Vec::new();
+                };
+                from_bedrock
+                    .translate(name.unwrap_or_default(), &data)
+                    .iter()
+                    .flat_map(|frame| {
+                        let text = String::from_utf8_lossy(frame);
+                        let payload = text
+                            .trim_end()
+                            .strip_prefix("data: ")
+                            .unwrap_or_default()
+                            .to_owned();
+                        to_anthropic.translate(&payload)
+                    })
+                    .collect()
+            }
         }
     }
 }
@@ -152,12 +177,10 @@ impl CompletionStream {
             ),
             Translation::OpenAiToAnthropic => Translator::ToAnthropic(OpenAiToAnthropic::new()),
             Translation::BedrockToOpenAi { include_usage } => {
-                Translator::FromBedrock(BedrockToOpenAi::new(
-                    format!("chatcmpl-{}", crate::provider::unix_now()),
-                    String::new(),
-                    crate::provider::unix_now(),
-                    include_usage,
-                ))
+                Translator::FromBedrock(bedrock_to_openai(include_usage))
+            }
+            Translation::BedrockToAnthropic => {
+                Translator::BedrockToAnthropic(bedrock_to_openai(true), OpenAiToAnthropic::new())
             }
         });
         let (report, outcome) = oneshot::channel();
@@ -186,8 +209,14 @@ impl CompletionStream {
     pub(crate) fn with_model(mut self, model: &str) -> Self {
         if self.dialect == Dialect::Bedrock {
             self.usage.set_model(Some(model));
-            if let Some(Translator::FromBedrock(translator)) = &mut self.translator {
-                translator.set_model(model);
+            match &mut self.translator {
+                Some(
+                    Translator::FromBedrock(translator)
+                    | Translator::BedrockToAnthropic(translator, _),
+                ) => {
+                    translator.set_model(model);
+                }
+                _ => {}
             }
         }
         self

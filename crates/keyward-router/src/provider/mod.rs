@@ -88,6 +88,8 @@ pub(crate) enum Translation {
     OpenAiToAnthropic,
     /// Bedrock Converse → OpenAI chat completions.
     BedrockToOpenAi { include_usage: bool },
+    /// Bedrock Converse → Anthropic Messages (through the OpenAI shape).
+    BedrockToAnthropic,
 }
 
 /// A header value that must not appear in debug output of the client or its logs.
@@ -127,7 +129,7 @@ pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, RouterError> {
 /// cross between OpenAI-style and Anthropic providers by translation; Bedrock is not built yet).
 pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     match surface {
-        Surface::Messages => provider != ProviderId::Bedrock,
+        Surface::Messages => true,
         Surface::ChatCompletions => true,
         Surface::Responses => matches!(provider, ProviderId::OpenAi | ProviderId::OpenAiCompatible),
         Surface::Embeddings => matches!(
@@ -181,6 +183,18 @@ impl Router {
         let mut plan = match (surface, target.provider) {
             (Surface::ChatCompletions, ProviderId::Bedrock) => {
                 let (plan, sign) = bedrock::plan(target, &mut prompt, route)?;
+                signing = Some(sign);
+                plan
+            }
+            (Surface::Messages, ProviderId::Bedrock) => {
+                let as_openai = crate::translate::anthropic_to_openai::request(
+                    prompt.json(),
+                    &target.model,
+                    "max_tokens",
+                )?;
+                prompt.replace(as_openai);
+                let (mut plan, sign) = bedrock::plan(target, &mut prompt, route)?;
+                plan.translation = Some(Translation::BedrockToAnthropic);
                 signing = Some(sign);
                 plan
             }
@@ -268,6 +282,23 @@ impl Router {
                     crate::translate::openai_to_anthropic::response(json, unix_now())
                 } else {
                     crate::translate::openai_to_anthropic::error(json)
+                };
+                CompletionBody::new(Bytes::from(translated.to_string()))
+            }
+            (Some(Translation::BedrockToAnthropic), json) => {
+                let translated = if (200..300).contains(&status) {
+                    let id = provider_request_id.clone().unwrap_or_default();
+                    let as_openai = crate::translate::bedrock::response(
+                        json.as_ref().unwrap_or(&serde_json::Value::Null),
+                        &target.model,
+                        &id,
+                        unix_now(),
+                    );
+                    crate::translate::anthropic_to_openai::response(&as_openai)
+                } else {
+                    let as_openai =
+                        crate::translate::bedrock::error(json.as_ref(), aws_error_type.as_deref());
+                    crate::translate::anthropic_to_openai::error(&as_openai, status)
                 };
                 CompletionBody::new(Bytes::from(translated.to_string()))
             }

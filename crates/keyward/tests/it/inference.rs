@@ -1327,3 +1327,47 @@ async fn bedrock_requests_are_signed_with_the_tenants_aws_keys() {
         "provider_credential_rejected"
     );
 }
+
+#[tokio::test]
+async fn anthropic_shaped_calls_run_on_bedrock() {
+    let setup = setup().await;
+    let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
+    let body = json!({"provider": "bedrock", "label": "aws", "secret": "AKIAMOCKMESSAGES0001:AKIAMOCKMESSAGES0001-secret",
+                      "base_url": setup.app.mock_origin, "options": {"region": "us-west-2"}});
+    assert_eq!(
+        setup
+            .app
+            .operator(Method::POST, &credentials)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let request = json!({"model": "aws/anthropic.claude-3-5-haiku-20241022-v1:0", "max_tokens": 100, "system": "Be brief.",
+                         "messages": [{"role": "user", "content": PROMPT}]});
+    let response = setup.post("/v1/messages", &request).await;
+    assert_eq!(response.status(), 200);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["content"][0]["text"], REPLY);
+    assert_eq!(message["stop_reason"], "end_turn");
+    // "Be brief." (9 bytes) + the prompt (18 bytes) = 27 bytes: 7 input tokens at the mock.
+    assert_eq!(message["usage"]["input_tokens"], 7);
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let response = setup.post("/v1/messages", &streamed).await;
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.starts_with("event: message_start"), "{text}");
+    assert!(text.contains("\"text\":\"Mockly\""), "{text}");
+    assert!(text.contains("event: message_stop"));
+    let row = setup.settled_row(&id).await;
+    assert_eq!(row.status, CallStatus::Ok);
+    assert_eq!(
+        (row.provider.as_str(), row.input_tokens, row.output_tokens),
+        ("bedrock", Some(7), Some(OUTPUT_TOKENS))
+    );
+}
