@@ -449,6 +449,7 @@ impl Keyward {
         };
         match reply {
             UpstreamReply::Complete(reply) => {
+                let reply = *reply;
                 let mut settlement = settlement_from_usage(&reply.usage);
                 settlement.http_status = Some(reply.status);
                 settlement.provider_request_id = reply.provider_request_id.clone();
@@ -491,6 +492,7 @@ impl Keyward {
                 Ok(AttemptResult::Done(relayed))
             }
             UpstreamReply::Streaming(reply) => {
+                let reply = *reply;
                 let store = self.store.clone();
                 let metrics = self.metrics.clone();
                 let provider_request_id = reply.provider_request_id.clone();

@@ -209,14 +209,11 @@ impl CompletionStream {
     pub(crate) fn with_model(mut self, model: &str) -> Self {
         if self.dialect == Dialect::Bedrock {
             self.usage.set_model(Some(model));
-            match &mut self.translator {
-                Some(
-                    Translator::FromBedrock(translator)
-                    | Translator::BedrockToAnthropic(translator, _),
-                ) => {
-                    translator.set_model(model);
-                }
-                _ => {}
+            if let Some(
+                Translator::FromBedrock(translator) | Translator::BedrockToAnthropic(translator, _),
+            ) = &mut self.translator
+            {
+                translator.set_model(model);
             }
         }
         self

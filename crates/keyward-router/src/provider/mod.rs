@@ -33,8 +33,8 @@ pub struct Target {
 
 /// A provider's answer.
 pub enum UpstreamReply {
-    Complete(CompleteReply),
-    Streaming(StreamingReply),
+    Complete(Box<CompleteReply>),
+    Streaming(Box<StreamingReply>),
 }
 
 /// A whole response: success, or the provider's error, relayed as it came.
@@ -258,13 +258,13 @@ impl Router {
                 plan.translation,
             );
             let stream = stream.with_model(&target.model);
-            return Ok(UpstreamReply::Streaming(StreamingReply {
+            return Ok(UpstreamReply::Streaming(Box::new(StreamingReply {
                 status,
                 content_type,
                 provider_request_id,
                 stream,
                 outcome,
-            }));
+            })));
         }
 
         // The whole answer within the first-byte budget again: the idle timeout alone would let
@@ -353,7 +353,7 @@ impl Router {
             Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };
-        Ok(UpstreamReply::Complete(CompleteReply {
+        Ok(UpstreamReply::Complete(Box::new(CompleteReply {
             status,
             content_type,
             retry_after,
@@ -363,7 +363,7 @@ impl Router {
             key_rejected,
             first_byte,
             elapsed: started.elapsed(),
-        }))
+        })))
     }
 
     /// A cheap real call that proves the credential works: the provider's model list.
