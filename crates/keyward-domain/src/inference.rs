@@ -587,7 +587,7 @@ impl Keyward {
                 return Err(DomainError::Router(err));
             }
         };
-        let success = (200..300).contains(&verification.status);
+        let success = verification.accepted;
         self.settle(
             &pending,
             Settlement {

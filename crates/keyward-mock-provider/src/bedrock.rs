@@ -44,7 +44,12 @@ fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// Checks the SigV4 signature; returns the credential string to count under.
-fn verify(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<String, Box<Response>> {
+fn verify(
+    method: &str,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<String, Box<Response>> {
     let denied = || {
         Box::new(aws_error(
             StatusCode::FORBIDDEN,
@@ -110,7 +115,7 @@ fn verify(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<String, Box<Res
         })
         .collect();
     let canonical_request = format!(
-        "POST\n{canonical_uri}\n\n{canonical_headers}\n{signed_headers}\n{}",
+        "{method}\n{canonical_uri}\n\n{canonical_headers}\n{signed_headers}\n{}",
         hex(&Sha256::digest(body))
     );
     let amz_date = headers
@@ -192,7 +197,7 @@ async fn handle(
     body: Bytes,
     stream: bool,
 ) -> Response {
-    let key = match verify(&headers, &uri, &body) {
+    let key = match verify("POST", &headers, &uri, &body) {
         Ok(key) => key,
         Err(response) => return *response,
     };
@@ -298,4 +303,27 @@ async fn handle(
     );
     headers.insert("x-amzn-requestid", request_id);
     response
+}
+
+/// The control plane's `GET /foundation-models` (what a cheap credential check calls).
+pub(crate) async fn foundation_models(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let key = match verify("GET", &headers, &uri, b"") {
+        Ok(key) => key,
+        Err(response) => return *response,
+    };
+    if !state.admit(Some(&key)) {
+        return aws_error(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        );
+    }
+    axum::Json(
+        json!({"modelSummaries": [{"modelId": "amazon.nova-lite-v1:0", "providerName": "Amazon"}]}),
+    )
+    .into_response()
 }

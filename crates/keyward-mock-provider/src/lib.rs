@@ -177,6 +177,7 @@ impl MockProvider {
             )
             .route("/v1/messages", post(anthropic::messages))
             .route("/model/{model}/converse", post(bedrock::converse))
+            .route("/foundation-models", get(bedrock::foundation_models))
             .route(
                 "/model/{model}/converse-stream",
                 post(bedrock::converse_stream),

@@ -136,3 +136,73 @@ pub(crate) fn key_rejected(status: u16, error_type: Option<&str>) -> bool {
 pub(crate) fn error_type(header: Option<&str>) -> Option<String> {
     header.map(|value| value.split(':').next().unwrap_or(value).to_owned())
 }
+
+/// `GET /foundation-models` on the Bedrock control plane (`bedrock.<region>…`, or under the
+/// credential's `base_url`): free, and refused exactly when the key is.
+pub(crate) fn verify_request(target: &Target) -> Result<(Url, HeaderMap, Dialect), RouterError> {
+    let region = target
+        .options
+        .get("region")
+        .cloned()
+        .ok_or(RouterError::BadBaseUrl {
+            reason: "a bedrock credential needs its region",
+        })?;
+    let default = format!("https://bedrock.{region}.amazonaws.com");
+    let mut url = base_url(target, Some(&default))?;
+    let path = format!("{}/foundation-models", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok((url, HeaderMap::new(), Dialect::Bedrock))
+}
+
+/// SigV4 headers for a bodiless GET.
+pub(crate) fn sign_get(
+    target: &Target,
+    url: &Url,
+    mut headers: HeaderMap,
+) -> Result<HeaderMap, RouterError> {
+    let secret = target.secret.as_ref().ok_or(RouterError::MissingSecret {
+        provider: "bedrock",
+    })?;
+    let mut parts = secret.expose_secret().splitn(3, ':');
+    let (access_key_id, secret_access_key, session_token) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next(),
+    );
+    let region = target
+        .options
+        .get("region")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => {
+            return Err(RouterError::BadBaseUrl {
+                reason: "the URL has no host",
+            })
+        }
+    };
+    let amz_date = crate::aws::sigv4::amz_date(std::time::SystemTime::now());
+    let signed = crate::aws::sigv4::sign(
+        &crate::aws::sigv4::Request {
+            method: "GET",
+            host: &host,
+            path: url.path(),
+            headers: &[],
+            body: &[],
+            region,
+            service: "bedrock",
+            amz_date: &amz_date,
+        },
+        &crate::aws::sigv4::Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        },
+    );
+    for (name, value) in signed {
+        headers.insert(HeaderName::from_static(name), sensitive(&value)?);
+    }
+    Ok(headers)
+}

@@ -64,6 +64,8 @@ pub struct StreamingReply {
 #[derive(Clone, Debug)]
 pub struct Verification {
     pub status: u16,
+    /// The provider accepted the credential.
+    pub accepted: bool,
     pub key_rejected: bool,
     pub provider_request_id: Option<String>,
     pub elapsed: Duration,
@@ -371,16 +373,15 @@ impl Router {
     pub async fn verify(&self, target: &Target) -> Result<Verification, RouterError> {
         let (url, headers, dialect) = match target.provider {
             ProviderId::Anthropic => anthropic::verify_request(target)?,
-            ProviderId::Bedrock => {
-                return Err(RouterError::Unsupported {
-                    surface: "credential verification",
-                    provider: target.provider.as_str(),
-                })
-            }
+            ProviderId::Bedrock => bedrock::verify_request(target)?,
             _ => openai::verify_request(target)?,
         };
         self.egress.check_literal(&url)?;
         let started = Instant::now();
+        let headers = match target.provider {
+            ProviderId::Bedrock => bedrock::sign_get(target, &url, headers)?,
+            _ => headers,
+        };
         let response = tokio::time::timeout(
             self.egress.first_byte_timeout,
             self.egress.client.get(url).headers(headers).send(),
@@ -391,21 +392,31 @@ impl Router {
         })?
         .map_err(|err| self.egress.classify(&err))?;
         let status = response.status().as_u16();
-        let provider_request_id = response
-            .headers()
-            .get("x-request-id")
-            .or_else(|| response.headers().get("request-id"))
-            .and_then(|value| value.to_str().ok())
-            .map(|value| value.chars().take(200).collect());
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.chars().take(200).collect::<String>())
+        };
+        let provider_request_id = header("x-request-id")
+            .or_else(|| header("request-id"))
+            .or_else(|| header("x-amzn-requestid"));
+        let aws_error_type = bedrock::error_type(header("x-amzn-errortype").as_deref());
         let body = self.read_bounded(response).await?;
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let key_rejected = match dialect {
-            Dialect::Bedrock => false,
+            Dialect::Bedrock => bedrock::key_rejected(status, aws_error_type.as_deref()),
             Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };
+        // An AWS key that authenticates but may not list models is still a working key.
+        let accepted = (200..300).contains(&status)
+            || (dialect == Dialect::Bedrock
+                && aws_error_type.as_deref() == Some("AccessDeniedException"));
         Ok(Verification {
             status,
+            accepted,
             key_rejected,
             provider_request_id,
             elapsed: started.elapsed(),

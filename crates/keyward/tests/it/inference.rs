@@ -1371,3 +1371,48 @@ async fn anthropic_shaped_calls_run_on_bedrock() {
         ("bedrock", Some(7), Some(OUTPUT_TOKENS))
     );
 }
+
+#[tokio::test]
+async fn verify_checks_a_bedrock_key_with_a_signed_call() {
+    let setup = setup().await;
+    let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
+    let secret = "AKIAMOCKVERIFY000001:AKIAMOCKVERIFY000001-secret";
+    let body = json!({"provider": "bedrock", "label": "aws", "secret": secret, "base_url": setup.app.mock_origin, "options": {"region": "us-east-1"}});
+    let created: Value = setup
+        .app
+        .operator(Method::POST, &credentials)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verify = format!("{credentials}/{}/verify", created["id"].as_str().unwrap());
+    let verified: Value = setup
+        .app
+        .operator(Method::POST, &verify)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["status"], "active");
+    assert_eq!(
+        setup.app.mock.calls(secret),
+        1,
+        "the verification reached the provider, signed"
+    );
+    setup.app.mock.revoke(secret);
+    let verified: Value = setup
+        .app
+        .operator(Method::POST, &verify)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["status"], "rejected_by_provider");
+}
