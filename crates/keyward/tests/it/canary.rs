@@ -135,7 +135,7 @@ async fn no_secret_reaches_logs_responses_or_the_database() {
 
 #[tokio::test]
 async fn no_prompt_or_completion_reaches_logs_or_the_database() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(&[("KEYWARD_EGRESS_FIRST_BYTE_TIMEOUT", "1s")]).await;
     let tenant = app.create_tenant("body-canary").await;
     let credentials = format!("/admin/v1/tenants/{tenant}/credentials");
     let openai = json!({"provider": "openai", "label": "oa", "secret": "sk-body-canary-key-000000000", "base_url": format!("{}/v1", app.mock_origin)});
@@ -197,6 +197,23 @@ async fn no_prompt_or_completion_reaches_logs_or_the_database() {
             "an error message quotes the body: {text}"
         );
     }
+    // A client that leaves mid-stream, and a provider that never answers (timeout).
+    let mut abandoned = app
+        .with_key(&key, Method::POST, "/v1/chat/completions")
+        .json(&json!({"model": "oa/mock-slow-stream", "stream": true, "messages": [{"role": "user", "content": prompt}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(abandoned.chunk().await.unwrap().is_some());
+    drop(abandoned);
+    let timed_out = app
+        .with_key(&key, Method::POST, "/v1/chat/completions")
+        .json(&json!({"model": "oa/mock-stall", "messages": [{"role": "user", "content": prompt}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(timed_out.status(), 504);
+    answers.push_str(&timed_out.text().await.unwrap());
     assert!(
         answers.contains("Mockly answers with quokka words."),
         "the calls really ran: {answers}"
@@ -215,7 +232,7 @@ async fn no_prompt_or_completion_reaches_logs_or_the_database() {
             .calls(tenant_id, &keyward_store::PageRequest::default())
             .await
             .unwrap();
-        assert_eq!(page.items.len(), 8, "one ledger row per upstream call");
+        assert_eq!(page.items.len(), 10, "one ledger row per upstream call");
         if page
             .items
             .iter()
