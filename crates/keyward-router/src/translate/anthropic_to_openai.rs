@@ -57,10 +57,29 @@ pub(crate) fn request(
             }
         };
         let mut text = String::new();
+        let mut images = Vec::new();
         let mut tool_calls = Vec::new();
         for block in &blocks {
             match block["type"].as_str() {
                 Some("text") => text.push_str(block["text"].as_str().unwrap_or_default()),
+                Some("image") if role == "user" => {
+                    let source = &block["source"];
+                    let url = match source["type"].as_str() {
+                        Some("base64") => format!(
+                            "data:{};base64,{}",
+                            source["media_type"].as_str().unwrap_or("image/png"),
+                            source["data"].as_str().unwrap_or_default()
+                        ),
+                        Some("url") => source["url"].as_str().unwrap_or_default().to_owned(),
+                        _ => {
+                            return Err(invalid(
+                                "messages[].content[].source",
+                                "a base64 or url image source",
+                            ))
+                        }
+                    };
+                    images.push(json!({"type": "image_url", "image_url": {"url": url}}));
+                }
                 Some("tool_use") if role == "assistant" => tool_calls.push(json!({
                     "id": block["id"], "type": "function",
                     "function": {"name": block["name"], "arguments": block["input"].to_string()},
@@ -72,7 +91,7 @@ pub(crate) fn request(
                 _ => {
                     return Err(invalid(
                         "messages[].content",
-                        "text, tool_use (assistant) and tool_result (user) blocks",
+                        "text, image (user), tool_use (assistant) and tool_result (user) blocks",
                     ))
                 }
             }
@@ -84,6 +103,14 @@ pub(crate) fn request(
                     message["tool_calls"] = Value::Array(tool_calls);
                 }
                 messages.push(message);
+            }
+            "user" if !images.is_empty() => {
+                let mut parts = Vec::new();
+                if !text.is_empty() {
+                    parts.push(json!({"type": "text", "text": text}));
+                }
+                parts.extend(images);
+                messages.push(json!({"role": "user", "content": parts}));
             }
             "user" if !text.is_empty() || blocks.is_empty() => {
                 messages.push(json!({"role": "user", "content": text}))

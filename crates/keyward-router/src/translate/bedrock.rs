@@ -33,6 +33,35 @@ fn text_of(content: &Value) -> Result<String, BodyError> {
     }
 }
 
+/// A user turn's OpenAI content → Converse blocks; images must be `data:` URLs (Bedrock takes
+/// image bytes, or S3 locations Keyward cannot provide).
+fn user_blocks(content: &Value) -> Result<Vec<Value>, BodyError> {
+    let url_path = "messages[].content[].image_url.url";
+    match content {
+        Value::Array(parts) => parts
+            .iter()
+            .map(|part| match part["type"].as_str() {
+                Some("text") => Ok(json!({"text": part["text"].as_str().unwrap_or_default()})),
+                Some("image_url") => {
+                    let url = part["image_url"]["url"].as_str().unwrap_or_default();
+                    let (media_type, data) = super::parse_data_url(url)
+                        .ok_or(invalid(url_path, "a data: URL (base64) for Bedrock models"))?;
+                    let format = media_type
+                        .strip_prefix("image/")
+                        .filter(|format| ["png", "jpeg", "gif", "webp"].contains(format))
+                        .ok_or(invalid(url_path, "a png, jpeg, gif or webp image"))?;
+                    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
+                }
+                _ => Err(invalid(
+                    "messages[].content",
+                    "text and image_url parts for Bedrock models",
+                )),
+            })
+            .collect(),
+        other => Ok(vec![json!({"text": text_of(other)?})]),
+    }
+}
+
 fn push_block(messages: &mut Vec<Value>, role: &str, block: Value) {
     if let Some(last) = messages.last_mut() {
         if last["role"] == role {
@@ -58,11 +87,11 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Map<String, Value>,
             Some("system" | "developer") => {
                 system.push(json!({"text": text_of(&message["content"])?}))
             }
-            Some("user") => push_block(
-                &mut turns,
-                "user",
-                json!({"text": text_of(&message["content"])?}),
-            ),
+            Some("user") => {
+                for block in user_blocks(&message["content"])? {
+                    push_block(&mut turns, "user", block);
+                }
+            }
             Some("assistant") => {
                 let text = text_of(&message["content"])?;
                 if !text.is_empty() {

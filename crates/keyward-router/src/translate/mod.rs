@@ -19,5 +19,13 @@ pub(crate) mod anthropic_to_openai;
 pub(crate) mod bedrock;
 pub(crate) mod openai_to_anthropic;
 
+/// Splits `data:<media type>;base64,<data>` into its media type and base64 data.
+pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    (!media_type.is_empty()).then_some((media_type, data))
+}
+
 #[cfg(test)]
 mod tests;

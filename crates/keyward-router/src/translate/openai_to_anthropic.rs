@@ -31,6 +31,31 @@ fn text_of(content: &Value, path: &'static str) -> Result<Option<String>, BodyEr
     }
 }
 
+/// A user turn's OpenAI content → Anthropic blocks: text parts, and `image_url` parts as
+/// image blocks (a `data:` URL as base64, any other URL as a url source).
+fn user_blocks(content: &Value) -> Result<Vec<Value>, BodyError> {
+    let path = "messages[].content";
+    match content {
+        Value::String(text) => Ok(vec![json!({"type": "text", "text": text})]),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|part| match part.get("type").and_then(Value::as_str) {
+                Some("text") => Ok(json!({"type": "text", "text": part.get("text").and_then(Value::as_str).unwrap_or_default()})),
+                Some("image_url") => {
+                    let url = part["image_url"]["url"].as_str().ok_or(invalid("messages[].content[].image_url.url", "a URL"))?;
+                    Ok(match super::parse_data_url(url) {
+                        Some((media_type, data)) => json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
+                        None => json!({"type": "image", "source": {"type": "url", "url": url}}),
+                    })
+                }
+                _ => Err(invalid(path, "text and image_url parts when the model is an Anthropic model (audio and files cannot be translated yet)")),
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(invalid(path, "a string or an array of content parts")),
+    }
+}
+
 /// Appends a block to the last message if it has `role`, else starts a new message.
 fn push_block(messages: &mut Vec<Value>, role: &str, block: Value) {
     if let Some(last) = messages.last_mut() {
@@ -63,8 +88,9 @@ pub(crate) fn request(
                 }
             }
             Some("user") => {
-                let text = text_of(&message["content"], "messages[].content")?.unwrap_or_default();
-                push_block(&mut turns, "user", json!({"type": "text", "text": text}));
+                for block in user_blocks(&message["content"])? {
+                    push_block(&mut turns, "user", block);
+                }
             }
             Some("assistant") => {
                 if let Some(text) = text_of(&message["content"], "messages[].content")?

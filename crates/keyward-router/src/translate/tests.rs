@@ -54,9 +54,48 @@ fn openai_requests_become_anthropic_requests() {
 }
 
 #[test]
+fn images_translate_between_openai_and_anthropic_and_to_bedrock() {
+    let openai = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]}]});
+    let anthropic = request(&object(openai.clone()), "m").unwrap();
+    assert_eq!(
+        anthropic["messages"][0]["content"],
+        json!([
+        {"type": "text", "text": "What is this?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}])
+    );
+    // And back: an Anthropic image becomes an OpenAI image part.
+    let back =
+        crate::translate::anthropic_to_openai::request(&anthropic, "m", "max_tokens").unwrap();
+    assert_eq!(
+        back["messages"][0]["content"],
+        json!([
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}])
+    );
+    // Bedrock takes image bytes: data URLs translate, other URLs are refused by field.
+    let mut data_only = openai.clone();
+    data_only["messages"][0]["content"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    let converse = crate::translate::bedrock::request(&object(data_only)).unwrap();
+    assert_eq!(
+        converse["messages"][0]["content"][1],
+        json!({"image": {"format": "png", "source": {"bytes": "iVBORw0K"}}})
+    );
+    let err = crate::translate::bedrock::request(&object(openai)).unwrap_err();
+    assert_eq!(err.param(), Some("messages[].content[].image_url.url"));
+}
+
+#[test]
 fn untranslatable_requests_name_the_field() {
-    let image = json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:..."}}]}]});
-    let err = request(&object(image), "m").unwrap_err();
+    let audio = json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "..."}}]}]});
+    let err = request(&object(audio), "m").unwrap_err();
     assert_eq!(err.param(), Some("messages[].content"));
     let bad_args = json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "x", "function": {"name": "f", "arguments": "not json"}}]}]});
     assert!(request(&object(bad_args), "m").is_err());
