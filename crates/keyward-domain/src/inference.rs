@@ -158,6 +158,8 @@ enum AttemptResult {
     Relayable(InferenceReply),
     /// Failed in a way that is not the client's fault; the next target may try.
     Failed(DomainError),
+    /// Not attempted (the credential became unusable): no ledger row was written.
+    Skipped(DomainError),
 }
 
 impl Keyward {
@@ -210,9 +212,21 @@ impl Keyward {
         client_gone: Arc<AtomicBool>,
     ) -> Result<InferenceReply, DomainError> {
         let mut last: Option<Result<InferenceReply, DomainError>> = None;
+        // A relayable 429 stays the answer unless a later target answers: a later target's
+        // failure does not replace it.
+        let remember = |last: &mut Option<Result<InferenceReply, DomainError>>,
+                        error: DomainError| {
+            if !matches!(last, Some(Ok(_))) {
+                *last = Some(Err(error));
+            }
+        };
         let mut first_row: Option<RequestId> = None;
         let total = attempts.len();
         for (index, attempt) in attempts.into_iter().enumerate() {
+            if client_gone.load(Ordering::Relaxed) {
+                // Nobody is waiting: no further target is called on the tenant's key.
+                break;
+            }
             let credential = &attempt.credential;
             let unusable = match credential.status {
                 CredentialStatus::Active if keyward_router::supports(surface, credential.provider) => None,
@@ -228,16 +242,15 @@ impl Keyward {
                 }
             };
             if let Some(error) = unusable {
-                last = Some(Err(error));
+                remember(&mut last, error);
                 continue;
             }
-            // The first attempt that goes upstream carries the request's id; fallbacks get
-            // their own rows, linked to it.
+            // The first attempt that writes a ledger row carries the request's id; fallbacks
+            // get their own rows, linked to it.
             let (request_id, fallback_of) = match first_row {
                 None => (context.request_id, None),
                 Some(first) => (RequestId::generate(), Some(first)),
             };
-            first_row.get_or_insert(context.request_id);
             let result = self
                 .attempt(
                     &caller,
@@ -251,6 +264,9 @@ impl Keyward {
                     &client_gone,
                 )
                 .await?;
+            if !matches!(result, AttemptResult::Skipped(_)) {
+                first_row.get_or_insert(context.request_id);
+            }
             let served_by = fallback_of.map(|_| ServedBy {
                 target: format!("{}/{}", credential.label, attempt.upstream_model),
                 request_id,
@@ -258,7 +274,9 @@ impl Keyward {
             match result {
                 AttemptResult::Done(reply) => return Ok(reply.with_served_by(served_by)),
                 AttemptResult::Relayable(reply) => last = Some(Ok(reply.with_served_by(served_by))),
-                AttemptResult::Failed(error) => last = Some(Err(error)),
+                AttemptResult::Failed(error) | AttemptResult::Skipped(error) => {
+                    remember(&mut last, error)
+                }
             }
             if index + 1 < total {
                 tracing::warn!(%request_id, credential = %credential.id, "target failed; trying the route's next target");
@@ -380,12 +398,12 @@ impl Keyward {
         match opened.record.status {
             CredentialStatus::Active => {}
             CredentialStatus::Disabled => {
-                return Ok(AttemptResult::Failed(DomainError::CredentialDisabled {
+                return Ok(AttemptResult::Skipped(DomainError::CredentialDisabled {
                     label: credential.label.clone(),
                 }))
             }
             CredentialStatus::RejectedByProvider => {
-                return Ok(AttemptResult::Failed(
+                return Ok(AttemptResult::Skipped(
                     DomainError::ProviderCredentialRejected {
                         label: credential.label.clone(),
                     },

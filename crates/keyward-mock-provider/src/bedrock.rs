@@ -87,6 +87,28 @@ fn verify(
         scope.next().unwrap_or_default(),
         scope.next().unwrap_or_default(),
     );
+    // As the real service: the host and date must be signed (and a session token sent), and
+    // the scope must name this day and the bedrock service.
+    let signed: Vec<&str> = signed_headers.split(';').collect();
+    let amz_date_header = headers
+        .get("x-amz-date")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let token_unsigned =
+        headers.contains_key("x-amz-security-token") && !signed.contains(&"x-amz-security-token");
+    if !signed.contains(&"host")
+        || !signed.contains(&"x-amz-date")
+        || token_unsigned
+        || service != "bedrock"
+        || !amz_date_header.starts_with(date)
+        || date.len() != 8
+    {
+        return Err(Box::new(aws_error(
+            StatusCode::FORBIDDEN,
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        )));
+    }
     let secret = format!("{access_key_id}-secret");
     let token = headers
         .get("x-amz-security-token")

@@ -95,18 +95,22 @@ impl Framing {
                 Ok(messages
                     .into_iter()
                     .map(|message| {
-                        let name = match message.header(":message-type") {
-                            Some("exception") | Some("error") => format!(
-                                "exception:{}",
-                                message.header(":exception-type").unwrap_or("unknown")
+                        let (name, data) = match message.header(":message-type") {
+                            Some("exception") => (
+                                format!("exception:{}", message.header(":exception-type").unwrap_or("unknown")),
+                                String::from_utf8_lossy(&message.payload).into_owned(),
                             ),
-                            _ => message.header(":event-type").unwrap_or_default().to_owned(),
+                            // `error` frames carry their code and message in headers.
+                            Some("error") => (
+                                format!("exception:{}", message.header(":error-code").unwrap_or("unknown")),
+                                serde_json::json!({"message": message.header(":error-message").unwrap_or("the provider's stream failed")}).to_string(),
+                            ),
+                            _ => (
+                                message.header(":event-type").unwrap_or_default().to_owned(),
+                                String::from_utf8_lossy(&message.payload).into_owned(),
+                            ),
                         };
-                        SseEvent {
-                            raw: Bytes::new(),
-                            name: Some(name),
-                            data: String::from_utf8_lossy(&message.payload).into_owned(),
-                        }
+                        SseEvent { raw: Bytes::new(), name: Some(name), data }
                     })
                     .collect())
             }

@@ -58,7 +58,11 @@ impl UsageReport {
         self.cached_input_tokens = read.or(self.cached_input_tokens);
         self.cache_write_tokens = write.or(self.cache_write_tokens);
         if let Some(input) = field(usage, &["inputTokens"]) {
-            self.input_tokens = Some(input + read.unwrap_or(0) + write.unwrap_or(0));
+            self.input_tokens = Some(
+                input
+                    .saturating_add(read.unwrap_or(0))
+                    .saturating_add(write.unwrap_or(0)),
+            );
         }
         self.output_tokens = field(usage, &["outputTokens"]).or(self.output_tokens);
     }
@@ -81,8 +85,8 @@ impl UsageReport {
         if let Some(uncached) = uncached {
             self.input_tokens = Some(
                 uncached
-                    + self.cached_input_tokens.unwrap_or(0)
-                    + self.cache_write_tokens.unwrap_or(0),
+                    .saturating_add(self.cached_input_tokens.unwrap_or(0))
+                    .saturating_add(self.cache_write_tokens.unwrap_or(0)),
             );
         }
         self.output_tokens = field(usage, &["output_tokens"]).or(self.output_tokens);

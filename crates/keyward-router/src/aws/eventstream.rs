@@ -61,12 +61,33 @@ pub enum FrameError {
 #[derive(Default)]
 pub struct Decoder {
     buffer: BytesMut,
+    /// An error found after messages that were returned first; reported on the next push.
+    failed: Option<FrameError>,
 }
 
 impl Decoder {
+    /// Messages completed by `chunk`. A bad frame is an error; messages decoded before it in
+    /// the same chunk are returned first and the error follows on the next call.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Message>, FrameError> {
+        if let Some(error) = self.failed.clone() {
+            return Err(error);
+        }
         self.buffer.extend_from_slice(chunk);
         let mut messages = Vec::new();
+        match self.decode_into(&mut messages) {
+            Ok(()) => Ok(messages),
+            Err(error) if messages.is_empty() => {
+                self.failed = Some(error.clone());
+                Err(error)
+            }
+            Err(error) => {
+                self.failed = Some(error);
+                Ok(messages)
+            }
+        }
+    }
+
+    fn decode_into(&mut self, messages: &mut Vec<Message>) -> Result<(), FrameError> {
         while self.buffer.len() >= PRELUDE_LEN {
             let total = u32::from_be_bytes([
                 self.buffer[0],
@@ -112,7 +133,7 @@ impl Decoder {
             let payload = frame.slice(PRELUDE_LEN + headers_len..total - 4);
             messages.push(Message { headers, payload });
         }
-        Ok(messages)
+        Ok(())
     }
 }
 
@@ -261,6 +282,19 @@ mod tests {
             br#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#,
         );
         assert_eq!(encoded.to_vec(), hex(EXAMPLE_A));
+    }
+
+    // Review of session 1: a metadata frame followed by a corrupt one in the same read lost
+    // the metadata (and so the call's usage).
+    #[test]
+    fn good_messages_before_a_bad_frame_are_kept() {
+        let mut stream = hex(EXAMPLE_A);
+        let mut corrupt = hex(EXAMPLE_B);
+        corrupt[100] ^= 1;
+        stream.extend(corrupt);
+        let mut decoder = Decoder::default();
+        assert_eq!(decoder.push(&stream).unwrap().len(), 1);
+        assert_eq!(decoder.push(&[]).unwrap_err(), FrameError::MessageCrc);
     }
 
     #[test]

@@ -118,9 +118,21 @@ pub(crate) fn sign(plan: &mut Plan, signing: &Signing, body: &[u8]) -> Result<()
     Ok(())
 }
 
-/// 403 with an authentication failure code: the key itself is unknown, wrong or expired.
-pub(crate) fn key_rejected(status: u16, error_type: Option<&str>) -> bool {
+/// 403 with an authentication failure code: the key itself is unknown, wrong or expired. A
+/// signature refused only for its time ("Signature expired", "not yet current") is this
+/// host's clock, not the tenant's key.
+pub(crate) fn key_rejected(
+    status: u16,
+    error_type: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> bool {
+    let message = body
+        .and_then(|body| body.get("message").or_else(|| body.get("Message")))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let clock_skew = message.contains("Signature expired") || message.contains("not yet current");
     status == 403
+        && !clock_skew
         && matches!(
             error_type,
             Some(
@@ -205,4 +217,44 @@ pub(crate) fn sign_get(
         headers.insert(HeaderName::from_static(name), sensitive(&value)?);
     }
     Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    // Review of session 1: a skewed clock on this host made AWS refuse every signature, and
+    // every tenant's Bedrock key was marked rejected.
+    #[test]
+    fn a_refused_signature_time_is_not_a_rejected_key() {
+        let expired = json!({"message": "Signature expired: 20250130T203827Z is now earlier than 20250130T204131Z (20250130T204631Z - 5 min.)"});
+        assert!(!key_rejected(
+            403,
+            Some("InvalidSignatureException"),
+            Some(&expired)
+        ));
+        let mismatch = json!({"message": "The request signature we calculated does not match the signature you provided."});
+        assert!(key_rejected(
+            403,
+            Some("InvalidSignatureException"),
+            Some(&mismatch)
+        ));
+        assert!(key_rejected(403, Some("UnrecognizedClientException"), None));
+        assert!(!key_rejected(403, Some("AccessDeniedException"), None));
+        assert!(!key_rejected(429, Some("ThrottlingException"), None));
+    }
+
+    #[test]
+    fn model_ids_are_encoded_as_the_aws_sdks_do() {
+        assert_eq!(
+            encode_model("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            "anthropic.claude-3-5-sonnet-20240620-v1%3A0"
+        );
+        assert_eq!(
+            encode_model("arn:aws:bedrock:us-east-1:1:inference-profile/us.x"),
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x"
+        );
+    }
 }

@@ -351,7 +351,9 @@ impl Router {
             usage.set_model(Some(&target.model));
         }
         let key_rejected = match plan.dialect {
-            Dialect::Bedrock => bedrock::key_rejected(status, aws_error_type.as_deref()),
+            Dialect::Bedrock => {
+                bedrock::key_rejected(status, aws_error_type.as_deref(), json.as_ref())
+            }
             Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };
@@ -406,7 +408,9 @@ impl Router {
         let body = self.read_bounded(response).await?;
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         let key_rejected = match dialect {
-            Dialect::Bedrock => bedrock::key_rejected(status, aws_error_type.as_deref()),
+            Dialect::Bedrock => {
+                bedrock::key_rejected(status, aws_error_type.as_deref(), json.as_ref())
+            }
             Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
             Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
         };

@@ -204,7 +204,7 @@ pub(crate) fn usage(usage: &Value) -> Value {
     let prompt =
         number("inputTokens") + number("cacheReadInputTokens") + number("cacheWriteInputTokens");
     json!({"prompt_tokens": prompt, "completion_tokens": number("outputTokens"),
-           "total_tokens": prompt + number("outputTokens"), "prompt_tokens_details": {"cached_tokens": number("cacheReadInputTokens")}})
+           "total_tokens": prompt.saturating_add(number("outputTokens")), "prompt_tokens_details": {"cached_tokens": number("cacheReadInputTokens")}})
 }
 
 /// A Converse response → an OpenAI `chat.completion`.

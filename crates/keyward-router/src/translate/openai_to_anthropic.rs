@@ -222,13 +222,13 @@ pub(crate) fn finish_reason(stop_reason: Option<&str>) -> Value {
 pub(crate) fn usage(usage: &Value) -> Value {
     let number = |field: &str| usage.get(field).and_then(Value::as_u64).unwrap_or(0);
     let prompt = number("input_tokens")
-        + number("cache_read_input_tokens")
-        + number("cache_creation_input_tokens");
+        .saturating_add(number("cache_read_input_tokens"))
+        .saturating_add(number("cache_creation_input_tokens"));
     let completion = number("output_tokens");
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": {"cached_tokens": number("cache_read_input_tokens")},
     })
 }

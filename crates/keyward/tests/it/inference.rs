@@ -1416,3 +1416,38 @@ async fn verify_checks_a_bedrock_key_with_a_signed_call() {
         .unwrap();
     assert_eq!(verified["status"], "rejected_by_provider");
 }
+
+// Review of session 1: a later target's failure replaced an earlier target's 429, so the
+// client lost the provider's answer and its retry-after.
+#[tokio::test]
+async fn a_rate_limit_stays_the_answer_when_later_targets_cannot_serve() {
+    let setup = setup().await;
+    let tenant = &setup.tenant;
+    let claude = setup.credential_id("claude").await;
+    setup
+        .app
+        .operator(
+            Method::POST,
+            &format!("/admin/v1/tenants/{tenant}/credentials/{claude}/disable"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let route = json!({"targets": [{"credential": "team-openai", "model": "mock-error-429"}, {"credential": "claude", "model": "claude-x"}]});
+    let put = setup
+        .app
+        .operator(
+            Method::PUT,
+            &format!("/admin/v1/tenants/{tenant}/routes/limited"),
+        )
+        .json(&route)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let response = setup
+        .post("/v1/chat/completions", &chat("limited", false))
+        .await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+}
