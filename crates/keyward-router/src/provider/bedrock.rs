@@ -58,16 +58,7 @@ pub(crate) fn plan(
         encode_model(&target.model)
     );
     url.set_path(&path);
-    let secret = target.secret.as_ref().ok_or(RouterError::MissingSecret {
-        provider: "bedrock",
-    })?;
-    let mut parts = secret.expose_secret().splitn(3, ':');
-    let signing = Signing {
-        access_key_id: parts.next().unwrap_or_default().to_owned(),
-        secret_access_key: Zeroizing::new(parts.next().unwrap_or_default().to_owned()),
-        session_token: parts.next().map(|token| Zeroizing::new(token.to_owned())),
-        region,
-    };
+    let signing = signing_of(target, region)?;
     let translated = crate::translate::bedrock::request(prompt.json())?;
     prompt.replace(translated);
     let plan = Plan {
@@ -82,9 +73,29 @@ pub(crate) fn plan(
     Ok((plan, signing))
 }
 
-/// Adds the SigV4 headers for `body`.
-pub(crate) fn sign(plan: &mut Plan, signing: &Signing, body: &[u8]) -> Result<(), RouterError> {
-    let host = match (plan.url.host_str(), plan.url.port()) {
+/// The credential's keys and region, held for one call.
+fn signing_of(target: &Target, region: String) -> Result<Signing, RouterError> {
+    let secret = target.secret.as_ref().ok_or(RouterError::MissingSecret {
+        provider: "bedrock",
+    })?;
+    let mut parts = secret.expose_secret().splitn(3, ':');
+    Ok(Signing {
+        access_key_id: parts.next().unwrap_or_default().to_owned(),
+        secret_access_key: Zeroizing::new(parts.next().unwrap_or_default().to_owned()),
+        session_token: parts.next().map(|token| Zeroizing::new(token.to_owned())),
+        region,
+    })
+}
+
+/// Adds SigV4 headers for `method url` with `body` (and `content-type` when there is a body).
+fn add_signature(
+    headers: &mut HeaderMap,
+    method: &str,
+    url: &Url,
+    body: &[u8],
+    signing: &Signing,
+) -> Result<(), RouterError> {
+    let host = match (url.host_str(), url.port()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),
         (None, _) => {
@@ -93,13 +104,18 @@ pub(crate) fn sign(plan: &mut Plan, signing: &Signing, body: &[u8]) -> Result<()
             })
         }
     };
+    let signed_content_type: &[(&str, &str)] = if method == "GET" {
+        &[]
+    } else {
+        &[("content-type", "application/json")]
+    };
     let amz_date = crate::aws::sigv4::amz_date(std::time::SystemTime::now());
-    let headers = crate::aws::sigv4::sign(
+    let signed = crate::aws::sigv4::sign(
         &crate::aws::sigv4::Request {
-            method: "POST",
+            method,
             host: &host,
-            path: plan.url.path(),
-            headers: &[("content-type", "application/json")],
+            path: url.path(),
+            headers: signed_content_type,
             body,
             region: &signing.region,
             service: "bedrock",
@@ -111,11 +127,15 @@ pub(crate) fn sign(plan: &mut Plan, signing: &Signing, body: &[u8]) -> Result<()
             session_token: signing.session_token.as_deref().map(String::as_str),
         },
     );
-    for (name, value) in headers {
-        plan.headers
-            .insert(HeaderName::from_static(name), sensitive(&value)?);
+    for (name, value) in signed {
+        headers.insert(HeaderName::from_static(name), sensitive(&value)?);
     }
     Ok(())
+}
+
+/// Adds the SigV4 headers for the exact `body` that will be sent.
+pub(crate) fn sign(plan: &mut Plan, signing: &Signing, body: &[u8]) -> Result<(), RouterError> {
+    add_signature(&mut plan.headers, "POST", &plan.url, body, signing)
 }
 
 /// 403 with an authentication failure code: the key itself is unknown, wrong or expired. A
@@ -172,50 +192,9 @@ pub(crate) fn sign_get(
     url: &Url,
     mut headers: HeaderMap,
 ) -> Result<HeaderMap, RouterError> {
-    let secret = target.secret.as_ref().ok_or(RouterError::MissingSecret {
-        provider: "bedrock",
-    })?;
-    let mut parts = secret.expose_secret().splitn(3, ':');
-    let (access_key_id, secret_access_key, session_token) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-        parts.next(),
-    );
-    let region = target
-        .options
-        .get("region")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let host = match (url.host_str(), url.port()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (Some(host), None) => host.to_owned(),
-        (None, _) => {
-            return Err(RouterError::BadBaseUrl {
-                reason: "the URL has no host",
-            })
-        }
-    };
-    let amz_date = crate::aws::sigv4::amz_date(std::time::SystemTime::now());
-    let signed = crate::aws::sigv4::sign(
-        &crate::aws::sigv4::Request {
-            method: "GET",
-            host: &host,
-            path: url.path(),
-            headers: &[],
-            body: &[],
-            region,
-            service: "bedrock",
-            amz_date: &amz_date,
-        },
-        &crate::aws::sigv4::Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        },
-    );
-    for (name, value) in signed {
-        headers.insert(HeaderName::from_static(name), sensitive(&value)?);
-    }
+    let region = target.options.get("region").cloned().unwrap_or_default();
+    let signing = signing_of(target, region)?;
+    add_signature(&mut headers, "GET", url, &[], &signing)?;
     Ok(headers)
 }
 

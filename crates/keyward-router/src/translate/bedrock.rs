@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use super::push_block;
 use crate::BodyError;
 
 fn invalid(path: &'static str, expected: &'static str) -> BodyError {
@@ -60,18 +61,6 @@ fn user_blocks(content: &Value) -> Result<Vec<Value>, BodyError> {
             .collect(),
         other => Ok(vec![json!({"text": text_of(other)?})]),
     }
-}
-
-fn push_block(messages: &mut Vec<Value>, role: &str, block: Value) {
-    if let Some(last) = messages.last_mut() {
-        if last["role"] == role {
-            if let Some(content) = last["content"].as_array_mut() {
-                content.push(block);
-                return;
-            }
-        }
-    }
-    messages.push(json!({"role": role, "content": [block]}));
 }
 
 /// An OpenAI chat completions request → a Converse body.

@@ -27,5 +27,23 @@ pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     (!media_type.is_empty()).then_some((media_type, data))
 }
 
+/// Appends a content block to the last message if it has `role`, else starts a new message
+/// (Anthropic and Bedrock both want alternating turns of content blocks).
+pub(crate) fn push_block(
+    messages: &mut Vec<serde_json::Value>,
+    role: &str,
+    block: serde_json::Value,
+) {
+    if let Some(last) = messages.last_mut() {
+        if last["role"] == role {
+            if let Some(content) = last["content"].as_array_mut() {
+                content.push(block);
+                return;
+            }
+        }
+    }
+    messages.push(serde_json::json!({"role": role, "content": [block]}));
+}
+
 #[cfg(test)]
 mod tests;

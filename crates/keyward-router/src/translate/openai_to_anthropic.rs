@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::push_block;
 use crate::BodyError;
 
 /// Output cap used when an OpenAI-shaped request sets none (Anthropic requires one).
@@ -54,19 +55,6 @@ fn user_blocks(content: &Value) -> Result<Vec<Value>, BodyError> {
         Value::Null => Ok(Vec::new()),
         _ => Err(invalid(path, "a string or an array of content parts")),
     }
-}
-
-/// Appends a block to the last message if it has `role`, else starts a new message.
-fn push_block(messages: &mut Vec<Value>, role: &str, block: Value) {
-    if let Some(last) = messages.last_mut() {
-        if last["role"] == role {
-            if let Some(content) = last["content"].as_array_mut() {
-                content.push(block);
-                return;
-            }
-        }
-    }
-    messages.push(json!({"role": role, "content": [block]}));
 }
 
 /// Translates an OpenAI chat completions request body into an Anthropic Messages body.
