@@ -454,6 +454,7 @@ impl Keyward {
                 let status = failed_status(&err);
                 self.settle(
                     &pending,
+                    Some(&attempt.upstream_model),
                     Settlement {
                         status: Some(status),
                         ..Settlement::default()
@@ -481,7 +482,8 @@ impl Keyward {
                 } else {
                     CallStatus::ProviderError
                 });
-                self.settle(&pending, settlement).await;
+                self.settle(&pending, Some(&attempt.upstream_model), settlement)
+                    .await;
                 if reply.key_rejected {
                     self.mark_rejected(credential, secret_used.as_ref()).await;
                     return Ok(AttemptResult::Failed(
@@ -513,6 +515,8 @@ impl Keyward {
                 let reply = *reply;
                 let store = self.store.clone();
                 let metrics = self.metrics.clone();
+                let prices = self.prices.clone();
+                let upstream_model = attempt.upstream_model.clone();
                 let provider_request_id = reply.provider_request_id.clone();
                 let status = reply.status;
                 self.tasks.spawn(async move {
@@ -540,7 +544,14 @@ impl Keyward {
                         }
                         Err(_) => settlement.status = Some(CallStatus::ProviderError),
                     }
-                    settle_row(&store, &metrics, &pending, &settlement).await;
+                    settle_row(
+                        &store,
+                        &metrics,
+                        Some((prices.as_ref(), upstream_model.as_str())),
+                        &pending,
+                        &settlement,
+                    )
+                    .await;
                 });
                 Ok(AttemptResult::Done(InferenceReply::Streaming {
                     status: reply.status,
@@ -596,6 +607,7 @@ impl Keyward {
                 let status = failed_status(&err);
                 self.settle(
                     &pending,
+                    None,
                     Settlement {
                         status: Some(status),
                         ..Settlement::default()
@@ -608,6 +620,7 @@ impl Keyward {
         let success = verification.accepted;
         self.settle(
             &pending,
+            None,
             Settlement {
                 status: Some(if success {
                     CallStatus::Ok
@@ -643,8 +656,9 @@ impl Keyward {
         self.credential(scope, id).await
     }
 
-    async fn settle(&self, call: &PendingCall, settlement: Settlement) {
-        settle_row(&self.store, &self.metrics, call, &settlement).await;
+    async fn settle(&self, call: &PendingCall, model: Option<&str>, settlement: Settlement) {
+        let pricing = model.map(|model| (self.prices.as_ref(), model));
+        settle_row(&self.store, &self.metrics, pricing, call, &settlement).await;
     }
 
     /// The provider refused the key: stop using it until the tenant rotates or verifies it.
@@ -694,10 +708,16 @@ impl Keyward {
 async fn settle_row(
     store: &keyward_store::Store,
     metrics: &crate::Metrics,
+    pricing: Option<(&crate::PriceBook, &str)>,
     call: &PendingCall,
     settlement: &Settlement,
 ) {
     let request_id = call.request_id;
+    let mut settlement = settlement.clone();
+    if let Some((prices, model)) = pricing {
+        prices.price(call.provider, model, call.created_at, &mut settlement);
+    }
+    let settlement = &settlement;
     match store
         .settle_call(request_id, settlement, Timestamp::now())
         .await

@@ -18,6 +18,7 @@ mod inference;
 mod master_key;
 mod metrics;
 mod platform_key;
+mod price;
 mod route;
 mod tenant;
 mod validate;
@@ -43,6 +44,7 @@ pub use keyward_store::{
 pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatus};
 pub use metrics::Metrics;
 pub use platform_key::{IssuedPlatformKey, PlatformKeyInput};
+pub use price::{PriceBook, PriceBookError};
 pub use route::RouteTargetInput;
 
 /// What the domain is built from.
@@ -52,6 +54,7 @@ pub struct Parts {
     pub egress: EgressPolicy,
     pub router: Arc<Router>,
     pub ledger_mode: LedgerMode,
+    pub prices: Arc<PriceBook>,
 }
 
 /// The domain facade shared by the HTTP layer and the CLI.
@@ -65,6 +68,7 @@ pub struct Keyward {
     /// Work that outlives a request (settling a stream's ledger row); drained at shutdown.
     tasks: TaskTracker,
     metrics: Arc<Metrics>,
+    prices: Arc<PriceBook>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -85,6 +89,7 @@ impl Keyward {
             ledger_mode: parts.ledger_mode,
             tasks: TaskTracker::new(),
             metrics: Arc::new(Metrics::default()),
+            prices: parts.prices,
         };
         keyward.verify_master_keys().await?;
         Ok(keyward)

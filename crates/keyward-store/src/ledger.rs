@@ -92,6 +92,9 @@ pub struct Settlement {
     pub reasoning_tokens: Option<u64>,
     pub latency_ms: Option<u64>,
     pub ttfb_ms: Option<u64>,
+    /// Integer micro-dollars at the price `price_id` names; `None` when unpriced.
+    pub cost_micro_usd: Option<i64>,
+    pub price_id: Option<String>,
 }
 
 /// A ledger row as stored.
@@ -241,7 +244,8 @@ impl Store {
             "UPDATE ledger SET status = $1, http_status = $2, model_reported = $3,
                  provider_request_id = $4, input_tokens = $5, cached_input_tokens = $6,
                  cache_write_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
-                 latency_ms = $10, ttfb_ms = $11, settled_at = $12
+                                  latency_ms = $10, ttfb_ms = $11, settled_at = $12, cost_micro_usd = $14,
+                 price_id = $15
              WHERE request_id = $13 AND status = 'pending'",
         )
         .bind(status.as_str())
@@ -257,6 +261,8 @@ impl Store {
         .bind(stored(settlement.ttfb_ms))
         .bind(at.unix_millis())
         .bind(request_id.to_string())
+        .bind(settlement.cost_micro_usd)
+        .bind(settlement.price_id.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)

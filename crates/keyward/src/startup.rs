@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use keyward_domain::{Keyward, LedgerMode, Parts};
+use keyward_domain::{Keyward, LedgerMode, Parts, PriceBook};
 use keyward_router::{EgressClient, EgressConfig, Router};
 use keyward_store::Store;
 use keyward_vault::{parse_source, EnvLookup, FileSource, MasterKeySource, Vault};
@@ -48,6 +48,7 @@ pub async fn open_keyward(config: &Config, env: EnvLookup) -> anyhow::Result<Key
         egress: config.egress.clone(),
         router: Arc::new(Router::new(egress, config.max_response_bytes)),
         ledger_mode,
+        prices: Arc::new(PriceBook::shipped().context("the shipped price book is invalid")?),
     })
     .await
     .context("the master keyring does not match this database")

@@ -85,6 +85,7 @@ pub async fn open(dir: &tempfile::TempDir) -> Result<Keyward, keyward_domain::Do
         egress: EgressPolicy::default(),
         router: Arc::new(keyward_router::Router::new(egress, 1 << 20)),
         ledger_mode: keyward_domain::LedgerMode::Strict,
+        prices: Arc::new(keyward_domain::PriceBook::shipped().unwrap()),
     })
     .await
 }

@@ -1451,3 +1451,42 @@ async fn a_rate_limit_stays_the_answer_when_later_targets_cannot_serve() {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
 }
+
+#[tokio::test]
+async fn calls_are_costed_exactly_at_the_dated_list_price() {
+    let setup = setup().await;
+    // claude-haiku-4-5: $1.00 input, $5.00 output per million tokens (prices/prices.toml).
+    let body = json!({"model": "claude/claude-haiku-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": PROMPT}]});
+    let response = setup.post("/v1/messages", &body).await;
+    let id = request_id(&response);
+    assert_eq!(response.status(), 200);
+    let row = setup.row(&id).await;
+    // 5 × 1.00 + 6 × 5.00 = 35 micro-dollars.
+    assert_eq!(row.cost_micro_usd, Some(35));
+    assert_eq!(
+        row.price_id.as_deref(),
+        Some("anthropic/claude-haiku-4-5/2025-10-15")
+    );
+
+    // Streamed, the same call costs the same.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let response = setup.post("/v1/messages", &streamed).await;
+    let id = request_id(&response);
+    response.text().await.unwrap();
+    assert_eq!(setup.settled_row(&id).await.cost_micro_usd, Some(35));
+
+    // A model missing from the price book has no cost, never a guess.
+    let response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/some-unlisted-model", false),
+        )
+        .await;
+    let id = request_id(&response);
+    let row = setup.row(&id).await;
+    assert_eq!(
+        (row.status, row.cost_micro_usd, row.price_id),
+        (CallStatus::Ok, None, None)
+    );
+}

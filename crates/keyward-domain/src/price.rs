@@ -1,0 +1,306 @@
+//! The price book: dated list prices per provider and model, shipped in `prices/prices.toml`,
+//! and the exact cost of a call in integer micro-dollars.
+//!
+//! Invariants:
+//! - Every entry has an id, an effective date, a source and the date the source was read;
+//!   two entries for one provider and model never share an effective date.
+//! - Rates are parsed from decimal strings into micro-dollars per million tokens; no float
+//!   ever touches money.
+//! - A call's cost is computed once from its token counts, summed before a single rounding
+//!   (half up) to whole micro-dollars. An unknown model has no cost (`None`), never a guess.
+
+use std::collections::BTreeMap;
+
+use keyward_core::{ProviderId, Timestamp};
+use keyward_store::Settlement;
+
+/// The shipped price book.
+const PRICES: &str = include_str!("../../../prices/prices.toml");
+
+/// Rates in micro-dollars per million tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Price {
+    pub id: String,
+    pub effective: String,
+    pub input: u64,
+    pub cached_input: Option<u64>,
+    pub cache_write: Option<u64>,
+    pub output: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PriceBook {
+    /// (provider, model) → entries, oldest first.
+    entries: BTreeMap<(String, String), Vec<Price>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("prices/prices.toml, entry {entry}: {reason}")]
+pub struct PriceBookError {
+    pub entry: String,
+    pub reason: String,
+}
+
+/// `"0.075"` USD → 75 000 micro-dollars (at most six decimals).
+fn micro_dollars(text: &str) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 6
+        || whole.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: u64 = whole.parse().ok()?;
+    let fraction: u64 = format!("{fraction:0<6}").parse().ok()?;
+    whole.checked_mul(1_000_000)?.checked_add(fraction)
+}
+
+fn is_date(text: &str) -> bool {
+    text.len() == 10 && Timestamp::parse_rfc3339(&format!("{text}T00:00:00Z")).is_ok()
+}
+
+impl PriceBook {
+    /// The price book shipped with this build.
+    pub fn shipped() -> Result<Self, PriceBookError> {
+        Self::parse(PRICES)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, PriceBookError> {
+        let fail = |entry: &str, reason: &str| PriceBookError {
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let table: toml::Table = text.parse().map_err(|_| fail("(file)", "not valid TOML"))?;
+        let items = table
+            .get("price")
+            .and_then(toml::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut book = Self::default();
+        for item in items {
+            let field = |name: &str| {
+                item.get(name)
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_owned)
+            };
+            let id = field("id").ok_or_else(|| fail("(unnamed)", "every entry needs an id"))?;
+            let provider = field("provider")
+                .filter(|provider| provider.parse::<ProviderId>().is_ok())
+                .ok_or_else(|| fail(&id, "provider must be a SPEC provider id"))?;
+            let model = field("model")
+                .filter(|model| !model.is_empty())
+                .ok_or_else(|| fail(&id, "model is required"))?;
+            let effective = field("effective")
+                .filter(|date| is_date(date))
+                .ok_or_else(|| fail(&id, "effective must be a date YYYY-MM-DD"))?;
+            field("source")
+                .filter(|source| source.starts_with("https://"))
+                .ok_or_else(|| fail(&id, "source must be the https URL the rate was read from"))?;
+            field("read_on")
+                .filter(|date| is_date(date))
+                .ok_or_else(|| fail(&id, "read_on must be the date the source was read"))?;
+            let rate = |name: &str| -> Result<Option<u64>, PriceBookError> {
+                field(name)
+                    .map(|text| {
+                        micro_dollars(&text).ok_or_else(|| {
+                            fail(
+                                &id,
+                                &format!(
+                                    "{name} must be a decimal string of USD per million tokens"
+                                ),
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            let price = Price {
+                input: rate("input")?.ok_or_else(|| fail(&id, "input is required"))?,
+                output: rate("output")?.ok_or_else(|| fail(&id, "output is required"))?,
+                cached_input: rate("cached_input")?,
+                cache_write: rate("cache_write")?,
+                effective: effective.clone(),
+                id: id.clone(),
+            };
+            let entries = book.entries.entry((provider, model)).or_default();
+            if entries
+                .iter()
+                .any(|existing| existing.effective == effective)
+            {
+                return Err(fail(
+                    &id,
+                    "another entry for this provider and model has the same effective date",
+                ));
+            }
+            entries.push(price);
+            entries.sort_by(|a, b| a.effective.cmp(&b.effective));
+        }
+        Ok(book)
+    }
+
+    /// The entry in force on `date` (`YYYY-MM-DD`).
+    pub fn lookup(&self, provider: ProviderId, model: &str, date: &str) -> Option<&Price> {
+        self.entries
+            .get(&(provider.as_str().to_owned(), model.to_owned()))?
+            .iter()
+            .rev()
+            .find(|price| price.effective.as_str() <= date)
+    }
+
+    /// Fills in the settlement's cost and price id from its token counts.
+    pub(crate) fn price(
+        &self,
+        provider: ProviderId,
+        model: &str,
+        at: Timestamp,
+        settlement: &mut Settlement,
+    ) {
+        let date = at.to_rfc3339();
+        let Some(price) = self.lookup(provider, model, date.get(..10).unwrap_or_default()) else {
+            if settlement.input_tokens.is_some() {
+                tracing::warn!(
+                    provider = provider.as_str(),
+                    model,
+                    "no price for this model; the call's cost is left empty"
+                );
+            }
+            return;
+        };
+        let (Some(input), Some(output)) = (
+            settlement.input_tokens,
+            settlement.output_tokens.or(Some(0)),
+        ) else {
+            return;
+        };
+        let cached = settlement.cached_input_tokens.unwrap_or(0);
+        let written = settlement.cache_write_tokens.unwrap_or(0);
+        let uncached = input.saturating_sub(cached).saturating_sub(written);
+        let total = u128::from(uncached) * u128::from(price.input)
+            + u128::from(cached) * u128::from(price.cached_input.unwrap_or(price.input))
+            + u128::from(written) * u128::from(price.cache_write.unwrap_or(price.input))
+            + u128::from(output) * u128::from(price.output);
+        let cost = (total + 500_000) / 1_000_000;
+        settlement.cost_micro_usd = i64::try_from(cost).ok();
+        settlement.price_id = Some(price.id.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOOK: &str = r#"
+[[price]]
+id = "openai/gpt-4o-mini/2024-07-18"
+provider = "openai"
+model = "gpt-4o-mini"
+effective = "2024-07-18"
+input = "0.15"
+cached_input = "0.075"
+output = "0.60"
+source = "https://openai.com/api/pricing/"
+read_on = "2026-11-23"
+
+[[price]]
+id = "openai/gpt-4o-mini/2026-01-01"
+provider = "openai"
+model = "gpt-4o-mini"
+effective = "2026-01-01"
+input = "0.10"
+output = "0.40"
+source = "https://openai.com/api/pricing/"
+read_on = "2026-11-23"
+"#;
+
+    #[test]
+    fn the_shipped_book_loads() {
+        PriceBook::shipped().unwrap();
+    }
+
+    #[test]
+    fn decimal_rates_become_exact_micro_dollars() {
+        assert_eq!(micro_dollars("0.075"), Some(75_000));
+        assert_eq!(micro_dollars("15"), Some(15_000_000));
+        assert_eq!(micro_dollars("3.000001"), Some(3_000_001));
+        assert_eq!(micro_dollars("0.0000001"), None);
+        assert_eq!(micro_dollars("1e3"), None);
+        assert_eq!(micro_dollars("-1"), None);
+    }
+
+    #[test]
+    fn the_entry_in_force_on_the_call_date_prices_it() {
+        let book = PriceBook::parse(BOOK).unwrap();
+        assert_eq!(
+            book.lookup(ProviderId::OpenAi, "gpt-4o-mini", "2025-06-01")
+                .unwrap()
+                .input,
+            150_000
+        );
+        assert_eq!(
+            book.lookup(ProviderId::OpenAi, "gpt-4o-mini", "2026-11-23")
+                .unwrap()
+                .input,
+            100_000
+        );
+        assert!(book
+            .lookup(ProviderId::OpenAi, "gpt-4o-mini", "2024-01-01")
+            .is_none());
+        assert!(book
+            .lookup(ProviderId::OpenAi, "unknown", "2026-11-23")
+            .is_none());
+    }
+
+    #[test]
+    fn costs_sum_before_one_rounding() {
+        let book = PriceBook::parse(BOOK).unwrap();
+        let at = Timestamp::parse_rfc3339("2025-06-01T12:00:00Z").unwrap();
+        let mut settlement = Settlement {
+            input_tokens: Some(1000),
+            cached_input_tokens: Some(400),
+            output_tokens: Some(200),
+            ..Settlement::default()
+        };
+        book.price(ProviderId::OpenAi, "gpt-4o-mini", at, &mut settlement);
+        // 600 × 0.15 + 400 × 0.075 + 200 × 0.60 = 90 + 30 + 120 = 240 micro-dollars.
+        assert_eq!(settlement.cost_micro_usd, Some(240));
+        assert_eq!(
+            settlement.price_id.as_deref(),
+            Some("openai/gpt-4o-mini/2024-07-18")
+        );
+        let mut tiny = Settlement {
+            input_tokens: Some(5),
+            output_tokens: Some(6),
+            ..Settlement::default()
+        };
+        book.price(ProviderId::OpenAi, "gpt-4o-mini", at, &mut tiny);
+        // 5 × 0.15 + 6 × 0.60 = 4.35 → 4.
+        assert_eq!(tiny.cost_micro_usd, Some(4));
+        let mut unknown = Settlement {
+            input_tokens: Some(5),
+            ..Settlement::default()
+        };
+        book.price(ProviderId::OpenAi, "nope", at, &mut unknown);
+        assert_eq!((unknown.cost_micro_usd, unknown.price_id), (None, None));
+    }
+
+    #[test]
+    fn undated_unsourced_or_duplicate_entries_are_refused() {
+        let undated = BOOK.replacen("effective = \"2024-07-18\"\n", "", 1);
+        assert!(PriceBook::parse(&undated)
+            .unwrap_err()
+            .reason
+            .contains("effective"));
+        let unsourced = BOOK.replacen("source = \"https://openai.com/api/pricing/\"\n", "", 1);
+        assert!(PriceBook::parse(&unsourced)
+            .unwrap_err()
+            .reason
+            .contains("source"));
+        let duplicate = BOOK.replace("2026-01-01", "2024-07-18");
+        assert!(PriceBook::parse(&duplicate)
+            .unwrap_err()
+            .reason
+            .contains("same effective date"));
+    }
+}
