@@ -716,6 +716,9 @@ async fn settle_row(
     let mut settlement = settlement.clone();
     if let Some((prices, model)) = pricing {
         prices.price(call.provider, model, call.created_at, &mut settlement);
+        if settlement.price_id.is_none() && settlement.input_tokens.is_some() {
+            metrics.record_unpriced(call.provider.as_str(), model);
+        }
     }
     let settlement = &settlement;
     match store

@@ -65,6 +65,8 @@ struct Registry {
     calls: BTreeMap<CallKey, CallSeries>,
     requests: BTreeMap<(String, u16), (u64, Histogram)>,
     ledger_failures: u64,
+    /// Calls whose model has no price: (provider, model reported or called).
+    unpriced: BTreeMap<(&'static str, String), u64>,
 }
 
 /// The process's metrics.
@@ -126,6 +128,16 @@ impl Metrics {
     pub(crate) fn record_ledger_failure(&self) {
         if let Ok(mut registry) = self.registry.lock() {
             registry.ledger_failures += 1;
+        }
+    }
+
+    /// A call whose model is missing from the price book (its cost is left empty).
+    pub(crate) fn record_unpriced(&self, provider: &'static str, model: &str) {
+        if let Ok(mut registry) = self.registry.lock() {
+            *registry
+                .unpriced
+                .entry((provider, label(model)))
+                .or_default() += 1;
         }
     }
 
@@ -210,6 +222,13 @@ impl Metrics {
             "keyward_ledger_write_failures_total {}",
             registry.ledger_failures
         );
+        out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");
+        for ((provider, model), count) in &registry.unpriced {
+            let _ = writeln!(
+                out,
+                "keyward_unpriced_calls_total{{provider=\"{provider}\",model=\"{model}\"}} {count}"
+            );
+        }
         out
     }
 }

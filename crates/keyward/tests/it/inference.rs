@@ -1489,4 +1489,19 @@ async fn calls_are_costed_exactly_at_the_dated_list_price() {
         (row.status, row.cost_micro_usd, row.price_id),
         (CallStatus::Ok, None, None)
     );
+    let metrics = setup
+        .app
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "keyward_unpriced_calls_total{provider=\"openai\",model=\"some-unlisted-model\"} 1"
+        ),
+        "{metrics}"
+    );
 }
