@@ -1044,7 +1044,8 @@ async fn rotating_a_credential_under_traffic_fails_no_call() {
         "{failed} of {} calls failed during rotation",
         ok + failed
     );
-    assert!(ok > 20, "traffic really ran: {ok} calls");
+    // Each of the three keys served at least five calls before the next step (`serves`).
+    assert!(ok >= 15, "traffic really ran: {ok} calls");
     for secret in &secrets {
         assert!(
             setup.app.mock.calls(secret) > 0,
