@@ -59,6 +59,18 @@ pub(crate) fn path_id<T: FromStr>(text: &str, what: &'static str) -> Result<T, A
         .map_err(|_| ApiError::new(ErrorCode::NotFound, format!("{what} not found")))
 }
 
+/// The caller's scope on the tenant named in the path (a malformed id is simply not found).
+pub(crate) async fn tenant_scope(
+    state: &crate::AppState,
+    actor: &keyward_domain::Actor,
+    tenant: &str,
+) -> Result<keyward_domain::TenantScope, ApiError> {
+    Ok(state
+        .keyward
+        .scope(actor, path_id(tenant, "tenant")?)
+        .await?)
+}
+
 /// The error body of every admin route.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorBody {

@@ -12,7 +12,7 @@ use keyward_domain::CredentialInput;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, path_id, ErrorBody, ListParams};
+use super::common::{page, path_id, tenant_scope, ErrorBody, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -74,10 +74,7 @@ pub(crate) async fn connect(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<ConnectCredential>,
 ) -> Result<(StatusCode, Json<CredentialView>), ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let input = CredentialInput {
         provider: body.provider,
         label: body.label,
@@ -100,10 +97,7 @@ pub(crate) async fn list(
     Path(tenant): Path<String>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<CredentialList>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let page = state.keyward.credentials(&scope, &page(params)?).await?;
     Ok(Json(CredentialList {
         data: page.items.into_iter().map(CredentialView::from).collect(),
@@ -120,10 +114,7 @@ pub(crate) async fn get(
     AdminActor(actor): AdminActor,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<CredentialView>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let credential = state
         .keyward
         .credential(&scope, path_id(&id, "credential")?)
@@ -140,10 +131,7 @@ pub(crate) async fn delete(
     AdminActor(actor): AdminActor,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     state
         .keyward
         .delete_credential(&scope, path_id(&id, "credential")?)
@@ -162,10 +150,7 @@ pub(crate) async fn rotate(
     Path((tenant, id)): Path<(String, String)>,
     ApiJson(body): ApiJson<RotateCredential>,
 ) -> Result<Json<CredentialView>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let credential = state
         .keyward
         .rotate_credential(&scope, path_id(&id, "credential")?, body.secret.0)
@@ -203,10 +188,7 @@ async fn set_enabled(
     Path((tenant, id)): Path<(String, String)>,
     enabled: bool,
 ) -> Result<Json<CredentialView>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let credential = state
         .keyward
         .set_credential_enabled(&scope, path_id(&id, "credential")?, enabled)
@@ -224,10 +206,7 @@ pub(crate) async fn verify(
     AdminActor(actor): AdminActor,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<CredentialView>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let credential = state
         .keyward
         .verify_credential(&scope, path_id(&id, "credential")?)

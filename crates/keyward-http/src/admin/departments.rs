@@ -8,7 +8,7 @@ use keyward_domain::DepartmentInput;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, path_id, ErrorBody, ListParams};
+use super::common::{page, tenant_scope, ErrorBody, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -39,10 +39,7 @@ pub(crate) async fn create(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<CreateDepartment>,
 ) -> Result<(StatusCode, Json<DepartmentView>), ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let department = state
         .keyward
         .create_department(
@@ -66,10 +63,7 @@ pub(crate) async fn list(
     Path(tenant): Path<String>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<DepartmentList>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let page = state.keyward.departments(&scope, &page(params)?).await?;
     Ok(Json(DepartmentList {
         data: page.items.into_iter().map(DepartmentView::from).collect(),

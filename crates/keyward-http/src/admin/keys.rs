@@ -9,7 +9,7 @@ use keyward_domain::PlatformKeyInput;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, path_id, ErrorBody, ListParams};
+use super::common::{page, path_id, tenant_scope, ErrorBody, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -46,10 +46,7 @@ pub(crate) async fn issue(
     Path(tenant): Path<String>,
     ApiJson(body): ApiJson<IssueKey>,
 ) -> Result<(StatusCode, Json<IssuedKeyView>), ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let input = PlatformKeyInput {
         name: body.name,
         role: body.role,
@@ -71,10 +68,7 @@ pub(crate) async fn list(
     Path(tenant): Path<String>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let page = state.keyward.platform_keys(&scope, &page(params)?).await?;
     Ok(Json(KeyList {
         data: page.items.into_iter().map(KeyView::from).collect(),
@@ -91,10 +85,7 @@ pub(crate) async fn revoke(
     AdminActor(actor): AdminActor,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Json<KeyView>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let key = state
         .keyward
         .revoke_platform_key(&scope, path_id(&id, "platform key")?)

@@ -8,7 +8,7 @@ use keyward_domain::{RouteRecord, RouteTargetInput};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, path_id, ErrorBody, ListParams};
+use super::common::{page, tenant_scope, ErrorBody, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -79,10 +79,7 @@ pub(crate) async fn put(
     Path((tenant, model)): Path<(String, String)>,
     ApiJson(body): ApiJson<PutRoute>,
 ) -> Result<Json<RouteView>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let targets = body
         .targets
         .into_iter()
@@ -105,10 +102,7 @@ pub(crate) async fn list(
     Path(tenant): Path<String>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<RouteList>, ApiError> {
-    let scope = state
-        .keyward
-        .scope(&actor, path_id(&tenant, "tenant")?)
-        .await?;
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
     let page = state.keyward.routes(&scope, &page(params)?).await?;
     Ok(Json(RouteList {
         data: page.items.into_iter().map(RouteView::from).collect(),
