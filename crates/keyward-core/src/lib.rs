@@ -11,6 +11,7 @@
 pub mod egress_policy;
 pub mod error_code;
 pub mod id;
+pub mod period;
 pub mod provider;
 pub mod sealed;
 pub mod secret;
@@ -18,6 +19,7 @@ pub mod timestamp;
 
 pub use error_code::ErrorCode;
 pub use id::{CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId};
+pub use period::{format_usd, parse_usd, BudgetPeriod, Window};
 pub use provider::ProviderId;
 pub use sealed::{KeyVersion, SealedSecret};
 pub use timestamp::Timestamp;

@@ -114,6 +114,11 @@ impl AdminToken {
             .ct_eq(presented.as_bytes())
             .into()
     }
+
+    /// Lends the token's bytes to `use_key` (e.g. as an HMAC key) without copying them out.
+    pub fn with_bytes<R>(&self, use_key: impl FnOnce(&[u8]) -> R) -> R {
+        use_key(self.0.expose_secret().as_bytes())
+    }
 }
 
 impl fmt::Debug for AdminToken {

@@ -23,20 +23,57 @@ pub enum Actor {
     },
 }
 
+/// Who acted, as the audit log names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActorName {
+    Operator,
+    Key(PlatformKeyId),
+    /// Keyward itself (alerts, background jobs).
+    System,
+}
+
+impl std::fmt::Display for ActorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Operator => f.write_str("operator"),
+            Self::Key(key) => write!(f, "key:{key}"),
+            Self::System => f.write_str("keyward"),
+        }
+    }
+}
+
+impl Actor {
+    pub fn name(&self) -> ActorName {
+        match self {
+            Self::Operator => ActorName::Operator,
+            Self::TenantAdmin { key, .. } | Self::Member { key, .. } => ActorName::Key(*key),
+        }
+    }
+}
+
 /// Proof that an actor may act on one tenant, which exists. Only [`Keyward::scope`] makes one.
 #[derive(Clone, Copy, Debug)]
 pub struct TenantScope {
     tenant: TenantId,
+    actor: ActorName,
 }
 
 impl TenantScope {
     /// The scope of an authenticated platform key's own tenant, for model calls.
-    pub(crate) fn for_platform_key(tenant: TenantId) -> Self {
-        Self { tenant }
+    pub(crate) fn for_platform_key(tenant: TenantId, key: PlatformKeyId) -> Self {
+        Self {
+            tenant,
+            actor: ActorName::Key(key),
+        }
     }
 
     pub fn tenant(&self) -> TenantId {
         self.tenant
+    }
+
+    /// Who acts within this scope.
+    pub fn actor(&self) -> ActorName {
+        self.actor
     }
 }
 
@@ -71,7 +108,10 @@ impl Keyward {
             Actor::TenantAdmin { .. } | Actor::Operator => {}
         }
         match self.store.tenant(tenant).await? {
-            Some(_) => Ok(TenantScope { tenant }),
+            Some(_) => Ok(TenantScope {
+                tenant,
+                actor: actor.name(),
+            }),
             None => Err(not_found),
         }
     }

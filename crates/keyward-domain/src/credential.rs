@@ -101,6 +101,8 @@ impl Keyward {
         };
         self.store.insert_credential(&record).await?;
         tracing::info!(tenant = %record.tenant_id, credential = %record.id, provider = %provider, "credential connected");
+        self.audit(scope, "credential.add", &record.id.to_string(), serde_json::json!({"label": record.label, "provider": provider.as_str(), "fingerprint": record.fingerprint}))
+            .await;
         Ok(record)
     }
 
@@ -151,6 +153,13 @@ impl Keyward {
             return Err(DomainError::NotFound { what: "credential" });
         }
         tracing::info!(tenant = %scope.tenant(), credential = %id, "credential rotated");
+        self.audit(
+            scope,
+            "credential.rotate",
+            &id.to_string(),
+            serde_json::json!({}),
+        )
+        .await;
         self.credential(scope, id).await
     }
 
@@ -172,6 +181,18 @@ impl Keyward {
                 .set_credential_status(scope.tenant(), id, target, Timestamp::now())
                 .await?;
             tracing::info!(tenant = %scope.tenant(), credential = %id, status = target.as_str(), "credential status changed");
+            let action = if enabled {
+                "credential.enable"
+            } else {
+                "credential.disable"
+            };
+            self.audit(
+                scope,
+                action,
+                &id.to_string(),
+                serde_json::json!({"status": target.as_str()}),
+            )
+            .await;
         }
         self.credential(scope, id).await
     }
@@ -185,6 +206,13 @@ impl Keyward {
             return Err(DomainError::NotFound { what: "credential" });
         }
         tracing::info!(tenant = %scope.tenant(), credential = %id, "credential deleted");
+        self.audit(
+            scope,
+            "credential.delete",
+            &id.to_string(),
+            serde_json::json!({}),
+        )
+        .await;
         Ok(())
     }
 

@@ -28,6 +28,13 @@ impl Keyward {
         };
         self.store.insert_department(&department).await?;
         tracing::info!(tenant = %scope.tenant(), department = %department.id, "department created");
+        self.audit(
+            scope,
+            "department.create",
+            &department.id.to_string(),
+            serde_json::json!({"name": department.name, "models": department.models}),
+        )
+        .await;
         Ok(department)
     }
 

@@ -57,6 +57,8 @@ pub enum DomainError {
     CredentialDisabled { label: String },
     #[error("the provider rejected credential `{label}` as invalid (revoked or expired); a tenant admin must rotate it (POST …/credentials/{{id}}/rotate) before calls resume")]
     ProviderCredentialRejected { label: String },
+    #[error("{0}")]
+    BudgetExceeded(Box<BudgetRefusal>),
     #[error(
         "the usage ledger cannot record this call, so it was not sent upstream; retry shortly"
     )]
@@ -71,6 +73,18 @@ pub enum DomainError {
     Vault(VaultError),
     #[error(transparent)]
     Store(StoreError),
+}
+
+/// Why a hard budget refused a call: which budget, and the amounts.
+#[derive(Debug, thiserror::Error)]
+#[error("the {period} budget of {scope} does not leave room for this call's worst-case cost ({needed_usd} USD; {left_usd} USD left of {limit_usd} in window {window}); lower max_tokens, wait for the next window, or ask your tenant admin to raise the budget")]
+pub struct BudgetRefusal {
+    pub scope: String,
+    pub period: &'static str,
+    pub window: String,
+    pub needed_usd: String,
+    pub left_usd: String,
+    pub limit_usd: String,
 }
 
 impl DomainError {
@@ -98,6 +112,7 @@ impl DomainError {
             Self::CredentialDisabled { .. } => ErrorCode::CredentialDisabled,
             Self::ProviderCredentialRejected { .. } => ErrorCode::ProviderCredentialRejected,
             Self::LedgerUnavailable => ErrorCode::LedgerUnavailable,
+            Self::BudgetExceeded(_) => ErrorCode::BudgetExceeded,
             Self::UpstreamFailed { .. } => ErrorCode::UpstreamError,
             Self::Router(err) => err.code(),
             Self::CallAborted => ErrorCode::Internal,

@@ -14,12 +14,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keyward_core::format_usd;
 use keyward_core::{CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId, Timestamp};
 use keyward_router::{
     ClientHeaders, CompletionBody, CompletionStream, PromptBody, RouterError, StreamEnd, Surface,
     Target, UpstreamReply, UsageReport,
 };
-use keyward_store::{CallStatus, CredentialRecord, CredentialStatus, PendingCall, Settlement};
+use keyward_store::{
+    Admission, CallStatus, CredentialRecord, CredentialStatus, PendingCall, Settlement,
+};
+
+use crate::budget::budget_charge;
+use crate::price::Price;
 
 use crate::{Actor, DomainError, Keyward, TenantScope};
 
@@ -391,7 +397,7 @@ impl Keyward {
         client_gone: &AtomicBool,
     ) -> Result<AttemptResult, DomainError> {
         let credential = &attempt.credential;
-        let scope = TenantScope::for_platform_key(caller.tenant);
+        let scope = TenantScope::for_platform_key(caller.tenant, caller.key);
         let opened = self.open_credential_secret(&scope, credential.id).await?;
         // The status may have changed since the target was chosen (a disable, a rejection by
         // a concurrent call): the row just read is authoritative.
@@ -411,9 +417,22 @@ impl Keyward {
             }
         }
         let secret_used = opened.record.secret.clone();
+        let created_at = Timestamp::now();
+        let price = self
+            .price_in_force(
+                caller.tenant,
+                credential.provider,
+                &attempt.upstream_model,
+                created_at,
+            )
+            .await;
+        let max_output = match surface {
+            Surface::Embeddings => 0,
+            _ => route.max_tokens.unwrap_or(self.default_max_output_tokens),
+        };
         let pending = PendingCall {
             request_id,
-            created_at: Timestamp::now(),
+            created_at,
             tenant_id: caller.tenant,
             key_id: Some(caller.key),
             department_id: caller.department,
@@ -425,16 +444,47 @@ impl Keyward {
             stream: route.stream,
             tags: with_user_tag(context.tags.clone(), route.user.as_deref()),
             fallback_of,
+            reserved_micro_usd: price
+                .as_ref()
+                .map_or(0, |price| price.worst_case(route.input_bytes, max_output)),
         };
-        if let Err(err) = self.store.insert_pending_call(&pending).await {
-            self.metrics.record_ledger_failure();
-            match self.ledger_mode {
-                LedgerMode::Strict => {
-                    tracing::error!(%request_id, error = %err, "ledger write failed; call refused");
-                    return Err(DomainError::LedgerUnavailable);
-                }
-                LedgerMode::BestEffort => {
-                    tracing::warn!(%request_id, error = %err, "ledger write failed; calling anyway (best_effort)");
+        match self.store.admit_call(&pending).await {
+            Ok(Admission::Admitted) => {}
+            Ok(Admission::OverBudget {
+                budget,
+                window,
+                spend,
+            }) => {
+                self.metrics
+                    .record_budget_refusal(caller.tenant.to_string());
+                let hard = budget.hard_limit_micro_usd.unwrap_or(0);
+                tracing::info!(%request_id, budget = %budget.id, window, "call refused: hard budget");
+                return Err(DomainError::BudgetExceeded(Box::new(
+                    crate::error::BudgetRefusal {
+                        scope: match budget.scope_kind {
+                            keyward_store::BudgetScopeKind::Tenant => "the tenant".to_owned(),
+                            kind => format!("{} {}", kind.as_str(), budget.scope_id),
+                        },
+                        period: budget.period.as_str(),
+                        window,
+                        needed_usd: format_usd(pending.reserved_micro_usd),
+                        left_usd: format_usd(
+                            (hard - spend.spent_micro_usd - spend.reserved_micro_usd).max(0),
+                        ),
+                        limit_usd: format_usd(hard),
+                    },
+                )));
+            }
+            Err(err) => {
+                self.metrics.record_ledger_failure();
+                match self.ledger_mode {
+                    LedgerMode::Strict => {
+                        tracing::error!(%request_id, error = %err, "ledger write failed; call refused");
+                        return Err(DomainError::LedgerUnavailable);
+                    }
+                    LedgerMode::BestEffort => {
+                        tracing::warn!(%request_id, error = %err, "ledger write failed; calling anyway (best_effort)");
+                    }
                 }
             }
         }
@@ -454,7 +504,7 @@ impl Keyward {
                 let status = failed_status(&err);
                 self.settle(
                     &pending,
-                    Some(&attempt.upstream_model),
+                    Some((price.as_ref(), &attempt.upstream_model)),
                     Settlement {
                         status: Some(status),
                         ..Settlement::default()
@@ -482,8 +532,12 @@ impl Keyward {
                 } else {
                     CallStatus::ProviderError
                 });
-                self.settle(&pending, Some(&attempt.upstream_model), settlement)
-                    .await;
+                self.settle(
+                    &pending,
+                    Some((price.as_ref(), &attempt.upstream_model)),
+                    settlement,
+                )
+                .await;
                 if reply.key_rejected {
                     self.mark_rejected(credential, secret_used.as_ref()).await;
                     return Ok(AttemptResult::Failed(
@@ -513,9 +567,7 @@ impl Keyward {
             }
             UpstreamReply::Streaming(reply) => {
                 let reply = *reply;
-                let store = self.store.clone();
-                let metrics = self.metrics.clone();
-                let prices = self.prices.clone();
+                let keyward = self.clone();
                 let upstream_model = attempt.upstream_model.clone();
                 let provider_request_id = reply.provider_request_id.clone();
                 let status = reply.status;
@@ -544,14 +596,13 @@ impl Keyward {
                         }
                         Err(_) => settlement.status = Some(CallStatus::ProviderError),
                     }
-                    settle_row(
-                        &store,
-                        &metrics,
-                        Some((prices.as_ref(), upstream_model.as_str())),
-                        &pending,
-                        &settlement,
-                    )
-                    .await;
+                    keyward
+                        .settle(
+                            &pending,
+                            Some((price.as_ref(), upstream_model.as_str())),
+                            settlement,
+                        )
+                        .await;
                 });
                 Ok(AttemptResult::Done(InferenceReply::Streaming {
                     status: reply.status,
@@ -588,8 +639,9 @@ impl Keyward {
             stream: false,
             tags: BTreeMap::from([("purpose".to_owned(), "verify".to_owned())]),
             fallback_of: None,
+            reserved_micro_usd: 0,
         };
-        if let Err(err) = self.store.insert_pending_call(&pending).await {
+        if let Err(err) = self.store.admit_call(&pending).await {
             if self.ledger_mode == LedgerMode::Strict {
                 tracing::error!(%request_id, error = %err, "ledger write failed; verification refused");
                 return Err(DomainError::LedgerUnavailable);
@@ -618,6 +670,13 @@ impl Keyward {
             }
         };
         let success = verification.accepted;
+        self.audit(
+            scope,
+            "credential.verify",
+            &id.to_string(),
+            serde_json::json!({"accepted": success, "key_rejected": verification.key_rejected, "http_status": verification.status}),
+        )
+        .await;
         self.settle(
             &pending,
             None,
@@ -656,9 +715,63 @@ impl Keyward {
         self.credential(scope, id).await
     }
 
-    async fn settle(&self, call: &PendingCall, model: Option<&str>, settlement: Settlement) {
-        let pricing = model.map(|model| (self.prices.as_ref(), model));
-        settle_row(&self.store, &self.metrics, pricing, call, &settlement).await;
+    /// Prices a finished call (with the price its reservation used) and settles its row;
+    /// alerts on soft limits the settlement crossed.
+    async fn settle(
+        &self,
+        call: &PendingCall,
+        pricing: Option<(Option<&Price>, &str)>,
+        mut settlement: Settlement,
+    ) {
+        if let Some((price, model)) = pricing {
+            match price {
+                Some(price) => price.apply(&mut settlement),
+                None if settlement.input_tokens.is_some() => {
+                    self.metrics.record_unpriced(call.provider.as_str(), model);
+                    tracing::warn!(
+                        provider = call.provider.as_str(),
+                        model,
+                        "no price for this model; the call's cost is left empty"
+                    );
+                }
+                None => {}
+            }
+        }
+        settlement.budget_charge_micro_usd = budget_charge(&settlement, call.reserved_micro_usd);
+        let request_id = call.request_id;
+        match self
+            .store
+            .settle_call(request_id, &settlement, Timestamp::now())
+            .await
+        {
+            Ok(settled) => {
+                if !settled.settled {
+                    tracing::warn!(%request_id, "ledger row was not pending; not settled twice");
+                }
+                for crossed in settled.soft_limits_crossed {
+                    self.soft_limit_crossed(crossed).await;
+                }
+            }
+            Err(err) => {
+                self.metrics.record_ledger_failure();
+                tracing::error!(%request_id, error = %err, "ledger row could not be settled; it will be marked interrupted at the next start");
+            }
+        }
+        self.metrics.record_call(crate::metrics::CallObservation {
+            tenant: call.tenant_id.to_string(),
+            provider: call.provider.as_str(),
+            // The provider's own model name, not the client's free text: it keeps the label
+            // set bounded by what providers serve.
+            model: settlement.model_reported.as_deref().unwrap_or("unknown"),
+            status: settlement
+                .status
+                .unwrap_or(CallStatus::ProviderError)
+                .as_str(),
+            input_tokens: settlement.input_tokens,
+            output_tokens: settlement.output_tokens,
+            latency: settlement.latency_ms.map(Duration::from_millis),
+            ttfb: settlement.ttfb_ms.map(Duration::from_millis),
+        });
     }
 
     /// The provider refused the key: stop using it until the tenant rotates or verifies it.
@@ -683,7 +796,14 @@ impl Keyward {
                 tracing::info!(credential = %credential.id, "provider rejected a secret the credential no longer holds; status unchanged")
             }
             Ok(true) => {
-                tracing::warn!(tenant = %credential.tenant_id, credential = %credential.id, "provider rejected the credential; marked rejected_by_provider")
+                tracing::warn!(tenant = %credential.tenant_id, credential = %credential.id, "provider rejected the credential; marked rejected_by_provider");
+                self.raise_alert(
+                    credential.tenant_id,
+                    "credential.rejected_by_provider",
+                    &credential.id.to_string(),
+                    serde_json::json!({"credential_id": credential.id.to_string(), "label": credential.label, "provider": credential.provider.as_str()}),
+                )
+                .await;
             }
             Err(err) => {
                 tracing::error!(credential = %credential.id, error = %err, "could not mark the credential rejected")
@@ -703,50 +823,6 @@ impl Keyward {
             .map(|credential| credential.id)
             .ok_or(DomainError::NotFound { what: "credential" })
     }
-}
-
-async fn settle_row(
-    store: &keyward_store::Store,
-    metrics: &crate::Metrics,
-    pricing: Option<(&crate::PriceBook, &str)>,
-    call: &PendingCall,
-    settlement: &Settlement,
-) {
-    let request_id = call.request_id;
-    let mut settlement = settlement.clone();
-    if let Some((prices, model)) = pricing {
-        prices.price(call.provider, model, call.created_at, &mut settlement);
-        if settlement.price_id.is_none() && settlement.input_tokens.is_some() {
-            metrics.record_unpriced(call.provider.as_str(), model);
-        }
-    }
-    let settlement = &settlement;
-    match store
-        .settle_call(request_id, settlement, Timestamp::now())
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(%request_id, "ledger row was not pending; not settled twice"),
-        Err(err) => {
-            metrics.record_ledger_failure();
-            tracing::error!(%request_id, error = %err, "ledger row could not be settled; it will be marked interrupted at the next start");
-        }
-    }
-    metrics.record_call(crate::metrics::CallObservation {
-        tenant: call.tenant_id.to_string(),
-        provider: call.provider.as_str(),
-        // The provider's own model name, not the client's free text: it keeps the label set
-        // bounded by what providers serve.
-        model: settlement.model_reported.as_deref().unwrap_or("unknown"),
-        status: settlement
-            .status
-            .unwrap_or(CallStatus::ProviderError)
-            .as_str(),
-        input_tokens: settlement.input_tokens,
-        output_tokens: settlement.output_tokens,
-        latency: settlement.latency_ms.map(Duration::from_millis),
-        ttfb: settlement.ttfb_ms.map(Duration::from_millis),
-    });
 }
 
 /// Adds the OpenAI `user` / Anthropic `metadata.user_id` as the `user` tag.

@@ -11,6 +11,9 @@
 //! - Error messages name ids, labels and fields, never a secret or a request body.
 
 mod access;
+mod alert;
+mod audit;
+mod budget;
 mod credential;
 mod department;
 mod error;
@@ -21,6 +24,7 @@ mod platform_key;
 mod price;
 mod route;
 mod tenant;
+mod usage;
 mod validate;
 
 use std::sync::Arc;
@@ -31,21 +35,29 @@ use keyward_store::Store;
 use keyward_vault::Vault;
 use tokio_util::task::TaskTracker;
 
-pub use access::{Actor, TenantScope};
+pub use access::{Actor, ActorName, TenantScope};
+pub use alert::{alert_channel, Alert, AlertReceiver, AlertSender};
+pub use audit::AuditVerification;
+pub use budget::{BudgetInput, BudgetStatus};
 pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
 pub use inference::{CallContext, InferenceReply, LedgerMode, ServedBy};
 pub use keyward_router as router;
+pub use keyward_store::TenantPriceRecord;
 pub use keyward_store::{
-    CredentialRecord, CredentialStatus, DepartmentRecord, Page, PageRequest, PlatformKeyRecord,
-    RewrapJob, RewrapState, Role, RouteRecord, TenantRecord,
+    AuditRecord, BudgetRecord, CallRecord, CallStatus, CredentialRecord, CredentialStatus,
+    DepartmentRecord, Page, PageRequest, PlatformKeyRecord, RewrapJob, RewrapState, Role,
+    RouteRecord, TenantRecord,
 };
 pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatus};
 pub use metrics::Metrics;
 pub use platform_key::{IssuedPlatformKey, PlatformKeyInput};
-pub use price::{PriceBook, PriceBookError};
+pub use price::{PriceBook, PriceBookError, TenantPriceInput};
 pub use route::RouteTargetInput;
+pub use usage::{
+    usage_range, GroupBy, PlatformInvoiceDay, UsageAggregator, UsageGroup, USAGE_PAGE,
+};
 
 /// What the domain is built from.
 pub struct Parts {
@@ -55,6 +67,10 @@ pub struct Parts {
     pub router: Arc<Router>,
     pub ledger_mode: LedgerMode,
     pub prices: Arc<PriceBook>,
+    /// The output cap assumed for a call's worst-case cost when the client sets none.
+    pub default_max_output_tokens: u64,
+    /// Where alerts go besides the audit log (the webhook sender); `None` for the CLI.
+    pub alerts: Option<AlertSender>,
 }
 
 /// The domain facade shared by the HTTP layer and the CLI.
@@ -69,6 +85,8 @@ pub struct Keyward {
     tasks: TaskTracker,
     metrics: Arc<Metrics>,
     prices: Arc<PriceBook>,
+    default_max_output_tokens: u64,
+    alerts: Option<AlertSender>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -90,6 +108,8 @@ impl Keyward {
             tasks: TaskTracker::new(),
             metrics: Arc::new(Metrics::default()),
             prices: parts.prices,
+            default_max_output_tokens: parts.default_max_output_tokens,
+            alerts: parts.alerts,
         };
         keyward.verify_master_keys().await?;
         Ok(keyward)

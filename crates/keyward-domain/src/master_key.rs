@@ -206,6 +206,14 @@ impl Keyward {
             })
             .await?;
         tracing::info!(primary = %primary, "master key rotated; re-wrap queued");
+        self.audit_operator(
+            actor,
+            None,
+            "masterkey.rotate",
+            &primary.to_string(),
+            serde_json::json!({"previous": previous.to_string()}),
+        )
+        .await;
         self.master_key_status(actor).await
     }
 

@@ -65,6 +65,10 @@ struct Registry {
     calls: BTreeMap<CallKey, CallSeries>,
     requests: BTreeMap<(String, u16), (u64, Histogram)>,
     ledger_failures: u64,
+    audit_failures: u64,
+    alerts_dropped: u64,
+    /// Calls refused by a hard budget: tenant → count.
+    budget_refusals: BTreeMap<String, u64>,
     /// Calls whose model has no price: (provider, model reported or called).
     unpriced: BTreeMap<(&'static str, String), u64>,
 }
@@ -128,6 +132,24 @@ impl Metrics {
     pub(crate) fn record_ledger_failure(&self) {
         if let Ok(mut registry) = self.registry.lock() {
             registry.ledger_failures += 1;
+        }
+    }
+
+    pub(crate) fn record_audit_failure(&self) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.audit_failures += 1;
+        }
+    }
+
+    pub(crate) fn record_alert_dropped(&self) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.alerts_dropped += 1;
+        }
+    }
+
+    pub(crate) fn record_budget_refusal(&self, tenant: String) {
+        if let Ok(mut registry) = self.registry.lock() {
+            *registry.budget_refusals.entry(tenant).or_default() += 1;
         }
     }
 
@@ -222,6 +244,25 @@ impl Metrics {
             "keyward_ledger_write_failures_total {}",
             registry.ledger_failures
         );
+        out.push_str("# HELP keyward_audit_write_failures_total Audit entries that could not be written.\n# TYPE keyward_audit_write_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "keyward_audit_write_failures_total {}",
+            registry.audit_failures
+        );
+        out.push_str("# HELP keyward_alerts_dropped_total Alerts not queued for the webhook (queue full); they are in the audit log.\n# TYPE keyward_alerts_dropped_total counter\n");
+        let _ = writeln!(
+            out,
+            "keyward_alerts_dropped_total {}",
+            registry.alerts_dropped
+        );
+        out.push_str("# HELP keyward_budget_refusals_total Calls refused because a hard budget would be passed.\n# TYPE keyward_budget_refusals_total counter\n");
+        for (tenant, count) in &registry.budget_refusals {
+            let _ = writeln!(
+                out,
+                "keyward_budget_refusals_total{{tenant=\"{tenant}\"}} {count}"
+            );
+        }
         out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");
         for ((provider, model), count) in &registry.unpriced {
             let _ = writeln!(

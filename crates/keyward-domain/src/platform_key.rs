@@ -115,6 +115,8 @@ impl Keyward {
         };
         self.store.insert_platform_key(&record).await?;
         tracing::info!(tenant = %scope.tenant(), key = %record.id, role = role.as_str(), "platform key issued");
+        self.audit(scope, "key.issue", &record.id.to_string(), serde_json::json!({"role": role.as_str(), "name": record.name, "prefix": record.display_prefix}))
+            .await;
         Ok(IssuedPlatformKey { record, key })
     }
 
@@ -141,6 +143,8 @@ impl Keyward {
             });
         }
         tracing::info!(tenant = %scope.tenant(), key = %id, "platform key revoked");
+        self.audit(scope, "key.revoke", &id.to_string(), serde_json::json!({}))
+            .await;
         self.store
             .platform_key(scope.tenant(), id)
             .await?

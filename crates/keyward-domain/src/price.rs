@@ -150,6 +150,7 @@ impl PriceBook {
     }
 
     /// Fills in the settlement's cost and price id from its token counts.
+    #[cfg(test)]
     pub(crate) fn price(
         &self,
         provider: ProviderId,
@@ -158,32 +159,167 @@ impl PriceBook {
         settlement: &mut Settlement,
     ) {
         let date = at.to_rfc3339();
-        let Some(price) = self.lookup(provider, model, date.get(..10).unwrap_or_default()) else {
-            if settlement.input_tokens.is_some() {
-                tracing::warn!(
-                    provider = provider.as_str(),
-                    model,
-                    "no price for this model; the call's cost is left empty"
-                );
+        if let Some(price) = self.lookup(provider, model, date.get(..10).unwrap_or_default()) {
+            price.apply(settlement);
+        }
+    }
+}
+
+impl crate::Keyward {
+    /// The rate a call made at `at` pays: the tenant's negotiated rate if it set one, else the
+    /// shipped price book's. A store failure falls back to the book (the call's ledger write
+    /// will report the store).
+    pub(crate) async fn price_in_force(
+        &self,
+        tenant: keyward_core::TenantId,
+        provider: ProviderId,
+        model: &str,
+        at: Timestamp,
+    ) -> Option<Price> {
+        let date = at.to_rfc3339();
+        let date = date.get(..10).unwrap_or_default();
+        match self.store.tenant_price(tenant, provider, model, date).await {
+            Ok(Some(record)) => return Some(Price::from_tenant(&record)),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "tenant prices unreadable; using the price book")
             }
-            return;
+        }
+        self.prices.lookup(provider, model, date).cloned()
+    }
+}
+
+/// A tenant's negotiated rate, as an admin sets it: decimal USD per million tokens.
+#[derive(Clone, Debug)]
+pub struct TenantPriceInput {
+    pub provider: String,
+    pub model: String,
+    /// `YYYY-MM-DD`; today (UTC) when absent.
+    pub effective: Option<String>,
+    pub input: String,
+    pub cached_input: Option<String>,
+    pub cache_write: Option<String>,
+    pub output: String,
+}
+
+impl crate::Keyward {
+    /// Sets a tenant's negotiated rate; calls from `effective` on are priced with it.
+    pub async fn set_tenant_price(
+        &self,
+        scope: &crate::TenantScope,
+        input: TenantPriceInput,
+    ) -> Result<keyward_store::TenantPriceRecord, crate::DomainError> {
+        use crate::DomainError;
+        let provider: ProviderId = input
+            .provider
+            .parse()
+            .map_err(|_| DomainError::invalid("provider", "a provider id such as `openai`"))?;
+        if input.model.is_empty() || input.model.len() > 200 {
+            return Err(DomainError::invalid(
+                "model",
+                "the provider's model name, 1 to 200 characters",
+            ));
+        }
+        let today = Timestamp::now().to_rfc3339();
+        let effective = input
+            .effective
+            .unwrap_or_else(|| today.get(..10).unwrap_or_default().to_owned());
+        if !is_date(&effective) {
+            return Err(DomainError::invalid("effective", "a date YYYY-MM-DD"));
+        }
+        let rate = |field: &str, text: &str| {
+            keyward_core::parse_usd(text).ok_or_else(|| {
+                DomainError::invalid(
+                    field,
+                    "USD per million tokens as a decimal string, such as \"2.50\"",
+                )
+            })
         };
-        let (Some(input), Some(output)) = (
-            settlement.input_tokens,
-            settlement.output_tokens.or(Some(0)),
-        ) else {
-            return;
+        let record = keyward_store::TenantPriceRecord {
+            tenant_id: scope.tenant().to_string(),
+            provider: provider.as_str().to_owned(),
+            model: input.model,
+            effective,
+            input_micro_usd: rate("input", &input.input)?,
+            cached_input_micro_usd: input
+                .cached_input
+                .as_deref()
+                .map(|text| rate("cached_input", text))
+                .transpose()?,
+            cache_write_micro_usd: input
+                .cache_write
+                .as_deref()
+                .map(|text| rate("cache_write", text))
+                .transpose()?,
+            output_micro_usd: rate("output", &input.output)?,
+            created_at: Timestamp::now().unix_millis(),
         };
+        self.store.put_tenant_price(&record).await?;
+        self.audit(
+            scope,
+            "price.set",
+            &format!("{}/{}", record.provider, record.model),
+            serde_json::json!({"effective": record.effective, "input": input.input, "output": input.output}),
+        )
+        .await;
+        Ok(record)
+    }
+
+    pub async fn tenant_prices(
+        &self,
+        scope: &crate::TenantScope,
+    ) -> Result<Vec<keyward_store::TenantPriceRecord>, crate::DomainError> {
+        Ok(self.store.tenant_prices(scope.tenant()).await?)
+    }
+}
+
+impl Price {
+    /// A tenant's negotiated rate, as a price entry (`tenant:PROVIDER/MODEL/EFFECTIVE`).
+    pub(crate) fn from_tenant(record: &keyward_store::TenantPriceRecord) -> Self {
+        let rate = |micro: i64| u64::try_from(micro).unwrap_or(0);
+        Self {
+            id: format!(
+                "tenant:{}/{}/{}",
+                record.provider, record.model, record.effective
+            ),
+            effective: record.effective.clone(),
+            input: rate(record.input_micro_usd),
+            cached_input: record.cached_input_micro_usd.map(rate),
+            cache_write: record.cache_write_micro_usd.map(rate),
+            output: rate(record.output_micro_usd),
+        }
+    }
+
+    /// The exact cost of the settlement's token counts, rounded once (half up); `None` when
+    /// the provider reported no input count.
+    pub fn cost(&self, settlement: &Settlement) -> Option<i64> {
+        let input = settlement.input_tokens?;
+        let output = settlement.output_tokens.unwrap_or(0);
         let cached = settlement.cached_input_tokens.unwrap_or(0);
         let written = settlement.cache_write_tokens.unwrap_or(0);
         let uncached = input.saturating_sub(cached).saturating_sub(written);
-        let total = u128::from(uncached) * u128::from(price.input)
-            + u128::from(cached) * u128::from(price.cached_input.unwrap_or(price.input))
-            + u128::from(written) * u128::from(price.cache_write.unwrap_or(price.input))
-            + u128::from(output) * u128::from(price.output);
-        let cost = (total + 500_000) / 1_000_000;
-        settlement.cost_micro_usd = i64::try_from(cost).ok();
-        settlement.price_id = Some(price.id.clone());
+        let total = u128::from(uncached) * u128::from(self.input)
+            + u128::from(cached) * u128::from(self.cached_input.unwrap_or(self.input))
+            + u128::from(written) * u128::from(self.cache_write.unwrap_or(self.input))
+            + u128::from(output) * u128::from(self.output);
+        i64::try_from((total + 500_000) / 1_000_000).ok()
+    }
+
+    /// Sets the settlement's cost and price id.
+    pub(crate) fn apply(&self, settlement: &mut Settlement) {
+        if let Some(cost) = self.cost(settlement) {
+            settlement.cost_micro_usd = Some(cost);
+            settlement.price_id = Some(self.id.clone());
+        }
+    }
+
+    /// The most a call can cost: every input token at the dearest input rate (a cache write
+    /// can cost more than a plain input token) and `max_output` tokens of output, rounded up.
+    pub fn worst_case(&self, input_tokens: u64, max_output: u64) -> i64 {
+        let input_rate = self.input.max(self.cache_write.unwrap_or(0));
+        let total = u128::from(input_tokens) * u128::from(input_rate)
+            + u128::from(max_output) * u128::from(self.output);
+        i64::try_from(total.div_ceil(1_000_000)).unwrap_or(i64::MAX)
     }
 }
 
@@ -283,6 +419,25 @@ read_on = "2026-11-23"
         };
         book.price(ProviderId::OpenAi, "nope", at, &mut unknown);
         assert_eq!((unknown.cost_micro_usd, unknown.price_id), (None, None));
+    }
+
+    #[test]
+    fn the_worst_case_rounds_up_and_bounds_every_real_cost() {
+        let book = PriceBook::parse(BOOK).unwrap();
+        let price = book
+            .lookup(ProviderId::OpenAi, "gpt-4o-mini", "2025-06-01")
+            .unwrap();
+        // 10 × 0.15 + 5 × 0.60 = 4.5 → 5 (up, never down).
+        assert_eq!(price.worst_case(10, 5), 5);
+        for (input, cached, output) in [(10, 0, 5), (10, 10, 0), (10, 3, 5), (0, 0, 5)] {
+            let settlement = Settlement {
+                input_tokens: Some(input),
+                cached_input_tokens: Some(cached),
+                output_tokens: Some(output),
+                ..Settlement::default()
+            };
+            assert!(price.cost(&settlement).unwrap() <= price.worst_case(10, 5));
+        }
     }
 
     #[test]

@@ -73,6 +73,18 @@ impl Keyward {
         };
         self.store.put_route(&route).await?;
         tracing::info!(tenant = %scope.tenant(), targets = route.targets.len(), "route set");
+        let targets: Vec<_> = route
+            .targets
+            .iter()
+            .map(|target| serde_json::json!({"credential_id": target.credential_id.to_string(), "model": target.model}))
+            .collect();
+        self.audit(
+            scope,
+            "route.set",
+            &route.model,
+            serde_json::json!({"targets": targets}),
+        )
+        .await;
         Ok(route)
     }
 

@@ -20,6 +20,14 @@ impl Keyward {
         };
         self.store.insert_tenant(&tenant).await?;
         tracing::info!(tenant = %tenant.id, "tenant created");
+        self.audit_operator(
+            actor,
+            Some(tenant.id),
+            "tenant.create",
+            &tenant.id.to_string(),
+            serde_json::json!({"name": tenant.name}),
+        )
+        .await;
         Ok(tenant)
     }
 

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use keyward_core::Timestamp;
+use keyward_core::{format_usd, Timestamp};
 use keyward_domain::{
-    CredentialRecord, DepartmentRecord, IssuedPlatformKey, MasterKeyStatus, PlatformKeyRecord,
-    TenantRecord,
+    AuditRecord, BudgetStatus, CallRecord, CredentialRecord, DepartmentRecord, IssuedPlatformKey,
+    MasterKeyStatus, PlatformKeyRecord, TenantPriceRecord, TenantRecord, UsageGroup,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -185,6 +185,353 @@ impl From<IssuedPlatformKey> for IssuedKeyView {
         Self {
             key: issued.key.expose_secret().to_owned(),
             details: issued.record.into(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BudgetView {
+    pub id: String,
+    /// `tenant`, `department:NAME` or `key:ID`.
+    pub scope: String,
+    /// `day` (UTC), `month` (UTC) or `total`.
+    pub period: String,
+    /// Decimal USD; null when unset.
+    pub hard_limit_usd: Option<String>,
+    pub soft_limit_usd: Option<String>,
+    /// The current window: `2026-11-23`, `2026-11` or `total`.
+    pub window: String,
+    /// Settled spend in the current window, decimal USD.
+    pub spent_usd: String,
+    /// Worst-case cost of calls in flight, held against the limits.
+    pub reserved_usd: String,
+    pub updated_at: String,
+}
+
+impl From<BudgetStatus> for BudgetView {
+    fn from(status: BudgetStatus) -> Self {
+        Self {
+            hard_limit_usd: status.hard_limit_usd(),
+            soft_limit_usd: status.soft_limit_usd(),
+            id: status.record.id,
+            scope: status.scope,
+            period: status.record.period.as_str().to_owned(),
+            window: status.window,
+            spent_usd: format_usd(status.spend.spent_micro_usd),
+            reserved_usd: format_usd(status.spend.reserved_micro_usd),
+            updated_at: status.record.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// One upstream call, as SPEC's usage row describes it. Metadata only.
+#[derive(Serialize, ToSchema)]
+pub struct UsageRowView {
+    pub request_id: String,
+    pub time: String,
+    pub tenant_id: String,
+    pub key_id: Option<String>,
+    /// Department name.
+    pub department: Option<String>,
+    pub credential_id: String,
+    pub credential_label: String,
+    pub provider: String,
+    pub endpoint: String,
+    pub model_requested: String,
+    pub model_reported: Option<String>,
+    pub provider_request_id: Option<String>,
+    /// `pending`, `ok`, `provider_error`, `client_cancelled`, `timeout`, `unreachable`,
+    /// `egress_blocked`, `interrupted`.
+    pub status: String,
+    pub stream: bool,
+    /// All input tokens, cached included.
+    pub input_tokens: Option<u64>,
+    pub cached_input_tokens: Option<u64>,
+    pub cache_write_tokens: Option<u64>,
+    /// Output tokens, reasoning included.
+    pub output_tokens: Option<u64>,
+    pub reasoning_tokens: Option<u64>,
+    /// Null when the model is unpriced.
+    pub cost_micro_usd: Option<i64>,
+    pub price_id: Option<String>,
+    pub latency_ms: Option<u64>,
+    pub ttfb_ms: Option<u64>,
+    pub tags: BTreeMap<String, String>,
+    pub fallback_of: Option<String>,
+}
+
+/// CSV columns of a usage row, in SPEC order (the JSON field names).
+pub const USAGE_ROW_COLUMNS: &[&str] = &[
+    "request_id",
+    "time",
+    "tenant_id",
+    "key_id",
+    "department",
+    "credential_id",
+    "credential_label",
+    "provider",
+    "endpoint",
+    "model_requested",
+    "model_reported",
+    "provider_request_id",
+    "status",
+    "stream",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_micro_usd",
+    "price_id",
+    "latency_ms",
+    "ttfb_ms",
+    "tags",
+    "fallback_of",
+];
+
+fn text<T: ToString>(value: Option<T>) -> String {
+    value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+impl UsageRowView {
+    pub fn new(call: CallRecord, department: Option<String>) -> Self {
+        Self {
+            time: call.created_at.to_rfc3339(),
+            status: call.status.as_str().to_owned(),
+            request_id: call.request_id,
+            tenant_id: call.tenant_id,
+            key_id: call.key_id,
+            department,
+            credential_id: call.credential_id,
+            credential_label: call.credential_label,
+            provider: call.provider,
+            endpoint: call.endpoint,
+            model_requested: call.model_requested,
+            model_reported: call.model_reported,
+            provider_request_id: call.provider_request_id,
+            stream: call.stream,
+            input_tokens: call.input_tokens,
+            cached_input_tokens: call.cached_input_tokens,
+            cache_write_tokens: call.cache_write_tokens,
+            output_tokens: call.output_tokens,
+            reasoning_tokens: call.reasoning_tokens,
+            cost_micro_usd: call.cost_micro_usd,
+            price_id: call.price_id,
+            latency_ms: call.latency_ms,
+            ttfb_ms: call.ttfb_ms,
+            tags: call.tags,
+            fallback_of: call.fallback_of,
+        }
+    }
+
+    /// The row's CSV line (with `\n`), columns as [`USAGE_ROW_COLUMNS`].
+    pub fn csv_line(&self) -> String {
+        let tags = serde_json::to_string(&self.tags).unwrap_or_default();
+        csv_line(&[
+            self.request_id.clone(),
+            self.time.clone(),
+            self.tenant_id.clone(),
+            text(self.key_id.as_ref()),
+            text(self.department.as_ref()),
+            self.credential_id.clone(),
+            self.credential_label.clone(),
+            self.provider.clone(),
+            self.endpoint.clone(),
+            self.model_requested.clone(),
+            text(self.model_reported.as_ref()),
+            text(self.provider_request_id.as_ref()),
+            self.status.clone(),
+            self.stream.to_string(),
+            text(self.input_tokens),
+            text(self.cached_input_tokens),
+            text(self.cache_write_tokens),
+            text(self.output_tokens),
+            text(self.reasoning_tokens),
+            text(self.cost_micro_usd),
+            text(self.price_id.as_ref()),
+            text(self.latency_ms),
+            text(self.ttfb_ms),
+            tags,
+            text(self.fallback_of.as_ref()),
+        ])
+    }
+}
+
+/// Totals of one group of calls.
+#[derive(Serialize, ToSchema)]
+pub struct UsageGroupView {
+    /// The group's value: a date, model, key id, credential label, department or tag value.
+    pub group: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Sum of the priced calls.
+    pub cost_micro_usd: i64,
+    pub cost_usd: String,
+    /// Calls without a cost (unpriced model, or no usage reported).
+    pub unpriced_requests: u64,
+}
+
+pub const USAGE_GROUP_COLUMNS: &[&str] = &[
+    "group",
+    "requests",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_micro_usd",
+    "cost_usd",
+    "unpriced_requests",
+];
+
+impl From<UsageGroup> for UsageGroupView {
+    fn from(group: UsageGroup) -> Self {
+        Self {
+            cost_usd: format_usd(group.cost_micro_usd),
+            group: group.group,
+            requests: group.requests,
+            input_tokens: group.input_tokens,
+            cached_input_tokens: group.cached_input_tokens,
+            cache_write_tokens: group.cache_write_tokens,
+            output_tokens: group.output_tokens,
+            reasoning_tokens: group.reasoning_tokens,
+            cost_micro_usd: group.cost_micro_usd,
+            unpriced_requests: group.unpriced_requests,
+        }
+    }
+}
+
+impl UsageGroupView {
+    pub fn csv_line(&self) -> String {
+        csv_line(&[
+            self.group.clone(),
+            self.requests.to_string(),
+            self.input_tokens.to_string(),
+            self.cached_input_tokens.to_string(),
+            self.cache_write_tokens.to_string(),
+            self.output_tokens.to_string(),
+            self.reasoning_tokens.to_string(),
+            self.cost_micro_usd.to_string(),
+            self.cost_usd.clone(),
+            self.unpriced_requests.to_string(),
+        ])
+    }
+}
+
+/// One CSV record (RFC 4180): fields with a comma, quote or line break are quoted, quotes
+/// doubled. A field starting with `=`, `+`, `-` or `@` gets a leading `'` so spreadsheets do
+/// not run it as a formula (model names and tags are client-chosen text).
+pub fn csv_line(fields: &[String]) -> String {
+    let mut line = String::new();
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            line.push(',');
+        }
+        let guarded;
+        let field = if field.starts_with(['=', '+', '@'])
+            || (field.starts_with('-') && field.parse::<f64>().is_err())
+        {
+            guarded = format!("'{field}");
+            &guarded
+        } else {
+            field
+        };
+        if field.contains([',', '"', '\n', '\r']) {
+            line.push('"');
+            line.push_str(&field.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(field);
+        }
+    }
+    line.push('\n');
+    line
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntryView {
+    pub seq: i64,
+    pub at: String,
+    pub tenant_id: Option<String>,
+    /// `operator`, `key:ID` or `keyward` (alerts).
+    pub actor: String,
+    /// e.g. `credential.rotate`, `budget.set`, `budget.soft_limit_crossed`.
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    /// Non-secret details of the action.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<AuditRecord> for AuditEntryView {
+    fn from(record: AuditRecord) -> Self {
+        Self {
+            at: Timestamp::from_unix_millis(record.at).to_rfc3339(),
+            details: serde_json::from_str(&record.details).unwrap_or(serde_json::Value::Null),
+            seq: record.seq,
+            tenant_id: record.tenant_id,
+            actor: record.actor,
+            action: record.action,
+            target: record.target,
+            outcome: record.outcome,
+            prev_hash: record.prev_hash,
+            hash: record.hash,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvoiceDayView {
+    /// UTC date.
+    pub date: String,
+    /// Requests routed (a request with fallbacks counts once).
+    pub requests_routed: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlatformInvoiceView {
+    pub tenant_id: String,
+    pub from: String,
+    pub to: String,
+    /// Keyward's billable units only: no tokens, no inference dollars.
+    pub days: Vec<InvoiceDayView>,
+    pub total_requests_routed: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantPriceView {
+    pub id: String,
+    pub provider: String,
+    pub model: String,
+    pub effective: String,
+    /// USD per million tokens.
+    pub input: String,
+    pub cached_input: Option<String>,
+    pub cache_write: Option<String>,
+    pub output: String,
+}
+
+impl From<TenantPriceRecord> for TenantPriceView {
+    fn from(record: TenantPriceRecord) -> Self {
+        Self {
+            id: format!(
+                "tenant:{}/{}/{}",
+                record.provider, record.model, record.effective
+            ),
+            input: format_usd(record.input_micro_usd),
+            cached_input: record.cached_input_micro_usd.map(format_usd),
+            cache_write: record.cache_write_micro_usd.map(format_usd),
+            output: format_usd(record.output_micro_usd),
+            provider: record.provider,
+            model: record.model,
+            effective: record.effective,
         }
     }
 }

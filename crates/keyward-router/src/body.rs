@@ -33,6 +33,8 @@ impl Surface {
 /// A client's request body. No `Debug`, `Display`, `Clone` or `Serialize`.
 pub struct PromptBody {
     json: Map<String, Value>,
+    /// Size of the body as the client sent it.
+    input_bytes: u64,
 }
 
 /// A provider's complete response body, relayed to the client as it is.
@@ -54,6 +56,8 @@ pub struct RouteRequest {
     pub user: Option<String>,
     /// Whether the client itself asked for streamed usage (OpenAI `stream_options.include_usage`).
     pub client_wants_usage: bool,
+    /// The request body's size in bytes: an upper bound of its input tokens, for budgets.
+    pub input_bytes: u64,
 }
 
 /// Client request headers that a provider must see as the client sent them: Anthropic's API
@@ -136,7 +140,10 @@ impl PromptBody {
 
     pub fn parse(bytes: &[u8]) -> Result<Self, BodyError> {
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(json)) => Ok(Self { json }),
+            Ok(Value::Object(json)) => Ok(Self {
+                json,
+                input_bytes: bytes.len() as u64,
+            }),
             Ok(_) => Err(BodyError::NotAnObject),
             Err(err) => Err(BodyError::InvalidJson {
                 line: err.line(),
@@ -195,6 +202,7 @@ impl PromptBody {
             max_tokens,
             user,
             client_wants_usage,
+            input_bytes: self.input_bytes,
         })
     }
 
@@ -203,6 +211,7 @@ impl PromptBody {
     pub(crate) fn attempt_copy(&self) -> Self {
         Self {
             json: self.json.clone(),
+            input_bytes: self.input_bytes,
         }
     }
 

@@ -17,6 +17,8 @@ pub enum StoreError {
         column: &'static str,
         id: String,
     },
+    #[error("too many concurrent writers on the {what}; retry the operation")]
+    Contended { what: &'static str },
     #[error("cannot open the database at {location}: {source}")]
     Open {
         location: String,

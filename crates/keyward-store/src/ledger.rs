@@ -10,7 +10,8 @@ use keyward_core::{
     CredentialId, DepartmentId, PlatformKeyId, ProviderId, RequestId, TenantId, Timestamp,
 };
 
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::budget::{BudgetRow, BUDGET_COLUMNS};
+use crate::{BudgetRecord, Page, PageRequest, Store, StoreError, WindowSpend};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallStatus {
@@ -76,6 +77,37 @@ pub struct PendingCall {
     pub tags: BTreeMap<String, String>,
     /// The request id of the first attempt, when this call is a configured fallback.
     pub fallback_of: Option<RequestId>,
+    /// The call's worst-case cost, held against every budget that applies until it settles.
+    pub reserved_micro_usd: i64,
+}
+
+/// Whether a call may go upstream.
+#[derive(Clone, Debug)]
+pub enum Admission {
+    /// The row is committed and the reservation held.
+    Admitted,
+    /// A hard limit would be passed: nothing was written.
+    OverBudget {
+        budget: BudgetRecord,
+        window: String,
+        spend: WindowSpend,
+    },
+}
+
+/// A budget whose soft limit a settlement crossed; reported once per window.
+#[derive(Clone, Debug)]
+pub struct SoftLimitCrossed {
+    pub budget: BudgetRecord,
+    pub window: String,
+    pub spent_micro_usd: i64,
+}
+
+/// What settling a row did.
+#[derive(Clone, Debug, Default)]
+pub struct Settled {
+    /// False when the row was not pending (already settled, or never written).
+    pub settled: bool,
+    pub soft_limits_crossed: Vec<SoftLimitCrossed>,
 }
 
 /// What is known when the call ends.
@@ -95,6 +127,9 @@ pub struct Settlement {
     /// Integer micro-dollars at the price `price_id` names; `None` when unpriced.
     pub cost_micro_usd: Option<i64>,
     pub price_id: Option<String>,
+    /// What the budgets count as spent: the cost, or the worst case when the usage is unknown
+    /// but the provider may have billed.
+    pub budget_charge_micro_usd: i64,
 }
 
 /// A ledger row as stored.
@@ -204,15 +239,20 @@ impl TryFrom<CallRow> for CallRecord {
 }
 
 impl Store {
-    /// Commits a call's row before it goes upstream.
-    pub async fn insert_pending_call(&self, call: &PendingCall) -> Result<(), StoreError> {
+    /// Commits a call's `pending` row and reserves its worst-case cost in every budget that
+    /// applies (tenant, department, key; each period), in one transaction. If a hard limit
+    /// would be passed, nothing is written. The ledger insert comes first so the transaction
+    /// holds the write lock from its first statement (SQLite) and budget rows are locked by
+    /// the conditional updates (PostgreSQL): concurrent admissions serialise on the counters.
+    pub async fn admit_call(&self, call: &PendingCall) -> Result<Admission, StoreError> {
         let tags = serde_json::to_string(&call.tags)
             .map_err(|_| StoreError::corrupt("ledger", "tags", call.request_id))?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO ledger (request_id, created_at, tenant_id, key_id, department_id,
                  credential_id, credential_label, provider, endpoint, model_requested, status,
-                 stream, tags, fallback_of)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13)",
+                 stream, tags, fallback_of, reserved_micro_usd)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14)",
         )
         .bind(call.request_id.to_string())
         .bind(call.created_at.unix_millis())
@@ -227,24 +267,102 @@ impl Store {
         .bind(i64::from(call.stream))
         .bind(tags)
         .bind(call.fallback_of.map(|id| id.to_string()))
-        .execute(&self.pool)
+        .bind(call.reserved_micro_usd)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let budgets: Vec<BudgetRecord> = sqlx::query_as::<_, BudgetRow>(&format!(
+            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1 AND (scope_kind = 'tenant'
+                 OR (scope_kind = 'department' AND scope_id = $2)
+                 OR (scope_kind = 'key' AND scope_id = $3))"
+        ))
+        .bind(call.tenant_id.to_string())
+        .bind(
+            call.department_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        )
+        .bind(call.key_id.map(|id| id.to_string()).unwrap_or_default())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(BudgetRecord::try_from)
+        .collect::<Result<_, _>>()?;
+        if budgets.is_empty() {
+            tx.commit().await?;
+            return Ok(Admission::Admitted);
+        }
+        let mut held = Vec::with_capacity(budgets.len());
+        for budget in budgets {
+            let window = budget.period.window(call.created_at).key;
+            sqlx::query(
+                "INSERT INTO budget_windows (budget_id, window_start, spent_micro_usd,
+                     reserved_micro_usd, soft_alerted) VALUES ($1, $2, 0, 0, 0)
+                 ON CONFLICT (budget_id, window_start) DO NOTHING",
+            )
+            .bind(&budget.id)
+            .bind(&window)
+            .execute(&mut *tx)
+            .await?;
+            let reserved = sqlx::query(
+                "UPDATE budget_windows SET reserved_micro_usd = reserved_micro_usd + $3
+                 WHERE budget_id = $1 AND window_start = $2 AND (
+                     (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1) IS NULL
+                     OR spent_micro_usd + reserved_micro_usd + $3
+                         <= (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1))",
+            )
+            .bind(&budget.id)
+            .bind(&window)
+            .bind(call.reserved_micro_usd)
+            .execute(&mut *tx)
+            .await?;
+            if reserved.rows_affected() != 1 {
+                let spend: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT spent_micro_usd, reserved_micro_usd FROM budget_windows
+                     WHERE budget_id = $1 AND window_start = $2",
+                )
+                .bind(&budget.id)
+                .bind(&window)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.rollback().await?;
+                let (spent, reserved) = spend.unwrap_or_default();
+                return Ok(Admission::OverBudget {
+                    budget,
+                    window,
+                    spend: WindowSpend {
+                        spent_micro_usd: spent,
+                        reserved_micro_usd: reserved,
+                    },
+                });
+            }
+            held.push((budget.id, window));
+        }
+        let held = serde_json::to_string(&held)
+            .map_err(|_| StoreError::corrupt("ledger", "budget_windows", call.request_id))?;
+        sqlx::query("UPDATE ledger SET budget_windows = $2 WHERE request_id = $1")
+            .bind(call.request_id.to_string())
+            .bind(held)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Admission::Admitted)
     }
 
-    /// Settles a pending row. Returns whether a pending row was settled.
+    /// Settles a pending row and moves its reservation to spent (by the settlement's budget
+    /// charge), in one transaction. Reports soft limits this settlement crossed.
     pub async fn settle_call(
         &self,
         request_id: RequestId,
         settlement: &Settlement,
         at: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Settled, StoreError> {
         let status = settlement.status.unwrap_or(CallStatus::ProviderError);
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
             "UPDATE ledger SET status = $1, http_status = $2, model_reported = $3,
                  provider_request_id = $4, input_tokens = $5, cached_input_tokens = $6,
                  cache_write_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
-                                  latency_ms = $10, ttfb_ms = $11, settled_at = $12, cost_micro_usd = $14,
+                 latency_ms = $10, ttfb_ms = $11, settled_at = $12, cost_micro_usd = $14,
                  price_id = $15
              WHERE request_id = $13 AND status = 'pending'",
         )
@@ -263,20 +381,50 @@ impl Store {
         .bind(request_id.to_string())
         .bind(settlement.cost_micro_usd)
         .bind(settlement.price_id.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(result.rows_affected() == 1)
+        if result.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Settled::default());
+        }
+        let soft_limits_crossed = release_reservation(
+            &mut tx,
+            &request_id.to_string(),
+            Some(settlement.budget_charge_micro_usd),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Settled {
+            settled: true,
+            soft_limits_crossed,
+        })
     }
 
-    /// Marks every `pending` row `interrupted` (run at startup, before serving).
+    /// Marks every `pending` row `interrupted` (run at startup, before serving). Their usage is
+    /// unknown, so budgets count each one's whole reservation as spent.
     pub async fn interrupt_pending_calls(&self, at: Timestamp) -> Result<u64, StoreError> {
-        let result = sqlx::query(
-            "UPDATE ledger SET status = 'interrupted', settled_at = $1 WHERE status = 'pending'",
-        )
-        .bind(at.unix_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected())
+        let pending: Vec<String> =
+            sqlx::query_scalar("SELECT request_id FROM ledger WHERE status = 'pending'")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut interrupted = 0;
+        for request_id in pending {
+            let mut tx = self.pool.begin().await?;
+            let result = sqlx::query(
+                "UPDATE ledger SET status = 'interrupted', settled_at = $1
+                 WHERE request_id = $2 AND status = 'pending'",
+            )
+            .bind(at.unix_millis())
+            .bind(&request_id)
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() == 1 {
+                release_reservation(&mut tx, &request_id, None).await?;
+                interrupted += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(interrupted)
     }
 
     pub async fn call(
@@ -311,5 +459,136 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Page::<CallRecord>::convert(rows, page, |call| call.request_id.clone())
+    }
+}
+
+/// Moves a settled row's reservation out of its budget windows, adding `charge` (or, when
+/// `None`, the whole reservation) to spent. Returns the soft limits crossed by this charge.
+async fn release_reservation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    request_id: &str,
+    charge: Option<i64>,
+) -> Result<Vec<SoftLimitCrossed>, StoreError> {
+    let (reserved, held): (Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT reserved_micro_usd, budget_windows FROM ledger WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let Some(held) = held else {
+        return Ok(Vec::new());
+    };
+    let held: Vec<(String, String)> = serde_json::from_str(&held)
+        .map_err(|_| StoreError::corrupt("ledger", "budget_windows", request_id))?;
+    let reserved = reserved.unwrap_or(0);
+    let charge = charge.unwrap_or(reserved);
+    let mut crossed = Vec::new();
+    for (budget_id, window) in held {
+        sqlx::query(
+            "UPDATE budget_windows SET reserved_micro_usd = reserved_micro_usd - $3,
+                 spent_micro_usd = spent_micro_usd + $4
+             WHERE budget_id = $1 AND window_start = $2",
+        )
+        .bind(&budget_id)
+        .bind(&window)
+        .bind(reserved)
+        .bind(charge)
+        .execute(&mut **tx)
+        .await?;
+        let alerted = sqlx::query(
+            "UPDATE budget_windows SET soft_alerted = 1
+             WHERE budget_id = $1 AND window_start = $2 AND soft_alerted = 0
+                 AND spent_micro_usd >= (SELECT soft_limit_micro_usd FROM budgets WHERE id = $1)",
+        )
+        .bind(&budget_id)
+        .bind(&window)
+        .execute(&mut **tx)
+        .await?;
+        if alerted.rows_affected() == 1 {
+            let budget: BudgetRecord = sqlx::query_as::<_, BudgetRow>(&format!(
+                "SELECT {BUDGET_COLUMNS} FROM budgets WHERE id = $1"
+            ))
+            .bind(&budget_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_into()?;
+            let spent: i64 = sqlx::query_scalar(
+                "SELECT spent_micro_usd FROM budget_windows WHERE budget_id = $1 AND window_start = $2",
+            )
+            .bind(&budget_id)
+            .bind(&window)
+            .fetch_one(&mut **tx)
+            .await?;
+            crossed.push(SoftLimitCrossed {
+                budget,
+                window,
+                spent_micro_usd: spent,
+            });
+        }
+    }
+    Ok(crossed)
+}
+
+/// Requests routed for a tenant on one UTC day (days since the Unix epoch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutedRequests {
+    pub day: i64,
+    pub requests: i64,
+}
+
+const DAY_MILLIS: i64 = 86_400_000;
+
+impl Store {
+    /// A tenant's calls created in `[from, to)`, in request-id (time) order, after the cursor
+    /// `after`: the unit of a streamed export, so memory stays bounded by `limit`.
+    pub async fn calls_between(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        sqlx::query_as::<_, CallRow>(
+            "SELECT * FROM ledger WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
+                 AND ($4 IS NULL OR request_id > $4)
+             ORDER BY request_id LIMIT $5",
+        )
+        .bind(tenant.to_string())
+        .bind(from.unix_millis())
+        .bind(to.unix_millis())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(CallRecord::try_from)
+        .collect()
+    }
+
+    /// Requests routed per UTC day in `[from, to)`: calls made with a platform key, counting a
+    /// request once however many fallback attempts it took. No tokens, no dollars.
+    pub async fn routed_requests_per_day(
+        &self,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<RoutedRequests>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT created_at / $4 AS day, COUNT(*) FROM ledger
+             WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
+                 AND key_id IS NOT NULL AND fallback_of IS NULL
+             GROUP BY created_at / $4 ORDER BY day",
+        )
+        .bind(tenant.to_string())
+        .bind(from.unix_millis())
+        .bind(to.unix_millis())
+        .bind(DAY_MILLIS)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, requests)| RoutedRequests { day, requests })
+            .collect())
     }
 }

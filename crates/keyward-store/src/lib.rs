@@ -8,6 +8,8 @@
 //! - SQL is portable (`$N` placeholders, TEXT ids, BIGINT milliseconds, no booleans), so a
 //!   PostgreSQL backend runs the same statements; nothing SQLite-specific leaves this crate.
 
+mod audit;
+mod budget;
 mod connect;
 mod credential;
 mod department;
@@ -18,14 +20,21 @@ mod page;
 mod platform_key;
 mod route;
 mod tenant;
+mod tenant_price;
 
+pub use audit::{verify_chain, AuditRecord, ChainBreak, NewAuditEntry, GENESIS_HASH};
+pub use budget::{BudgetRecord, BudgetScopeKind, WindowSpend};
 pub use connect::Store;
 pub use credential::{CredentialRecord, CredentialStatus, NewCredential, RewrapCandidate};
 pub use department::DepartmentRecord;
 pub use error::StoreError;
-pub use ledger::{CallRecord, CallStatus, PendingCall, Settlement};
+pub use ledger::{
+    Admission, CallRecord, CallStatus, PendingCall, RoutedRequests, Settled, Settlement,
+    SoftLimitCrossed,
+};
 pub use master_key::{RewrapJob, RewrapState};
 pub use page::{Page, PageRequest};
 pub use platform_key::{NewPlatformKey, PlatformKeyRecord, Role};
 pub use route::{RouteRecord, RouteTarget};
 pub use tenant::TenantRecord;
+pub use tenant_price::TenantPriceRecord;

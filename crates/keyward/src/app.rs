@@ -7,13 +7,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use keyward_domain::Keyward;
+use keyward_domain::{AlertReceiver, Keyward};
 use keyward_http::{AppState, HttpConfig, HttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::webhook::WebhookSender;
+
+/// The wait before the first retry of a failed webhook delivery; it doubles per retry.
+const WEBHOOK_FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How often each server looks for new master-key versions and re-wrap jobs.
 const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
@@ -23,11 +27,18 @@ pub struct Application {
     service: HttpService,
     keyward: Keyward,
     shutdown_grace: Duration,
+    webhook: Option<(WebhookSender, AlertReceiver)>,
 }
 
 impl Application {
     /// Binds the listener (port 0 picks a free port) and builds the router.
-    pub async fn build(config: &Config, keyward: Keyward) -> anyhow::Result<Self> {
+    /// `alerts` is the receiving end of the alert channel given to the domain; with a
+    /// configured webhook, the server delivers what arrives on it.
+    pub async fn build(
+        config: &Config,
+        keyward: Keyward,
+        alerts: Option<AlertReceiver>,
+    ) -> anyhow::Result<Self> {
         keyward
             .interrupt_abandoned_calls()
             .await
@@ -49,11 +60,23 @@ impl Application {
                 max_body_bytes: config.max_body_bytes,
             },
         );
+        let webhook = match (&config.webhook, alerts) {
+            (Some(webhook), Some(alerts)) => Some((
+                WebhookSender::new(
+                    webhook.url.clone(),
+                    webhook.secret.clone(),
+                    WEBHOOK_FIRST_BACKOFF,
+                )?,
+                alerts,
+            )),
+            _ => None,
+        };
         Ok(Self {
             listener,
             service,
             keyward,
             shutdown_grace: config.shutdown_grace,
+            webhook,
         })
     }
 
@@ -63,7 +86,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until_stopped(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
@@ -74,6 +97,9 @@ impl Application {
             keyward_core::RequestId::generate()
         );
         tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
+        if let Some((sender, alerts)) = self.webhook.take() {
+            tasks.spawn(sender.run(alerts, stop.clone()));
+        }
 
         let stop_on_signal = stop.clone();
         let address = self.local_addr()?;

@@ -13,7 +13,8 @@ use keyward_domain::{
     TenantScope,
 };
 use keyward_http::views::{
-    CredentialView, DepartmentView, IssuedKeyView, KeyView, MasterKeyView, TenantView,
+    BudgetView, CredentialView, DepartmentView, IssuedKeyView, KeyView, MasterKeyView, TenantView,
+    UsageGroupView, UsageRowView, USAGE_GROUP_COLUMNS, USAGE_ROW_COLUMNS,
 };
 use keyward_vault::EnvLookup;
 use serde::Serialize;
@@ -63,6 +64,63 @@ enum Command {
     /// Master-key versions and rotation.
     #[command(subcommand)]
     Masterkey(MasterkeyCommand),
+    /// Spending caps: `budget set`, `budget list`.
+    #[command(subcommand)]
+    Budget(BudgetCommand),
+    /// The usage ledger, per call or grouped (`--format table|csv|json`).
+    Usage(UsageArgs),
+    /// The audit log: `audit verify` checks the hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BudgetCommand {
+    /// Create or update the budget of the tenant, a department or a platform key.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// A department name (default: the whole tenant).
+        #[arg(long, conflicts_with = "key")]
+        department: Option<String>,
+        /// A platform key id.
+        #[arg(long)]
+        key: Option<String>,
+        /// `day` (UTC), `month` (UTC) or `total`.
+        #[arg(long)]
+        period: String,
+        /// Hard limit in USD, e.g. 25 or 12.50.
+        #[arg(long)]
+        hard: Option<String>,
+        /// Soft limit in USD: crossing it raises an alert.
+        #[arg(long)]
+        soft: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct UsageArgs {
+    #[arg(long)]
+    tenant: String,
+    /// Start: YYYY-MM-DD or RFC 3339.
+    #[arg(long)]
+    from: Option<String>,
+    /// End: YYYY-MM-DD (included) or RFC 3339 (exclusive).
+    #[arg(long)]
+    to: Option<String>,
+    /// `day`, `model`, `key`, `credential`, `department` or `tag:NAME`.
+    #[arg(long)]
+    group_by: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Walk the whole hash chain; exit non-zero at the first changed or deleted entry.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -199,11 +257,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let env: EnvLookup = Arc::new(|name| std::env::var(name).ok());
-    let keyward = open_keyward(&config, env).await?;
+    let (alerts, alert_receiver) = if serving && config.webhook.is_some() {
+        let (sender, receiver) = keyward_domain::alert_channel();
+        (Some(sender), Some(receiver))
+    } else {
+        (None, None)
+    };
+    let keyward = open_keyward(&config, env, alerts).await?;
     let output = Output { format: cli.format };
     match cli.command {
         Command::Serve => {
-            let app = Application::build(&config, keyward).await?;
+            let app = Application::build(&config, keyward, alert_receiver).await?;
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Tenant(command) => tenant(&keyward, &output, command).await,
@@ -211,6 +275,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credential(command) => credential(&keyward, &output, command).await,
         Command::Apikey(command) => apikey(&keyward, &output, command).await,
         Command::Masterkey(command) => masterkey(&keyward, &output, command).await,
+        Command::Budget(command) => budget(&keyward, &output, command).await,
+        Command::Usage(args) => usage(&keyward, &output, args).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&keyward, &output).await,
     }
 }
 
@@ -574,6 +641,212 @@ async fn masterkey(
     output.emit(&view, || table)?;
     if failed {
         bail!("the re-wrap could not open some rows; they stay on their old version (see the logs for their ids)");
+    }
+    Ok(())
+}
+
+async fn budget(keyward: &Keyward, output: &Output, command: BudgetCommand) -> anyhow::Result<()> {
+    let budgets = match command {
+        BudgetCommand::Set {
+            tenant,
+            department,
+            key,
+            period,
+            hard,
+            soft,
+        } => {
+            let scope = scope_of(keyward, &tenant).await?;
+            let budget_scope = match (department, key) {
+                (Some(department), _) => format!("department:{department}"),
+                (None, Some(key)) => format!("key:{key}"),
+                (None, None) => "tenant".to_owned(),
+            };
+            let status = keyward
+                .set_budget(
+                    &scope,
+                    keyward_domain::BudgetInput {
+                        scope: budget_scope,
+                        period,
+                        hard_limit_usd: hard,
+                        soft_limit_usd: soft,
+                    },
+                )
+                .await?;
+            if output.format == Format::Json {
+                return output.emit(&BudgetView::from(status), || Table::new(vec![]));
+            }
+            vec![BudgetView::from(status)]
+        }
+        BudgetCommand::List { tenant } => {
+            let scope = scope_of(keyward, &tenant).await?;
+            keyward
+                .budgets(&scope)
+                .await?
+                .into_iter()
+                .map(BudgetView::from)
+                .collect()
+        }
+    };
+    let table = || {
+        Table::new(vec![
+            "SCOPE",
+            "PERIOD",
+            "WINDOW",
+            "HARD USD",
+            "SOFT USD",
+            "SPENT USD",
+            "RESERVED USD",
+        ])
+        .rows(budgets.iter().map(|budget| {
+            vec![
+                budget.scope.clone(),
+                budget.period.clone(),
+                budget.window.clone(),
+                or_dash(budget.hard_limit_usd.as_ref()),
+                or_dash(budget.soft_limit_usd.as_ref()),
+                budget.spent_usd.clone(),
+                budget.reserved_usd.clone(),
+            ]
+        }))
+    };
+    output.emit(
+        &serde_json::json!({"data": &budgets, "next_cursor": null}),
+        table,
+    )
+}
+
+/// Prints usage page by page, so an export of any size runs in fixed memory.
+async fn usage(keyward: &Keyward, output: &Output, args: UsageArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let scope = scope_of(keyward, &args.tenant).await?;
+    let range = keyward_domain::usage_range(args.from.as_deref(), args.to.as_deref())?;
+    let mut stdout = std::io::stdout().lock();
+    if let Some(group_by) = args.group_by.as_deref() {
+        let by = keyward_domain::GroupBy::parse(group_by).with_context(|| {
+            format!(
+                "--group-by `{group_by}`: use day, model, key, credential, department or tag:NAME"
+            )
+        })?;
+        let groups: Vec<UsageGroupView> = keyward
+            .usage_grouped(&scope, range, by)
+            .await?
+            .into_iter()
+            .map(UsageGroupView::from)
+            .collect();
+        match output.format {
+            Format::Csv => {
+                writeln!(stdout, "{}", USAGE_GROUP_COLUMNS.join(","))?;
+                for group in &groups {
+                    stdout.write_all(group.csv_line().as_bytes())?;
+                }
+            }
+            Format::Json => {
+                serde_json::to_writer_pretty(
+                    &mut stdout,
+                    &serde_json::json!({"data": groups, "next_cursor": null}),
+                )?;
+                writeln!(stdout)?;
+            }
+            Format::Table => Table::new(vec![
+                "GROUP", "REQUESTS", "INPUT", "CACHED", "OUTPUT", "COST USD", "UNPRICED",
+            ])
+            .rows(groups.iter().map(|group| {
+                vec![
+                    group.group.clone(),
+                    group.requests.to_string(),
+                    group.input_tokens.to_string(),
+                    group.cached_input_tokens.to_string(),
+                    group.output_tokens.to_string(),
+                    group.cost_usd.clone(),
+                    group.unpriced_requests.to_string(),
+                ]
+            }))
+            .write(&mut stdout)?,
+        }
+        return Ok(());
+    }
+    let departments = keyward.department_names(&scope).await?;
+    match output.format {
+        Format::Csv => writeln!(stdout, "{}", USAGE_ROW_COLUMNS.join(","))?,
+        Format::Json => write!(stdout, "{{\"data\":[")?,
+        Format::Table => writeln!(
+            stdout,
+            "{:<26}  {:<20}  {:<24}  {:<16}  {:>8}  {:>8}  {:>12}",
+            "TIME", "CREDENTIAL", "MODEL", "STATUS", "INPUT", "OUTPUT", "COST USD"
+        )?,
+    }
+    let mut after: Option<String> = None;
+    let mut first = true;
+    loop {
+        let page = keyward.usage_page(&scope, range, after.as_deref()).await?;
+        let full = page.len() == keyward_domain::USAGE_PAGE as usize;
+        after = page.last().map(|call| call.request_id.clone());
+        for call in page {
+            let department = call
+                .department_id
+                .as_ref()
+                .and_then(|id| departments.get(id))
+                .cloned();
+            let row = UsageRowView::new(call, department);
+            match output.format {
+                Format::Csv => stdout.write_all(row.csv_line().as_bytes())?,
+                Format::Json => {
+                    if !std::mem::take(&mut first) {
+                        write!(stdout, ",")?;
+                    }
+                    serde_json::to_writer(&mut stdout, &row)?;
+                }
+                Format::Table => writeln!(
+                    stdout,
+                    "{:<26}  {:<20}  {:<24}  {:<16}  {:>8}  {:>8}  {:>12}",
+                    row.time,
+                    row.credential_label,
+                    row.model_reported
+                        .as_deref()
+                        .unwrap_or(&row.model_requested),
+                    row.status,
+                    or_dash(row.input_tokens),
+                    or_dash(row.output_tokens),
+                    row.cost_micro_usd
+                        .map_or_else(|| "-".to_owned(), keyward_core::format_usd),
+                )?,
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    if output.format == Format::Json {
+        writeln!(stdout, "],\"next_cursor\":null}}")?;
+    }
+    Ok(())
+}
+
+async fn audit_verify(keyward: &Keyward, output: &Output) -> anyhow::Result<()> {
+    let verification = keyward.verify_audit_log(&Actor::Operator).await?;
+    let document = serde_json::json!({
+        "entries": verification.entries,
+        "head_hash": verification.head_hash,
+        "intact": verification.broken.is_none(),
+        "broken_at_seq": verification.broken.as_ref().map(|broken| broken.seq),
+        "reason": verification.broken.as_ref().map(|broken| broken.reason),
+    });
+    output.emit(&document, || {
+        let line = match &verification.broken {
+            None => format!(
+                "audit log intact: {} entries; head hash {} (record it elsewhere to detect a truncated tail)",
+                verification.entries, verification.head_hash
+            ),
+            Some(broken) => format!("audit log BROKEN at entry {}: {}", broken.seq, broken.reason),
+        };
+        Table::new(vec![]).footer(line)
+    })?;
+    if let Some(broken) = verification.broken {
+        bail!(
+            "the audit log's hash chain is broken at entry {}: {}",
+            broken.seq,
+            broken.reason
+        );
     }
     Ok(())
 }

@@ -48,6 +48,9 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "egress", key: "idle_timeout", default: "120s", doc: "Longest silence between two reads of a provider's response body (streams included)." },
     KeySpec { section: "egress", key: "max_response_bytes", default: "33554432", doc: "Largest non-streaming provider response accepted (32 MiB); larger answers fail with `upstream_error`." },
     KeySpec { section: "ledger", key: "mode", default: "strict", doc: "`strict`: no ledger row, no upstream call. `best_effort`: call even when the ledger cannot record. (Used by the routing layer.)" },
+    KeySpec { section: "ledger", key: "default_max_output_tokens", default: "4096", doc: "Output tokens assumed for a call's worst-case cost when the client sets no `max_tokens`; budgets reserve that much before the call. A call that outputs more is still charged its real cost." },
+    KeySpec { section: "alerts", key: "webhook_url", default: "", doc: "URL that receives alerts (soft budget limits, credentials rejected by their provider) as JSON POSTs, signed with `alerts.webhook_secret`; retried with backoff, never blocking a call. Unset: alerts go to the audit log only." },
+    KeySpec { section: "alerts", key: "webhook_secret", default: "", doc: "HMAC-SHA256 key (at least 16 characters) for the `x-keyward-signature` header of webhook deliveries: `t=UNIX,v1=hex(HMAC(secret, \"UNIX.BODY\"))`. Required with `alerts.webhook_url`." },
     KeySpec { section: "secrets", key: "cache_ttl", default: "60s", doc: "How long a secret fetched from an external secret manager may be held in memory; `0s` fetches on every call. (Used by secret references.)" },
     KeySpec { section: "log", key: "level", default: "info", doc: "`error`, `warn`, `info`, `debug` or `trace`. Bodies and secrets are never logged at any level." },
     KeySpec { section: "log", key: "format", default: "json", doc: "`json` (one object per line on stdout) or `text`." },
@@ -84,9 +87,19 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub max_response_bytes: usize,
     pub ledger_mode: LedgerMode,
+    pub default_max_output_tokens: u64,
+    /// Where alerts are POSTed, with the HMAC key that signs them.
+    pub webhook: Option<Webhook>,
     pub secrets_cache_ttl: Duration,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
+}
+
+/// The alert webhook.
+#[derive(Debug)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: std::sync::Arc<AdminToken>,
 }
 
 /// Everything wrong with a configuration, one line per problem.
@@ -364,6 +377,41 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         "best_effort" => Some(LedgerMode::BestEffort),
         _ => report.expected("ledger.mode", "`strict` or `best_effort`"),
     };
+    let default_max_output_tokens = value(raw, "ledger.default_max_output_tokens")
+        .parse::<u64>()
+        .ok()
+        .filter(|tokens| (1..=10_000_000).contains(tokens))
+        .or_else(|| {
+            report.expected(
+                "ledger.default_max_output_tokens",
+                "a token count between 1 and 10000000",
+            )
+        });
+    let webhook = match (
+        value(raw, "alerts.webhook_url"),
+        value(raw, "alerts.webhook_secret"),
+    ) {
+        ("", "") => Some(None),
+        (url, secret)
+            if (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= 2048
+                && secret.len() >= 16 =>
+        {
+            Some(Some(Webhook {
+                url: url.to_owned(),
+                secret: std::sync::Arc::new(AdminToken::new(secret.to_owned())),
+            }))
+        }
+        (url, _) if !(url.starts_with("https://") || url.starts_with("http://")) => report
+            .expected(
+                "alerts.webhook_url",
+                "an http:// or https:// URL (set together with alerts.webhook_secret)",
+            ),
+        _ => report.expected(
+            "alerts.webhook_secret",
+            "at least 16 characters, set together with alerts.webhook_url",
+        ),
+    };
     let secrets_cache_ttl = parse_duration(value(raw, "secrets.cache_ttl"))
         .or_else(|| report.expected("secrets.cache_ttl", "a duration such as 60s, or 0s"));
     let log_level = match value(raw, "log.level") {
@@ -394,6 +442,8 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         idle_timeout: idle_timeout?,
         max_response_bytes: max_response_bytes?,
         ledger_mode: ledger_mode?,
+        default_max_output_tokens: default_max_output_tokens?,
+        webhook: webhook?,
         secrets_cache_ttl: secrets_cache_ttl?,
         log_level: log_level?,
         log_format: log_format?,

@@ -13,3 +13,4 @@ mod output;
 mod secret_input;
 pub mod startup;
 pub mod telemetry;
+pub mod webhook;

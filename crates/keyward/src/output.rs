@@ -10,6 +10,8 @@ use serde::Serialize;
 pub enum Format {
     Table,
     Json,
+    /// Only for `keyward usage`: SPEC's usage columns.
+    Csv,
 }
 
 pub(crate) struct Output {
@@ -30,6 +32,9 @@ impl Output {
                 writeln!(stdout)?;
             }
             Format::Table => table().write(&mut stdout)?,
+            Format::Csv => anyhow::bail!(
+                "--format csv applies to `keyward usage` only; use table or json here"
+            ),
         }
         Ok(())
     }
@@ -65,7 +70,7 @@ impl Table {
         self
     }
 
-    fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+    pub(crate) fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
         let mut widths: Vec<usize> = self.header.iter().map(|title| title.len()).collect();
         for row in &self.rows {
             for (index, cell) in row.iter().enumerate() {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use keyward_domain::{Keyward, LedgerMode, Parts, PriceBook};
+use keyward_domain::{AlertSender, Keyward, LedgerMode, Parts, PriceBook};
 use keyward_router::{EgressClient, EgressConfig, Router};
 use keyward_store::Store;
 use keyward_vault::{parse_source, EnvLookup, FileSource, MasterKeySource, Vault};
@@ -13,7 +13,11 @@ use keyward_vault::{parse_source, EnvLookup, FileSource, MasterKeySource, Vault}
 use crate::config::Config;
 
 /// Opens the store and the vault and checks that the keyring matches the database.
-pub async fn open_keyward(config: &Config, env: EnvLookup) -> anyhow::Result<Keyward> {
+pub async fn open_keyward(
+    config: &Config,
+    env: EnvLookup,
+    alerts: Option<AlertSender>,
+) -> anyhow::Result<Keyward> {
     let db_path = sqlite_path(&config.store_url);
     if let Some(parent) = db_path
         .parent()
@@ -49,6 +53,8 @@ pub async fn open_keyward(config: &Config, env: EnvLookup) -> anyhow::Result<Key
         router: Arc::new(Router::new(egress, config.max_response_bytes)),
         ledger_mode,
         prices: Arc::new(PriceBook::shipped().context("the shipped price book is invalid")?),
+        default_max_output_tokens: config.default_max_output_tokens,
+        alerts,
     })
     .await
     .context("the master keyring does not match this database")

@@ -86,6 +86,8 @@ pub async fn open(dir: &tempfile::TempDir) -> Result<Keyward, keyward_domain::Do
         router: Arc::new(keyward_router::Router::new(egress, 1 << 20)),
         ledger_mode: keyward_domain::LedgerMode::Strict,
         prices: Arc::new(keyward_domain::PriceBook::shipped().unwrap()),
+        default_max_output_tokens: 4096,
+        alerts: None,
     })
     .await
 }

@@ -1,13 +1,17 @@
 //! The admin API (`/admin/v1/…`). Routes are registered through utoipa-axum, so the OpenAPI
 //! document is generated from the same router that serves: a route cannot exist undocumented.
 
+mod audit;
+mod budgets;
 mod common;
 mod credentials;
 mod departments;
 mod keys;
 mod masterkey;
+mod prices;
 mod routes;
 mod tenants;
+pub(crate) mod usage;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -57,6 +61,11 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke))
         .routes(routes!(masterkey::status))
         .routes(routes!(masterkey::rotate))
+        .routes(routes!(budgets::put, budgets::list))
+        .routes(routes!(prices::put, prices::list))
+        .routes(routes!(usage::usage))
+        .routes(routes!(usage::platform_invoice))
+        .routes(routes!(audit::list))
 }
 
 pub(crate) fn openapi_json() -> String {

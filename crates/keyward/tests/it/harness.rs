@@ -161,10 +161,19 @@ impl TestApp {
         env.retain(|_, value| !value.is_empty());
         let config = Config::from_sources("", Path::new("test.toml"), &env).unwrap();
         let lookup: EnvLookup = Arc::new(|_| None);
-        let keyward = keyward::startup::open_keyward(&config, lookup)
+        let (alerts, alert_receiver) = match config.webhook {
+            Some(_) => {
+                let (sender, receiver) = keyward_domain::alert_channel();
+                (Some(sender), Some(receiver))
+            }
+            None => (None, None),
+        };
+        let keyward = keyward::startup::open_keyward(&config, lookup, alerts)
             .await
             .unwrap();
-        let app = Application::build(&config, keyward).await.unwrap();
+        let app = Application::build(&config, keyward, alert_receiver)
+            .await
+            .unwrap();
         let address = format!("http://{}", app.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {

@@ -44,6 +44,38 @@ fn routes() -> Vec<Route> {
             false,
         ),
         route(
+            Method::PUT,
+            "/admin/v1/tenants/{tenant}/budgets",
+            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "0"})),
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/budgets",
+            None,
+            false,
+        ),
+        route(
+            Method::PUT,
+            "/admin/v1/tenants/{tenant}/prices",
+            Some(json!({"provider": "openai", "model": "gpt-4o", "input": "0", "output": "0"})),
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/prices",
+            None,
+            false,
+        ),
+        route(Method::GET, "/admin/v1/tenants/{tenant}/usage", None, false),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/platform-invoice",
+            None,
+            false,
+        ),
+        route(Method::GET, "/admin/v1/tenants/{tenant}/audit", None, false),
+        route(
             Method::POST,
             "/admin/v1/tenants/{tenant}/credentials",
             Some(

@@ -20,4 +20,5 @@ mod docs;
 mod harness;
 mod inference;
 mod isolation;
+mod ledger;
 mod tidy;

@@ -1,0 +1,260 @@
+//! Usage: the ledger read back per call or grouped, for export; and the platform meter.
+//!
+//! Invariants:
+//! - Reads go page by page ([`USAGE_PAGE`] rows), so an export of any size holds one page
+//!   plus, when grouping, one accumulator per group in memory.
+//! - The platform meter counts Keyward's own billable units (requests routed) and never
+//!   carries tokens or inference dollars.
+
+use std::collections::{BTreeMap, HashMap};
+
+use keyward_core::Timestamp;
+use keyward_store::{CallRecord, PageRequest};
+
+use crate::{DomainError, Keyward, TenantScope};
+
+/// Rows read per store round trip while exporting.
+pub const USAGE_PAGE: u32 = 1000;
+
+/// How usage rows are grouped (`group_by`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    Day,
+    Model,
+    Key,
+    Credential,
+    Department,
+    Tag(String),
+}
+
+impl GroupBy {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "day" => Self::Day,
+            "model" => Self::Model,
+            "key" => Self::Key,
+            "credential" => Self::Credential,
+            "department" => Self::Department,
+            _ => {
+                let name = text.strip_prefix("tag:")?;
+                if name.is_empty() || name.len() > 64 {
+                    return None;
+                }
+                Self::Tag(name.to_owned())
+            }
+        })
+    }
+
+    /// The group of one call.
+    fn key_of(&self, call: &CallRecord, department: Option<&str>) -> String {
+        match self {
+            Self::Day => call
+                .created_at
+                .to_rfc3339()
+                .get(..10)
+                .unwrap_or_default()
+                .to_owned(),
+            Self::Model => call
+                .model_reported
+                .clone()
+                .unwrap_or_else(|| call.model_requested.clone()),
+            Self::Key => call.key_id.clone().unwrap_or_else(|| "(none)".to_owned()),
+            Self::Credential => call.credential_label.clone(),
+            Self::Department => department.unwrap_or("(none)").to_owned(),
+            Self::Tag(name) => call
+                .tags
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| "(none)".to_owned()),
+        }
+    }
+}
+
+/// Totals of one group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageGroup {
+    pub group: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Sum of the priced calls' costs.
+    pub cost_micro_usd: i64,
+    /// Calls without a cost (unpriced model or no usage reported).
+    pub unpriced_requests: u64,
+}
+
+/// Sums calls into groups.
+#[derive(Debug)]
+pub struct UsageAggregator {
+    by: GroupBy,
+    groups: BTreeMap<String, UsageGroup>,
+}
+
+impl UsageAggregator {
+    pub fn new(by: GroupBy) -> Self {
+        Self {
+            by,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, call: &CallRecord, department: Option<&str>) {
+        let key = self.by.key_of(call, department);
+        let group = self
+            .groups
+            .entry(key.clone())
+            .or_insert_with(|| UsageGroup {
+                group: key,
+                ..UsageGroup::default()
+            });
+        group.requests += 1;
+        group.input_tokens += call.input_tokens.unwrap_or(0);
+        group.cached_input_tokens += call.cached_input_tokens.unwrap_or(0);
+        group.cache_write_tokens += call.cache_write_tokens.unwrap_or(0);
+        group.output_tokens += call.output_tokens.unwrap_or(0);
+        group.reasoning_tokens += call.reasoning_tokens.unwrap_or(0);
+        match call.cost_micro_usd {
+            Some(cost) => group.cost_micro_usd += cost,
+            None => group.unpriced_requests += 1,
+        }
+    }
+
+    pub fn finish(self) -> Vec<UsageGroup> {
+        self.groups.into_values().collect()
+    }
+}
+
+/// Requests routed on one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformInvoiceDay {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    pub requests_routed: u64,
+}
+
+const DAY_MILLIS: i64 = 86_400_000;
+
+/// `from` and `to` as given by a user (RFC 3339, or `YYYY-MM-DD`: `from` at that midnight,
+/// `to` including that whole day) as a half-open range; defaults: the epoch and now.
+pub fn usage_range(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Timestamp, Timestamp), DomainError> {
+    let parse = |field: &str, text: &str, end: bool| -> Result<Timestamp, DomainError> {
+        let invalid = || DomainError::invalid(field, "a date YYYY-MM-DD or an RFC 3339 date-time");
+        if text.len() == 10 {
+            let midnight =
+                Timestamp::parse_rfc3339(&format!("{text}T00:00:00Z")).map_err(|_| invalid())?;
+            return Ok(if end {
+                Timestamp::from_unix_millis(midnight.unix_millis() + DAY_MILLIS)
+            } else {
+                midnight
+            });
+        }
+        Timestamp::parse_rfc3339(text).map_err(|_| invalid())
+    };
+    let from = match from {
+        Some(text) => parse("from", text, false)?,
+        None => Timestamp::from_unix_millis(0),
+    };
+    let to = match to {
+        Some(text) => parse("to", text, true)?,
+        None => Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 1000),
+    };
+    if from >= to {
+        return Err(DomainError::invalid("from", "`from` must be before `to`"));
+    }
+    Ok((from, to))
+}
+
+impl Keyward {
+    /// One page of a tenant's calls in `[from, to)`, after the cursor (a request id).
+    pub async fn usage_page(
+        &self,
+        scope: &TenantScope,
+        (from, to): (Timestamp, Timestamp),
+        after: Option<&str>,
+    ) -> Result<Vec<CallRecord>, DomainError> {
+        Ok(self
+            .store
+            .calls_between(scope.tenant(), from, to, after, USAGE_PAGE)
+            .await?)
+    }
+
+    /// The tenant's department names by id, for labelling usage rows.
+    pub async fn department_names(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<HashMap<String, String>, DomainError> {
+        let mut names = HashMap::new();
+        let mut page = PageRequest {
+            after: None,
+            limit: 500,
+        };
+        loop {
+            let batch = self.store.departments(scope.tenant(), &page).await?;
+            for department in batch.items {
+                names.insert(department.id.to_string(), department.name);
+            }
+            match batch.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    /// Usage grouped, reading the range page by page.
+    pub async fn usage_grouped(
+        &self,
+        scope: &TenantScope,
+        range: (Timestamp, Timestamp),
+        by: GroupBy,
+    ) -> Result<Vec<UsageGroup>, DomainError> {
+        let departments = self.department_names(scope).await?;
+        let mut aggregator = UsageAggregator::new(by);
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.usage_page(scope, range, after.as_deref()).await?;
+            for call in &page {
+                let department = call
+                    .department_id
+                    .as_ref()
+                    .and_then(|id| departments.get(id))
+                    .map(String::as_str);
+                aggregator.add(call, department);
+            }
+            match page.last() {
+                Some(last) if page.len() == USAGE_PAGE as usize => {
+                    after = Some(last.request_id.clone())
+                }
+                _ => return Ok(aggregator.finish()),
+            }
+        }
+    }
+
+    /// Keyward's own billable units per UTC day: requests routed. No tokens, no dollars.
+    pub async fn platform_invoice(
+        &self,
+        scope: &TenantScope,
+        range: (Timestamp, Timestamp),
+    ) -> Result<Vec<PlatformInvoiceDay>, DomainError> {
+        let days = self
+            .store
+            .routed_requests_per_day(scope.tenant(), range.0, range.1)
+            .await?;
+        Ok(days
+            .into_iter()
+            .map(|day| PlatformInvoiceDay {
+                date: Timestamp::from_unix_millis(day.day * DAY_MILLIS)
+                    .to_rfc3339()
+                    .get(..10)
+                    .unwrap_or_default()
+                    .to_owned(),
+                requests_routed: u64::try_from(day.requests).unwrap_or(0),
+            })
+            .collect())
+    }
+}
