@@ -4,4 +4,5 @@
     reason = "a failed setup step should fail the test loudly"
 )]
 
+mod audit;
 mod repositories;

@@ -646,3 +646,98 @@ async fn a_killed_server_leaves_every_upstream_call_recorded() {
     );
     assert!(restarted.terminate().success());
 }
+
+#[test]
+fn budgets_usage_and_the_audit_chain_from_the_command_line() {
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    work.json(
+        &[
+            "department",
+            "create",
+            "--tenant",
+            "acme",
+            "research",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let budget = work.json(
+        &[
+            "budget",
+            "set",
+            "--tenant",
+            "acme",
+            "--department",
+            "research",
+            "--period",
+            "month",
+            "--hard",
+            "250",
+            "--soft",
+            "200.5",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(budget["scope"], "department:research");
+    assert_eq!(budget["hard_limit_usd"], "250.000000");
+    assert_eq!(budget["soft_limit_usd"], "200.500000");
+    assert_eq!(budget["spent_usd"], "0.000000");
+    let listed = work.json(
+        &["budget", "list", "--tenant", "acme", "--format", "json"],
+        None,
+    );
+    assert_eq!(listed["data"][0]["id"], budget["id"]);
+
+    // A soft limit above the hard one, or a float-looking amount, is refused with the reason.
+    let bad = work.run(
+        &[
+            "budget", "set", "--tenant", "acme", "--period", "day", "--hard", "1", "--soft", "2",
+        ],
+        None,
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("soft limit"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let bad = work.run(
+        &[
+            "budget", "set", "--tenant", "acme", "--period", "day", "--hard", "1e3",
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        text(&bad.stderr).contains("decimal USD"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let csv = work.run(&["usage", "--tenant", "acme", "--format", "csv"], None, &[]);
+    assert!(csv.status.success(), "{}", text(&csv.stderr));
+    assert!(text(&csv.stdout).starts_with("request_id,time,tenant_id,"));
+    let json = work.json(
+        &[
+            "usage",
+            "--tenant",
+            "acme",
+            "--group-by",
+            "model",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(json, serde_json::json!({"data": [], "next_cursor": null}));
+
+    let verified = work.json(&["audit", "verify", "--format", "json"], None);
+    assert_eq!(verified["intact"], true);
+    // tenant.create, department.create, budget.set.
+    assert_eq!(verified["entries"], 3);
+}
