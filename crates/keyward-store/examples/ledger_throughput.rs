@@ -3,10 +3,6 @@
 //! gateway does. Run: `cargo run --release -p keyward-store --example ledger_throughput`.
 #![expect(clippy::unwrap_used, reason = "a measurement tool: fail loudly")]
 #![expect(clippy::print_stdout, reason = "prints its measurement")]
-#![expect(
-    clippy::disallowed_methods,
-    reason = "a standalone tool, not the server"
-)]
 
 use std::collections::BTreeMap;
 use std::time::Instant;
