@@ -96,6 +96,16 @@ async fn no_secret_reaches_logs_responses_or_the_database() {
         .await
         .unwrap();
     record(as_key.text().await.unwrap());
+    // The audit log records every credential action above; the usage export every call.
+    for path in ["audit", "usage", "usage?format=csv"] {
+        let response = app
+            .operator(Method::GET, &format!("/admin/v1/tenants/{tenant}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        record(response.text().await.unwrap());
+    }
 
     let logs = captured_logs();
     let database = app.database_bytes();
@@ -260,6 +270,20 @@ async fn no_prompt_or_completion_reaches_logs_or_the_database() {
         metrics.contains("keyward_upstream_calls_total"),
         "metrics were recorded"
     );
+    let mut exports = String::new();
+    for path in ["usage", "usage?format=csv", "usage?group_by=model", "audit"] {
+        let response = app
+            .operator(Method::GET, &format!("/admin/v1/tenants/{tenant}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        exports.push_str(&response.text().await.unwrap());
+    }
+    assert!(
+        exports.contains("\"status\":\"ok\""),
+        "the export lists the calls"
+    );
     // Streamed replies arrive a word per event, so single distinctive words are the needles
     // (quote-free: JSON logs escape quotes).
     for needle in [
@@ -272,5 +296,9 @@ async fn no_prompt_or_completion_reaches_logs_or_the_database() {
         assert!(!logs.contains(needle), "logs leak {needle}");
         assert!(!contains(&database, needle), "the database leaks {needle}");
         assert!(!metrics.contains(needle), "metrics leak {needle}");
+        assert!(
+            !exports.contains(needle),
+            "the usage export or audit log leaks {needle}"
+        );
     }
 }
