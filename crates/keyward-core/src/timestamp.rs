@@ -10,6 +10,9 @@ use time::OffsetDateTime;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
+/// Milliseconds in a day (UTC days have no leap seconds in Unix time).
+pub const DAY_MILLIS: i64 = 86_400_000;
+
 /// The text is not an RFC 3339 date-time.
 #[derive(Debug, thiserror::Error)]
 #[error("expected an RFC 3339 date-time such as 2026-12-31T23:59:59Z")]
@@ -38,6 +41,11 @@ impl Timestamp {
         i64::try_from(millis)
             .map(Self)
             .map_err(|_| ParseTimestampError)
+    }
+
+    /// The UTC calendar date, `YYYY-MM-DD`.
+    pub fn utc_date(self) -> String {
+        crate::BudgetPeriod::Day.window(self).key
     }
 
     pub fn to_rfc3339(self) -> String {

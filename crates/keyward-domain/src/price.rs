@@ -43,19 +43,7 @@ pub struct PriceBookError {
 
 /// `"0.075"` USD → 75 000 micro-dollars (at most six decimals).
 fn micro_dollars(text: &str) -> Option<u64> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if fraction.len() > 6
-        || whole.is_empty()
-        || !whole
-            .bytes()
-            .chain(fraction.bytes())
-            .all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let whole: u64 = whole.parse().ok()?;
-    let fraction: u64 = format!("{fraction:0<6}").parse().ok()?;
-    whole.checked_mul(1_000_000)?.checked_add(fraction)
+    keyward_core::parse_usd(text).and_then(|micro| u64::try_from(micro).ok())
 }
 
 fn is_date(text: &str) -> bool {
@@ -148,45 +136,6 @@ impl PriceBook {
             .rev()
             .find(|price| price.effective.as_str() <= date)
     }
-
-    /// Fills in the settlement's cost and price id from its token counts.
-    #[cfg(test)]
-    pub(crate) fn price(
-        &self,
-        provider: ProviderId,
-        model: &str,
-        at: Timestamp,
-        settlement: &mut Settlement,
-    ) {
-        let date = at.to_rfc3339();
-        if let Some(price) = self.lookup(provider, model, date.get(..10).unwrap_or_default()) {
-            price.apply(settlement);
-        }
-    }
-}
-
-impl crate::Keyward {
-    /// The rate a call made at `at` pays: the tenant's negotiated rate if it set one, else the
-    /// shipped price book's. A store failure falls back to the book (the call's ledger write
-    /// will report the store).
-    pub(crate) async fn price_in_force(
-        &self,
-        tenant: keyward_core::TenantId,
-        provider: ProviderId,
-        model: &str,
-        at: Timestamp,
-    ) -> Option<Price> {
-        let date = at.to_rfc3339();
-        let date = date.get(..10).unwrap_or_default();
-        match self.store.tenant_price(tenant, provider, model, date).await {
-            Ok(Some(record)) => return Some(Price::from_tenant(&record)),
-            Ok(None) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "tenant prices unreadable; using the price book")
-            }
-        }
-        self.prices.lookup(provider, model, date).cloned()
-    }
 }
 
 /// A tenant's negotiated rate, as an admin sets it: decimal USD per million tokens.
@@ -203,6 +152,31 @@ pub struct TenantPriceInput {
 }
 
 impl crate::Keyward {
+    /// The rate a call made at `at` pays: the tenant's negotiated rate if it set one, else the
+    /// shipped price book's. A store failure falls back to the book (the call's ledger write
+    /// will report the store).
+    pub(crate) async fn price_in_force(
+        &self,
+        tenant: keyward_core::TenantId,
+        provider: ProviderId,
+        model: &str,
+        at: Timestamp,
+    ) -> Option<Price> {
+        let date = at.utc_date();
+        match self
+            .store
+            .tenant_price(tenant, provider, model, &date)
+            .await
+        {
+            Ok(Some(record)) => return Some(Price::from_tenant(&record)),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "tenant prices unreadable; using the price book")
+            }
+        }
+        self.prices.lookup(provider, model, &date).cloned()
+    }
+
     /// Sets a tenant's negotiated rate; calls from `effective` on are priced with it.
     pub async fn set_tenant_price(
         &self,
@@ -220,10 +194,9 @@ impl crate::Keyward {
                 "the provider's model name, 1 to 200 characters",
             ));
         }
-        let today = Timestamp::now().to_rfc3339();
         let effective = input
             .effective
-            .unwrap_or_else(|| today.get(..10).unwrap_or_default().to_owned());
+            .unwrap_or_else(|| Timestamp::now().utc_date());
         if !is_date(&effective) {
             return Err(DomainError::invalid("effective", "a date YYYY-MM-DD"));
         }
@@ -388,6 +361,19 @@ read_on = "2026-11-23"
             .is_none());
     }
 
+    /// Prices a settlement as the gateway does: the entry in force on the call's date.
+    fn price(
+        book: &PriceBook,
+        provider: ProviderId,
+        model: &str,
+        at: Timestamp,
+        settlement: &mut Settlement,
+    ) {
+        if let Some(price) = book.lookup(provider, model, &at.utc_date()) {
+            price.apply(settlement);
+        }
+    }
+
     #[test]
     fn costs_sum_before_one_rounding() {
         let book = PriceBook::parse(BOOK).unwrap();
@@ -398,7 +384,13 @@ read_on = "2026-11-23"
             output_tokens: Some(200),
             ..Settlement::default()
         };
-        book.price(ProviderId::OpenAi, "gpt-4o-mini", at, &mut settlement);
+        price(
+            &book,
+            ProviderId::OpenAi,
+            "gpt-4o-mini",
+            at,
+            &mut settlement,
+        );
         // 600 × 0.15 + 400 × 0.075 + 200 × 0.60 = 90 + 30 + 120 = 240 micro-dollars.
         assert_eq!(settlement.cost_micro_usd, Some(240));
         assert_eq!(
@@ -410,14 +402,14 @@ read_on = "2026-11-23"
             output_tokens: Some(6),
             ..Settlement::default()
         };
-        book.price(ProviderId::OpenAi, "gpt-4o-mini", at, &mut tiny);
+        price(&book, ProviderId::OpenAi, "gpt-4o-mini", at, &mut tiny);
         // 5 × 0.15 + 6 × 0.60 = 4.35 → 4.
         assert_eq!(tiny.cost_micro_usd, Some(4));
         let mut unknown = Settlement {
             input_tokens: Some(5),
             ..Settlement::default()
         };
-        book.price(ProviderId::OpenAi, "nope", at, &mut unknown);
+        price(&book, ProviderId::OpenAi, "nope", at, &mut unknown);
         assert_eq!((unknown.cost_micro_usd, unknown.price_id), (None, None));
     }
 

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use keyward_core::timestamp::DAY_MILLIS;
 use keyward_core::Timestamp;
 use keyward_store::{CallRecord, PageRequest};
 
@@ -48,12 +49,7 @@ impl GroupBy {
     /// The group of one call.
     fn key_of(&self, call: &CallRecord, department: Option<&str>) -> String {
         match self {
-            Self::Day => call
-                .created_at
-                .to_rfc3339()
-                .get(..10)
-                .unwrap_or_default()
-                .to_owned(),
+            Self::Day => call.created_at.utc_date(),
             Self::Model => call
                 .model_reported
                 .clone()
@@ -134,8 +130,6 @@ pub struct PlatformInvoiceDay {
     pub date: String,
     pub requests_routed: u64,
 }
-
-const DAY_MILLIS: i64 = 86_400_000;
 
 /// `from` and `to` as given by a user (RFC 3339, or `YYYY-MM-DD`: `from` at that midnight,
 /// `to` including that whole day) as a half-open range; defaults: the epoch and now.
@@ -248,11 +242,7 @@ impl Keyward {
         Ok(days
             .into_iter()
             .map(|day| PlatformInvoiceDay {
-                date: Timestamp::from_unix_millis(day.day * DAY_MILLIS)
-                    .to_rfc3339()
-                    .get(..10)
-                    .unwrap_or_default()
-                    .to_owned(),
+                date: Timestamp::from_unix_millis(day.day * DAY_MILLIS).utc_date(),
                 requests_routed: u64::try_from(day.requests).unwrap_or(0),
             })
             .collect())

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use keyward_core::timestamp::DAY_MILLIS;
 use keyward_core::{
     CredentialId, DepartmentId, PlatformKeyId, ProviderId, RequestId, TenantId, Timestamp,
 };
@@ -358,13 +359,14 @@ impl Store {
     ) -> Result<Settled, StoreError> {
         let status = settlement.status.unwrap_or(CallStatus::ProviderError);
         let mut tx = self.pool.begin().await?;
-        let result = sqlx::query(
+        let held: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
             "UPDATE ledger SET status = $1, http_status = $2, model_reported = $3,
                  provider_request_id = $4, input_tokens = $5, cached_input_tokens = $6,
                  cache_write_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
                  latency_ms = $10, ttfb_ms = $11, settled_at = $12, cost_micro_usd = $14,
                  price_id = $15
-             WHERE request_id = $13 AND status = 'pending'",
+             WHERE request_id = $13 AND status = 'pending'
+             RETURNING reserved_micro_usd, budget_windows",
         )
         .bind(status.as_str())
         .bind(settlement.http_status.map(i64::from))
@@ -381,15 +383,16 @@ impl Store {
         .bind(request_id.to_string())
         .bind(settlement.cost_micro_usd)
         .bind(settlement.price_id.as_deref())
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if result.rows_affected() != 1 {
+        let Some((reserved, held)) = held else {
             tx.rollback().await?;
             return Ok(Settled::default());
-        }
+        };
         let soft_limits_crossed = release_reservation(
             &mut tx,
             &request_id.to_string(),
+            (reserved, held),
             Some(settlement.budget_charge_micro_usd),
         )
         .await?;
@@ -410,16 +413,17 @@ impl Store {
         let mut interrupted = 0;
         for request_id in pending {
             let mut tx = self.pool.begin().await?;
-            let result = sqlx::query(
+            let held: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
                 "UPDATE ledger SET status = 'interrupted', settled_at = $1
-                 WHERE request_id = $2 AND status = 'pending'",
+                 WHERE request_id = $2 AND status = 'pending'
+                 RETURNING reserved_micro_usd, budget_windows",
             )
             .bind(at.unix_millis())
             .bind(&request_id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            if result.rows_affected() == 1 {
-                release_reservation(&mut tx, &request_id, None).await?;
+            if let Some(held) = held {
+                release_reservation(&mut tx, &request_id, held, None).await?;
                 interrupted += 1;
             }
             tx.commit().await?;
@@ -462,19 +466,15 @@ impl Store {
     }
 }
 
-/// Moves a settled row's reservation out of its budget windows, adding `charge` (or, when
-/// `None`, the whole reservation) to spent. Returns the soft limits crossed by this charge.
+/// Moves a settled row's reservation (its `reserved_micro_usd` and `budget_windows`, as the
+/// settling UPDATE returned them) out of its budget windows, adding `charge` (or, when `None`,
+/// the whole reservation) to spent. Returns the soft limits crossed by this charge.
 async fn release_reservation(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     request_id: &str,
+    (reserved, held): (Option<i64>, Option<String>),
     charge: Option<i64>,
 ) -> Result<Vec<SoftLimitCrossed>, StoreError> {
-    let (reserved, held): (Option<i64>, Option<String>) = sqlx::query_as(
-        "SELECT reserved_micro_usd, budget_windows FROM ledger WHERE request_id = $1",
-    )
-    .bind(request_id)
-    .fetch_one(&mut **tx)
-    .await?;
     let Some(held) = held else {
         return Ok(Vec::new());
     };
@@ -535,8 +535,6 @@ pub struct RoutedRequests {
     pub day: i64,
     pub requests: i64,
 }
-
-const DAY_MILLIS: i64 = 86_400_000;
 
 impl Store {
     /// A tenant's calls created in `[from, to)`, in request-id (time) order, after the cursor
