@@ -14,6 +14,7 @@
 use keyward_core::{format_usd, parse_usd, BudgetPeriod, PlatformKeyId, Timestamp};
 use keyward_store::{BudgetRecord, BudgetScopeKind, CallStatus, Settlement, WindowSpend};
 
+use crate::error::BudgetRefusal;
 use crate::{DomainError, Keyward, TenantScope};
 
 /// A budget as an admin sets it (SPEC: `PUT …/budgets`).
@@ -58,6 +59,29 @@ fn limit(field: &str, text: Option<&str>) -> Result<Option<i64>, DomainError> {
         })
     })
     .transpose()
+}
+
+impl BudgetRefusal {
+    /// Why `budget` refused a call needing `needed` micro-dollars, given its window's spend.
+    pub(crate) fn new(
+        budget: &BudgetRecord,
+        window: String,
+        spend: &WindowSpend,
+        needed: i64,
+    ) -> Self {
+        let hard = budget.hard_limit_micro_usd.unwrap_or(0);
+        Self {
+            scope: match budget.scope_kind {
+                BudgetScopeKind::Tenant => "the tenant".to_owned(),
+                kind => format!("{} {}", kind.as_str(), budget.scope_id),
+            },
+            period: budget.period.as_str(),
+            window,
+            needed_usd: format_usd(needed),
+            left_usd: format_usd((hard - spend.spent_micro_usd - spend.reserved_micro_usd).max(0)),
+            limit_usd: format_usd(hard),
+        }
+    }
 }
 
 /// What the budgets count as spent when a call settles.

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_core::format_usd;
 use keyward_core::{CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId, Timestamp};
 use keyward_router::{
     ClientHeaders, CompletionBody, CompletionStream, PromptBody, RouterError, StreamEnd, Surface,
@@ -25,6 +24,7 @@ use keyward_store::{
 };
 
 use crate::budget::budget_charge;
+use crate::error::BudgetRefusal;
 use crate::price::Price;
 
 use crate::{Actor, DomainError, Keyward, TenantScope};
@@ -457,23 +457,13 @@ impl Keyward {
             }) => {
                 self.metrics
                     .record_budget_refusal(caller.tenant.to_string());
-                let hard = budget.hard_limit_micro_usd.unwrap_or(0);
                 tracing::info!(%request_id, budget = %budget.id, window, "call refused: hard budget");
-                return Err(DomainError::BudgetExceeded(Box::new(
-                    crate::error::BudgetRefusal {
-                        scope: match budget.scope_kind {
-                            keyward_store::BudgetScopeKind::Tenant => "the tenant".to_owned(),
-                            kind => format!("{} {}", kind.as_str(), budget.scope_id),
-                        },
-                        period: budget.period.as_str(),
-                        window,
-                        needed_usd: format_usd(pending.reserved_micro_usd),
-                        left_usd: format_usd(
-                            (hard - spend.spent_micro_usd - spend.reserved_micro_usd).max(0),
-                        ),
-                        limit_usd: format_usd(hard),
-                    },
-                )));
+                return Err(DomainError::BudgetExceeded(Box::new(BudgetRefusal::new(
+                    &budget,
+                    window,
+                    &spend,
+                    pending.reserved_micro_usd,
+                ))));
             }
             Err(err) => {
                 self.metrics.record_ledger_failure();

@@ -12,6 +12,7 @@
 mod admin;
 mod auth;
 pub mod error;
+pub mod export;
 mod health;
 pub mod json;
 mod request_id;

@@ -12,9 +12,10 @@ use keyward_domain::{
     Actor, CredentialInput, DepartmentInput, Keyward, PageRequest, PlatformKeyInput, RewrapState,
     TenantScope,
 };
+use keyward_http::export::{render_groups, ExportFormat, UsageExport};
 use keyward_http::views::{
     BudgetView, CredentialView, DepartmentView, IssuedKeyView, KeyView, MasterKeyView, TenantView,
-    UsageGroupView, UsageRowView, USAGE_GROUP_COLUMNS, USAGE_ROW_COLUMNS,
+    UsageGroupView, UsageRowView,
 };
 use keyward_vault::EnvLookup;
 use serde::Serialize;
@@ -715,11 +716,17 @@ async fn budget(keyward: &Keyward, output: &Output, command: BudgetCommand) -> a
     )
 }
 
-/// Prints usage page by page, so an export of any size runs in fixed memory.
+/// Prints usage page by page, so an export of any size runs in fixed memory. CSV and JSON are
+/// the admin API's documents, produced by the same code.
 async fn usage(keyward: &Keyward, output: &Output, args: UsageArgs) -> anyhow::Result<()> {
     use std::io::Write;
     let scope = scope_of(keyward, &args.tenant).await?;
     let range = keyward_domain::usage_range(args.from.as_deref(), args.to.as_deref())?;
+    let export_format = match output.format {
+        Format::Csv => Some(ExportFormat::Csv),
+        Format::Json => Some(ExportFormat::Json),
+        Format::Table => None,
+    };
     let mut stdout = std::io::stdout().lock();
     if let Some(group_by) = args.group_by.as_deref() {
         let by = keyward_domain::GroupBy::parse(group_by).with_context(|| {
@@ -727,56 +734,60 @@ async fn usage(keyward: &Keyward, output: &Output, args: UsageArgs) -> anyhow::R
                 "--group-by `{group_by}`: use day, model, key, credential, department or tag:NAME"
             )
         })?;
-        let groups: Vec<UsageGroupView> = keyward
-            .usage_grouped(&scope, range, by)
-            .await?
-            .into_iter()
-            .map(UsageGroupView::from)
-            .collect();
-        match output.format {
-            Format::Csv => {
-                writeln!(stdout, "{}", USAGE_GROUP_COLUMNS.join(","))?;
-                for group in &groups {
-                    stdout.write_all(group.csv_line().as_bytes())?;
-                }
-            }
-            Format::Json => {
-                serde_json::to_writer_pretty(
-                    &mut stdout,
-                    &serde_json::json!({"data": groups, "next_cursor": null}),
-                )?;
-                writeln!(stdout)?;
-            }
-            Format::Table => Table::new(vec![
-                "GROUP", "REQUESTS", "INPUT", "CACHED", "OUTPUT", "COST USD", "UNPRICED",
-            ])
-            .rows(groups.iter().map(|group| {
-                vec![
-                    group.group.clone(),
-                    group.requests.to_string(),
-                    group.input_tokens.to_string(),
-                    group.cached_input_tokens.to_string(),
-                    group.output_tokens.to_string(),
-                    group.cost_usd.clone(),
-                    group.unpriced_requests.to_string(),
-                ]
-            }))
-            .write(&mut stdout)?,
+        let groups = keyward.usage_grouped(&scope, range, by).await?;
+        if let Some(format) = export_format {
+            writeln!(stdout, "{}", render_groups(groups, format).trim_end())?;
+            return Ok(());
+        }
+        let groups: Vec<UsageGroupView> = groups.into_iter().map(UsageGroupView::from).collect();
+        Table::new(vec![
+            "GROUP", "REQUESTS", "INPUT", "CACHED", "OUTPUT", "COST USD", "UNPRICED",
+        ])
+        .rows(groups.iter().map(|group| {
+            vec![
+                group.group.clone(),
+                group.requests.to_string(),
+                group.input_tokens.to_string(),
+                group.cached_input_tokens.to_string(),
+                group.output_tokens.to_string(),
+                group.cost_usd.clone(),
+                group.unpriced_requests.to_string(),
+            ]
+        }))
+        .write(&mut stdout)?;
+        return Ok(());
+    }
+    if let Some(format) = export_format {
+        let mut export = UsageExport::new(keyward.clone(), scope, range, format).await?;
+        while let Some(chunk) = export.next_chunk().await {
+            stdout.write_all(chunk?.as_bytes())?;
+        }
+        if format == ExportFormat::Json {
+            writeln!(stdout)?;
         }
         return Ok(());
     }
     let departments = keyward.department_names(&scope).await?;
-    match output.format {
-        Format::Csv => writeln!(stdout, "{}", USAGE_ROW_COLUMNS.join(","))?,
-        Format::Json => write!(stdout, "{{\"data\":[")?,
-        Format::Table => writeln!(
-            stdout,
+    let line = |cells: [&str; 7]| {
+        format!(
             "{:<26}  {:<20}  {:<24}  {:<16}  {:>8}  {:>8}  {:>12}",
-            "TIME", "CREDENTIAL", "MODEL", "STATUS", "INPUT", "OUTPUT", "COST USD"
-        )?,
-    }
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+        )
+    };
+    writeln!(
+        stdout,
+        "{}",
+        line([
+            "TIME",
+            "CREDENTIAL",
+            "MODEL",
+            "STATUS",
+            "INPUT",
+            "OUTPUT",
+            "COST USD"
+        ])
+    )?;
     let mut after: Option<String> = None;
-    let mut first = true;
     loop {
         let page = keyward.usage_page(&scope, range, after.as_deref()).await?;
         let full = page.len() == keyward_domain::USAGE_PAGE as usize;
@@ -788,38 +799,27 @@ async fn usage(keyward: &Keyward, output: &Output, args: UsageArgs) -> anyhow::R
                 .and_then(|id| departments.get(id))
                 .cloned();
             let row = UsageRowView::new(call, department);
-            match output.format {
-                Format::Csv => stdout.write_all(row.csv_line().as_bytes())?,
-                Format::Json => {
-                    if !std::mem::take(&mut first) {
-                        write!(stdout, ",")?;
-                    }
-                    serde_json::to_writer(&mut stdout, &row)?;
-                }
-                Format::Table => writeln!(
-                    stdout,
-                    "{:<26}  {:<20}  {:<24}  {:<16}  {:>8}  {:>8}  {:>12}",
-                    row.time,
-                    row.credential_label,
+            writeln!(
+                stdout,
+                "{}",
+                line([
+                    &row.time,
+                    &row.credential_label,
                     row.model_reported
                         .as_deref()
                         .unwrap_or(&row.model_requested),
-                    row.status,
-                    or_dash(row.input_tokens),
-                    or_dash(row.output_tokens),
-                    row.cost_micro_usd
+                    &row.status,
+                    &or_dash(row.input_tokens),
+                    &or_dash(row.output_tokens),
+                    &row.cost_micro_usd
                         .map_or_else(|| "-".to_owned(), keyward_core::format_usd),
-                )?,
-            }
+                ])
+            )?;
         }
         if !full {
-            break;
+            return Ok(());
         }
     }
-    if output.format == Format::Json {
-        writeln!(stdout, "],\"next_cursor\":null}}")?;
-    }
-    Ok(())
 }
 
 async fn audit_verify(keyward: &Keyward, output: &Output) -> anyhow::Result<()> {

@@ -1,11 +1,9 @@
 //! `/admin/v1/tenants/{tenant}/usage` (the ledger, per call or grouped, as JSON or CSV) and
 //! `/admin/v1/tenants/{tenant}/platform-invoice` (Keyward's own billable units).
 //!
-//! Invariant: the per-call export is streamed page by page (`USAGE_PAGE` rows at a time), so
-//! its memory does not grow with the number of rows; a store failure mid-export aborts the
-//! response rather than ending it as if complete.
-
-use std::collections::HashMap;
+//! Invariant: the per-call export is streamed page by page ([`UsageExport`]), so its memory
+//! does not grow with the number of rows; a store failure mid-export aborts the response
+//! rather than ending it as if complete.
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -14,17 +12,15 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_core::Timestamp;
-use keyward_domain::{usage_range, GroupBy, Keyward, TenantScope, USAGE_PAGE};
+use keyward_domain::{usage_range, GroupBy};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::common::{tenant_scope, ErrorBody};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
-use crate::views::{
-    InvoiceDayView, PlatformInvoiceView, UsageGroupView, UsageRowView, USAGE_GROUP_COLUMNS,
-    USAGE_ROW_COLUMNS,
-};
+use crate::export::{render_groups, ExportFormat, UsageExport};
+use crate::views::{InvoiceDayView, PlatformInvoiceView};
 use crate::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -46,90 +42,10 @@ fn parse_range(from: Option<&str>, to: Option<&str>) -> Result<(Timestamp, Times
     Ok(usage_range(from, to)?)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Json,
-    Csv,
-}
-
-/// Where a streamed per-call export stands.
-struct Export {
-    keyward: Keyward,
-    scope: TenantScope,
-    range: (Timestamp, Timestamp),
-    format: Format,
-    departments: HashMap<String, String>,
-    after: Option<String>,
-    first_row: bool,
-    stage: Stage,
-}
-
-enum Stage {
-    Start,
-    Rows,
-    Done,
-}
-
-impl Export {
-    /// The next chunk of the body, or `None` at the end.
-    async fn next_chunk(&mut self) -> Option<Result<String, std::io::Error>> {
-        match self.stage {
-            Stage::Start => {
-                self.stage = Stage::Rows;
-                Some(Ok(match self.format {
-                    Format::Json => "{\"data\":[".to_owned(),
-                    Format::Csv => format!("{}\n", USAGE_ROW_COLUMNS.join(",")),
-                }))
-            }
-            Stage::Rows => {
-                let page = match self
-                    .keyward
-                    .usage_page(&self.scope, self.range, self.after.as_deref())
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(err) => {
-                        tracing::error!(error = %err, "usage export failed mid-stream; response aborted");
-                        self.stage = Stage::Done;
-                        return Some(Err(std::io::Error::other("usage export failed")));
-                    }
-                };
-                if page.len() < USAGE_PAGE as usize {
-                    self.stage = Stage::Done;
-                }
-                self.after = page.last().map(|call| call.request_id.clone());
-                let mut chunk = String::with_capacity(page.len() * 512);
-                for call in page {
-                    let department = call
-                        .department_id
-                        .as_ref()
-                        .and_then(|id| self.departments.get(id))
-                        .cloned();
-                    let row = UsageRowView::new(call, department);
-                    match self.format {
-                        Format::Csv => chunk.push_str(&row.csv_line()),
-                        Format::Json => {
-                            if !std::mem::take(&mut self.first_row) {
-                                chunk.push(',');
-                            }
-                            chunk.push_str(&serde_json::to_string(&row).unwrap_or_default());
-                        }
-                    }
-                }
-                if matches!(self.stage, Stage::Done) && self.format == Format::Json {
-                    chunk.push_str("],\"next_cursor\":null}");
-                }
-                Some(Ok(chunk))
-            }
-            Stage::Done => None,
-        }
-    }
-}
-
-fn content_type(format: Format) -> &'static str {
+fn content_type(format: ExportFormat) -> &'static str {
     match format {
-        Format::Json => "application/json",
-        Format::Csv => "text/csv; charset=utf-8",
+        ExportFormat::Json => "application/json",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
     }
 }
 
@@ -154,8 +70,8 @@ pub(crate) async fn usage(
     })?;
     let range = parse_range(params.from.as_deref(), params.to.as_deref())?;
     let format = match params.format.as_deref() {
-        None | Some("json") => Format::Json,
-        Some("csv") => Format::Csv,
+        None | Some("json") => ExportFormat::Json,
+        Some("csv") => ExportFormat::Csv,
         Some(_) => return Err(ApiError::invalid("format", "`json` or `csv`")),
     };
     if let Some(group_by) = params.group_by.as_deref() {
@@ -165,35 +81,11 @@ pub(crate) async fn usage(
                 "`day`, `model`, `key`, `credential`, `department` or `tag:NAME`",
             )
         })?;
-        let groups: Vec<UsageGroupView> = state
-            .keyward
-            .usage_grouped(&scope, range, by)
-            .await?
-            .into_iter()
-            .map(UsageGroupView::from)
-            .collect();
-        let body = match format {
-            Format::Json => serde_json::json!({"data": groups, "next_cursor": null}).to_string(),
-            Format::Csv => {
-                let mut body = format!("{}\n", USAGE_GROUP_COLUMNS.join(","));
-                for group in &groups {
-                    body.push_str(&group.csv_line());
-                }
-                body
-            }
-        };
+        let groups = state.keyward.usage_grouped(&scope, range, by).await?;
+        let body = render_groups(groups, format);
         return Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response());
     }
-    let export = Export {
-        departments: state.keyward.department_names(&scope).await?,
-        keyward: state.keyward.clone(),
-        scope,
-        range,
-        format,
-        after: None,
-        first_row: true,
-        stage: Stage::Start,
-    };
+    let export = UsageExport::new(state.keyward.clone(), scope, range, format).await?;
     let stream = futures_util::stream::unfold(export, |mut export| async move {
         export.next_chunk().await.map(|chunk| (chunk, export))
     });
