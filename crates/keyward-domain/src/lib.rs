@@ -22,6 +22,7 @@ mod master_key;
 mod metrics;
 mod platform_key;
 mod price;
+mod reconcile;
 mod route;
 mod tenant;
 mod usage;
@@ -54,6 +55,10 @@ pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatu
 pub use metrics::Metrics;
 pub use platform_key::{IssuedPlatformKey, PlatformKeyInput};
 pub use price::{PriceBook, PriceBookError, TenantPriceInput};
+pub use reconcile::{
+    Difference, ExportError, LedgerLine, LineStatus, ProviderLine, ProviderStatement,
+    ReconciledLine, Reconciliation, TokenCounts, UnattributedCost,
+};
 pub use route::RouteTargetInput;
 pub use usage::{
     usage_range, GroupBy, PlatformInvoiceDay, UsageAggregator, UsageGroup, USAGE_PAGE,

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use keyward_core::{format_usd, Timestamp};
 use keyward_domain::{
-    AuditRecord, BudgetStatus, CallRecord, CredentialRecord, DepartmentRecord, IssuedPlatformKey,
-    MasterKeyStatus, PlatformKeyRecord, TenantPriceRecord, TenantRecord, UsageGroup,
+    AuditRecord, BudgetStatus, CallRecord, CredentialRecord, DepartmentRecord, Difference,
+    IssuedPlatformKey, LedgerLine, MasterKeyStatus, PlatformKeyRecord, ProviderLine,
+    Reconciliation, TenantPriceRecord, TenantRecord, UsageGroup,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -532,6 +533,195 @@ impl From<TenantPriceRecord> for TenantPriceView {
             provider: record.provider,
             model: record.model,
             effective: record.effective,
+        }
+    }
+}
+
+/// One side of a reconciled line. Absent fields were not in the export.
+#[derive(Serialize, ToSchema)]
+pub struct ReconciliationSideView {
+    /// The model names as this side recorded them.
+    pub models: Vec<String>,
+    pub requests: Option<u64>,
+    /// All input tokens, cache reads and cache writes included.
+    pub input_tokens: Option<u64>,
+    pub cached_input_tokens: Option<u64>,
+    pub cache_write_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cost_usd: Option<String>,
+    /// Keyward only: calls with usage but no price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpriced_requests: Option<u64>,
+    /// Keyward only: calls the provider may have billed whose usage never reached Keyward
+    /// (client gone, timeout, interrupted): the usual explanation of a gap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_without_usage: Option<u64>,
+}
+
+impl From<LedgerLine> for ReconciliationSideView {
+    fn from(line: LedgerLine) -> Self {
+        Self {
+            models: line.models.into_iter().collect(),
+            requests: Some(line.requests),
+            input_tokens: Some(line.tokens.input),
+            cached_input_tokens: Some(line.tokens.cached_input),
+            cache_write_tokens: Some(line.tokens.cache_write),
+            output_tokens: Some(line.tokens.output),
+            cost_usd: Some(format_usd(line.cost_micro_usd)),
+            unpriced_requests: Some(line.unpriced_requests),
+            calls_without_usage: Some(line.calls_without_usage),
+        }
+    }
+}
+
+impl From<ProviderLine> for ReconciliationSideView {
+    fn from(line: ProviderLine) -> Self {
+        let tokens = line.tokens.filter(|_| !line.tokens_incomplete);
+        Self {
+            models: line.models.into_iter().collect(),
+            requests: line.requests,
+            input_tokens: tokens.map(|tokens| tokens.input),
+            cached_input_tokens: tokens.map(|tokens| tokens.cached_input),
+            cache_write_tokens: tokens.map(|tokens| tokens.cache_write),
+            output_tokens: tokens.map(|tokens| tokens.output),
+            cost_usd: line.cost_micro_usd.map(format_usd),
+            unpriced_requests: None,
+            calls_without_usage: None,
+        }
+    }
+}
+
+/// A compared field that differs. Token and request counts are numbers; `cost_usd` values
+/// are decimal strings.
+#[derive(Serialize, ToSchema)]
+pub struct DifferenceView {
+    /// `requests`, `input_tokens`, `cached_input_tokens`, `cache_write_tokens`,
+    /// `output_tokens` or `cost_usd`.
+    pub field: &'static str,
+    #[schema(value_type = Object)]
+    pub keyward: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub provider: serde_json::Value,
+    /// Keyward − provider.
+    #[schema(value_type = Object)]
+    pub delta: serde_json::Value,
+}
+
+impl From<Difference> for DifferenceView {
+    fn from(difference: Difference) -> Self {
+        let value = |amount: i64| {
+            if difference.field == "cost_micro_usd" {
+                serde_json::Value::from(format_usd(amount))
+            } else {
+                serde_json::Value::from(amount)
+            }
+        };
+        Self {
+            field: if difference.field == "cost_micro_usd" {
+                "cost_usd"
+            } else {
+                difference.field
+            },
+            keyward: value(difference.keyward),
+            provider: value(difference.provider),
+            delta: value(difference.delta),
+        }
+    }
+}
+
+/// One UTC day and model of a reconciliation.
+#[derive(Serialize, ToSchema)]
+pub struct ReconciledLineView {
+    pub date: String,
+    /// The name both sides were matched on: without date snapshot, Bedrock version and
+    /// inference-profile prefix.
+    pub model: String,
+    /// `match`, `differs`, `only_in_keyward` or `only_in_provider`.
+    pub status: &'static str,
+    pub keyward: Option<ReconciliationSideView>,
+    pub provider: Option<ReconciliationSideView>,
+    pub differences: Vec<DifferenceView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UnattributedCostView {
+    pub date: String,
+    pub description: String,
+    pub cost_usd: String,
+}
+
+/// The ledger beside the provider's own export, per UTC day and model.
+#[derive(Serialize, ToSchema)]
+pub struct ReconciliationView {
+    pub provider: &'static str,
+    /// First and last UTC day compared (inclusive).
+    pub from: String,
+    pub to: String,
+    pub lines: u64,
+    pub differing_lines: u64,
+    pub keyward_cost_usd: String,
+    /// Provider cost attributed to models, then the rest.
+    pub provider_cost_usd: String,
+    pub provider_unattributed_cost_usd: String,
+    pub data: Vec<ReconciledLineView>,
+    pub unattributed: Vec<UnattributedCostView>,
+    pub warnings: Vec<String>,
+}
+
+impl From<Reconciliation> for ReconciliationView {
+    fn from(report: Reconciliation) -> Self {
+        let differing_lines = report.differing_lines() as u64;
+        let keyward_cost: i64 = report
+            .lines
+            .iter()
+            .filter_map(|line| line.keyward.as_ref())
+            .map(|line| line.cost_micro_usd)
+            .sum();
+        let provider_cost: i64 = report
+            .lines
+            .iter()
+            .filter_map(|line| line.provider.as_ref()?.cost_micro_usd)
+            .sum();
+        let unattributed_cost: i64 = report
+            .unattributed
+            .iter()
+            .map(|cost| cost.cost_micro_usd)
+            .sum();
+        Self {
+            provider: report.provider.as_str(),
+            from: report.from,
+            to: report.to,
+            lines: report.lines.len() as u64,
+            differing_lines,
+            keyward_cost_usd: format_usd(keyward_cost),
+            provider_cost_usd: format_usd(provider_cost),
+            provider_unattributed_cost_usd: format_usd(unattributed_cost),
+            data: report
+                .lines
+                .into_iter()
+                .map(|line| ReconciledLineView {
+                    date: line.date,
+                    model: line.model,
+                    status: line.status.as_str(),
+                    keyward: line.keyward.map(ReconciliationSideView::from),
+                    provider: line.provider.map(ReconciliationSideView::from),
+                    differences: line
+                        .differences
+                        .into_iter()
+                        .map(DifferenceView::from)
+                        .collect(),
+                })
+                .collect(),
+            unattributed: report
+                .unattributed
+                .into_iter()
+                .map(|cost| UnattributedCostView {
+                    date: cost.date,
+                    description: cost.description,
+                    cost_usd: format_usd(cost.cost_micro_usd),
+                })
+                .collect(),
+            warnings: report.warnings,
         }
     }
 }

@@ -9,6 +9,7 @@ mod departments;
 mod keys;
 mod masterkey;
 mod prices;
+mod reconciliations;
 mod routes;
 mod tenants;
 pub(crate) mod usage;
@@ -65,6 +66,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(prices::put, prices::list))
         .routes(routes!(usage::usage))
         .routes(routes!(usage::platform_invoice))
+        .routes(routes!(reconciliations::create))
         .routes(routes!(audit::list))
 }
 

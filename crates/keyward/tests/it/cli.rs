@@ -741,3 +741,118 @@ fn budgets_usage_and_the_audit_chain_from_the_command_line() {
     // tenant.create, department.create, budget.set.
     assert_eq!(verified["entries"], 3);
 }
+
+#[test]
+fn reconcile_reads_a_bedrock_cost_and_usage_report_and_fails_on_a_difference() {
+    use crate::reconcile::{fixture, seed_calls, Totals};
+    use keyward_core::ProviderId;
+
+    let work = Workdir::new();
+    let tenant = work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    let tenant = tenant["id"].as_str().unwrap().to_owned();
+    let cur = work.path().join("cur.csv");
+    std::fs::write(&cur, fixture("aws-cur-bedrock.csv")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("sqlite://{}", work.path().join("keyward-data/keyward.db").display());
+    let store = runtime.block_on(keyward_store::Store::open(&url)).unwrap();
+    let bedrock = ProviderId::Bedrock;
+    // Called through a US inference profile and by versioned id: the report's ARNs name the
+    // foundation model and the global profile; all meet on one canonical name.
+    let sonnet = ("us.anthropic.claude-sonnet-4-6", None);
+    let nova = ("amazon.nova-pro-v1:0", None);
+    for (day, model, totals) in [
+        (
+            "2026-09-01",
+            sonnet,
+            (242_000, 200_000, 12_000, 8_000, 315_000),
+        ),
+        ("2026-09-01", nova, (50_000, 0, 0, 10_000, 72_000)),
+        ("2026-09-02", sonnet, (175_000, 150_000, 0, 6_000, 210_000)),
+        ("2026-09-02", nova, (60_000, 20_000, 0, 7_000, 58_400)),
+    ] {
+        let (input, cached, written, output, cost_micro_usd) = totals;
+        let totals = Totals {
+            input,
+            cached,
+            written,
+            output,
+            cost_micro_usd,
+        };
+        runtime.block_on(seed_calls(&store, &tenant, bedrock, day, model, 4, totals));
+    }
+    let cur_path = cur.display().to_string();
+    let args = [
+        "reconcile",
+        "--tenant",
+        "acme",
+        "--provider",
+        "bedrock",
+        "--file",
+        &cur_path,
+    ];
+    let report = work.json(&[&args[..], &["--format", "json"]].concat(), None);
+    assert_eq!(report["lines"], 4, "{report:#}");
+    assert_eq!(report["differing_lines"], 0, "{report:#}");
+    assert_eq!(report["provider_cost_usd"], "0.655400");
+    assert_eq!(report["keyward_cost_usd"], "0.655400");
+
+    // One more Nova call the report does not have: the command prints the table and fails.
+    let extra = Totals {
+        input: 1_000,
+        output: 100,
+        cost_micro_usd: 1_120,
+        ..Totals::default()
+    };
+    runtime.block_on(seed_calls(
+        &store,
+        &tenant,
+        bedrock,
+        "2026-09-02",
+        nova,
+        1,
+        extra,
+    ));
+    let output = work.run(&args, None, &[]);
+    assert!(!output.status.success());
+    let table = text(&output.stdout);
+    assert!(table.contains("2026-09-02  amazon.nova-pro"), "{table}");
+    assert!(
+        table.contains("difference 2026-09-02 amazon.nova-pro input_tokens: keyward 61000 provider 60000 (delta 1000)"),
+        "{table}"
+    );
+    assert!(
+        text(&output.stderr).contains("1 of 4 lines differ"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A malformed model map and a file of another provider are refused with the reason.
+    let bad = work.run(
+        &[&args[..], &["--model-map", "Claude4.6Sonnet"]].concat(),
+        None,
+        &[],
+    );
+    assert!(
+        text(&bad.stderr).contains("BILLED=MODEL"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let bad = work.run(
+        &[
+            "reconcile",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--file",
+            &cur_path,
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        text(&bad.stderr).contains("reconcile it with provider `bedrock`"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

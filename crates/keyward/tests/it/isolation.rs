@@ -77,6 +77,12 @@ fn routes() -> Vec<Route> {
         route(Method::GET, "/admin/v1/tenants/{tenant}/audit", None, false),
         route(
             Method::POST,
+            "/admin/v1/tenants/{tenant}/reconciliations",
+            Some(json!({"provider": "openai", "exports": [{"data": []}]})),
+            false,
+        ),
+        route(
+            Method::POST,
             "/admin/v1/tenants/{tenant}/credentials",
             Some(
                 json!({"provider": "openai", "label": "planted", "secret": "sk-planted-0123456789abc"}),

@@ -21,4 +21,5 @@ mod harness;
 mod inference;
 mod isolation;
 mod ledger;
+mod reconcile;
 mod tidy;

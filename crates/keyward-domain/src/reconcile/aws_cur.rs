@@ -1,0 +1,363 @@
+//! Bedrock lines of an AWS Cost and Usage Report, legacy (`lineItem/UsageType`) or CUR 2.0 /
+//! Data Exports (`line_item_usage_type`) CSV, columns matched by name.
+//!
+//! A CUR has no per-request lines and no model-id column. Each Bedrock token line is read as
+//! (UTC day, model, token kind): the model from the resource ARN when resource ids are on, else
+//! the usage type's model segment (`USE1-Claude4.6Sonnet-input-tokens` → `Claude4.6Sonnet`),
+//! else the product name; names that are not model ids need the model map. Token kind from
+//! the usage type (cache read, cache write, input, output, tested in that order); tokens are
+//! `UsageAmount` × the `pricing/unit` (`1K tokens`, `1M tokens`, `tokens`); cost is
+//! `UnblendedCost`. Tax, credits, refunds and other services' lines are skipped; Bedrock lines
+//! that are not tokens are unattributed cost.
+
+use super::decimal::{count, scaled};
+use super::model_name::looks_like_model_id;
+use super::statement::{
+    csv_reason, field, row_location, utc_day, Columns, ExportError, ProviderStatement, TokenCounts,
+};
+
+const USAGE_TYPE: [&str; 2] = ["lineItem/UsageType", "line_item_usage_type"];
+
+pub(super) fn recognises(columns: &Columns) -> bool {
+    columns.find(&USAGE_TYPE).is_some()
+}
+
+#[derive(Clone, Copy)]
+enum TokenKind {
+    CacheRead,
+    CacheWrite,
+    Input,
+    Output,
+}
+
+impl TokenKind {
+    fn of(usage_type: &str) -> Option<Self> {
+        let folded: String = usage_type
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if !folded.contains("token") {
+            return None;
+        }
+        if folded.contains("cacheread") {
+            Some(Self::CacheRead)
+        } else if folded.contains("cachewrite") {
+            Some(Self::CacheWrite)
+        } else if folded.contains("input") {
+            Some(Self::Input)
+        } else if folded.contains("output") {
+            Some(Self::Output)
+        } else {
+            None
+        }
+    }
+
+    fn tokens(self, count: u64) -> TokenCounts {
+        match self {
+            Self::Input => TokenCounts {
+                input: count,
+                ..TokenCounts::default()
+            },
+            Self::CacheRead => TokenCounts {
+                input: count,
+                cached_input: count,
+                ..TokenCounts::default()
+            },
+            Self::CacheWrite => TokenCounts {
+                input: count,
+                cache_write: count,
+                ..TokenCounts::default()
+            },
+            Self::Output => TokenCounts {
+                output: count,
+                ..TokenCounts::default()
+            },
+        }
+    }
+}
+
+struct CurColumns {
+    line_item_type: Option<usize>,
+    start: Option<usize>,
+    product_code: Option<usize>,
+    usage_type: Option<usize>,
+    resource_id: Option<usize>,
+    amount: Option<usize>,
+    cost: Option<usize>,
+    currency: Option<usize>,
+    unit: Option<usize>,
+    product_name: Option<usize>,
+    product_family: Option<usize>,
+    product_model: Option<usize>,
+    product_map: Option<usize>,
+}
+
+impl CurColumns {
+    fn new(columns: &Columns) -> Self {
+        Self {
+            line_item_type: columns.find(&["lineItem/LineItemType", "line_item_line_item_type"]),
+            start: columns.find(&["lineItem/UsageStartDate", "line_item_usage_start_date"]),
+            product_code: columns.find(&["lineItem/ProductCode", "line_item_product_code"]),
+            usage_type: columns.find(&USAGE_TYPE),
+            resource_id: columns.find(&["lineItem/ResourceId", "line_item_resource_id"]),
+            amount: columns.find(&["lineItem/UsageAmount", "line_item_usage_amount"]),
+            cost: columns.find(&["lineItem/UnblendedCost", "line_item_unblended_cost"]),
+            currency: columns.find(&["lineItem/CurrencyCode", "line_item_currency_code"]),
+            unit: columns.find(&["pricing/unit", "pricing_unit"]),
+            product_name: columns.find(&["product/ProductName", "product_product_name"]),
+            product_family: columns.find(&["product/productFamily", "product_product_family"]),
+            product_model: columns.find(&["product/model", "product_model"]),
+            product_map: columns.find(&["product"]),
+        }
+    }
+
+    fn missing(&self) -> Option<&'static str> {
+        [
+            (self.line_item_type, "lineItem/LineItemType"),
+            (self.start, "lineItem/UsageStartDate"),
+            (self.product_code, "lineItem/ProductCode"),
+            (self.amount, "lineItem/UsageAmount"),
+            (self.cost, "lineItem/UnblendedCost"),
+        ]
+        .into_iter()
+        .find_map(|(at, name)| at.is_none().then_some(name))
+    }
+}
+
+pub(super) fn read(
+    statement: &mut ProviderStatement,
+    name: &str,
+    columns: &Columns,
+    csv: &mut csv::Reader<impl std::io::Read>,
+) -> Result<(), ExportError> {
+    let cur = CurColumns::new(columns);
+    if let Some(missing) = cur.missing() {
+        return Err(ExportError::new(
+            name,
+            "line 1",
+            format!("the report has no `{missing}` column (or its CUR 2.0 equivalent)"),
+        ));
+    }
+    for record in csv.records() {
+        let record = record.map_err(|err| ExportError::new(name, "", csv_reason(&err)))?;
+        let at = row_location(&record);
+        let line_item_type = field(&record, cur.line_item_type).unwrap_or("");
+        if !matches!(
+            line_item_type,
+            "Usage" | "SavingsPlanCoveredUsage" | "DiscountedUsage"
+        ) {
+            continue;
+        }
+        let product_map = field(&record, cur.product_map)
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok());
+        let from_map = |key: &str| {
+            product_map
+                .as_ref()
+                .and_then(|map| map.get(key))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let product_name = field(&record, cur.product_name)
+            .map(str::to_owned)
+            .or_else(|| from_map("product_name"));
+        let bedrock = field(&record, cur.product_code) == Some("AmazonBedrock")
+            || field(&record, cur.product_family) == Some("Amazon Bedrock")
+            || product_name
+                .as_deref()
+                .is_some_and(|name| name.ends_with("(Amazon Bedrock Edition)"));
+        if !bedrock {
+            continue;
+        }
+        let day = field(&record, cur.start).and_then(utc_day).ok_or_else(|| {
+            ExportError::new(name, &at, "`lineItem/UsageStartDate` must be a date-time")
+        })?;
+        statement.cover_day(&day);
+        let currency = field(&record, cur.currency).unwrap_or("USD");
+        if currency != "USD" {
+            statement.warn(format!(
+                "costs in `{currency}` are not compared: Keyward's ledger is in USD"
+            ));
+            continue;
+        }
+        let cost = field(&record, cur.cost)
+            .and_then(|text| scaled(text, 6))
+            .and_then(|micro| i64::try_from(micro).ok())
+            .ok_or_else(|| {
+                ExportError::new(
+                    name,
+                    &at,
+                    "`lineItem/UnblendedCost` must be a decimal number",
+                )
+            })?;
+        let usage_type = field(&record, cur.usage_type).unwrap_or("");
+        let Some(kind) = TokenKind::of(usage_type) else {
+            let description = if usage_type.is_empty() {
+                "Bedrock usage without a usage type".to_owned()
+            } else {
+                format!("Bedrock {usage_type}")
+            };
+            statement.add_unattributed(&day, &description, cost);
+            continue;
+        };
+        let model = field(&record, cur.resource_id)
+            .and_then(model_of_arn)
+            .or_else(|| model_of_usage_type(usage_type))
+            .or_else(|| field(&record, cur.product_model).map(str::to_owned))
+            .or_else(|| from_map("model"))
+            .or_else(|| {
+                product_name.as_deref().map(|name| {
+                    name.trim_end_matches("(Amazon Bedrock Edition)")
+                        .trim()
+                        .to_owned()
+                })
+            });
+        let Some(model) = model else {
+            statement.add_unattributed(&day, &format!("Bedrock {usage_type}"), cost);
+            continue;
+        };
+        if !looks_like_model_id(&model) && !statement.is_mapped(&model) {
+            statement.warn(format!(
+                "the report names a model `{model}`, which is not a Bedrock model id: map it with --model-map '{model}=MODEL_ID' (API: model_map)"
+            ));
+        }
+        statement.add_cost(&day, &model, cost);
+        let unit = field(&record, cur.unit).unwrap_or("");
+        let scale = match unit {
+            "1K tokens" => Some(3),
+            "1M tokens" => Some(6),
+            "tokens" | "Tokens" => Some(0),
+            "Units" if usage_type.contains("MP:") => {
+                statement.warn(
+                    "Marketplace (Amazon Bedrock Edition) lines in `Units` are read as millions of tokens; AWS does not document this unit, so check their token counts against the cost"
+                        .to_owned(),
+                );
+                Some(6)
+            }
+            _ => None,
+        };
+        let tokens = scale
+            .and_then(|scale| field(&record, cur.amount).and_then(|amount| count(amount, scale)));
+        match tokens {
+            Some(tokens) => statement.add_tokens(&day, &model, kind.tokens(tokens)),
+            None => {
+                if scale.is_some() {
+                    return Err(ExportError::new(
+                        name,
+                        &at,
+                        "`lineItem/UsageAmount` must be a non-negative decimal number",
+                    ));
+                }
+                statement.warn(format!(
+                    "pricing unit `{unit}` cannot be converted to tokens: those lines' tokens are not compared, their cost is"
+                ));
+                statement.mark_tokens_incomplete(&day, &model);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `…:foundation-model/anthropic.claude-sonnet-4-6` → `anthropic.claude-sonnet-4-6`; also
+/// `inference-profile/…`, `application-inference-profile/…` and `provisioned-model/…`.
+fn model_of_arn(arn: &str) -> Option<String> {
+    if !arn.starts_with("arn:") {
+        return None;
+    }
+    // `arn:aws:bedrock:REGION:ACCOUNT:RESOURCE`; the resource may itself contain `:` (`-v1:0`).
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let (_, id) = resource.split_once('/')?;
+    let id = id.split('/').next()?;
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// `USE1-Claude4.6Sonnet-input-tokens` → `Claude4.6Sonnet`;
+/// `USE1-openai.gpt-oss-120b-mantle-input-tokens-standard` → `openai.gpt-oss-120b`.
+/// Marketplace usage types (`USE1-MP:USE1_InputTokenCount-Units`) name no model.
+fn model_of_usage_type(usage_type: &str) -> Option<String> {
+    if usage_type.contains("MP:") {
+        return None;
+    }
+    let (_, rest) = usage_type.split_once('-')?;
+    let lower = rest.to_ascii_lowercase();
+    let end = ["-mantle-", "-input-", "-output-", "-cache-"]
+        .iter()
+        .filter_map(|marker| lower.find(marker))
+        .min()?;
+    let model = &rest[..end];
+    (!model.is_empty()).then(|| model.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_types_name_model_and_token_kind() {
+        for (usage_type, model) in [
+            ("USE1-Claude4.6Sonnet-input-tokens", Some("Claude4.6Sonnet")),
+            (
+                "USE1-Claude4.6Sonnet-cache-read-input-token-count",
+                Some("Claude4.6Sonnet"),
+            ),
+            (
+                "USE1-Claude4.6Sonnet-output-tokens-cross-region-global",
+                Some("Claude4.6Sonnet"),
+            ),
+            (
+                "USE1-openai.gpt-oss-120b-mantle-input-tokens-standard",
+                Some("openai.gpt-oss-120b"),
+            ),
+            ("EU-Qwen3-32B-output-tokens-batch", Some("Qwen3-32B")),
+            ("USE1-MP:USE1_InputTokenCount-Units", None),
+        ] {
+            assert_eq!(
+                model_of_usage_type(usage_type).as_deref(),
+                model,
+                "{usage_type}"
+            );
+        }
+        let kind = |usage_type| TokenKind::of(usage_type).map(|kind| kind.tokens(1));
+        assert_eq!(
+            kind("USE1-NovaPro-cache-read-input-token-count")
+                .unwrap()
+                .cached_input,
+            1
+        );
+        assert_eq!(
+            kind("USE1-NovaPro-cache-write-input-token-count")
+                .unwrap()
+                .cache_write,
+            1
+        );
+        assert_eq!(
+            kind("USE1-MP:USE1_CacheReadInputTokenCount-Units")
+                .unwrap()
+                .cached_input,
+            1
+        );
+        assert_eq!(
+            kind("USE1-MP:USE1_OutputTokenCount_Global-Units")
+                .unwrap()
+                .output,
+            1
+        );
+        assert_eq!(kind("USE1-Claude4.6Sonnet-input-tokens").unwrap().input, 1);
+        assert!(kind("USE1-ProvisionedThroughput-hours").is_none());
+    }
+
+    #[test]
+    fn resource_arns_name_the_model_or_profile() {
+        assert_eq!(
+            model_of_arn("arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0")
+                .as_deref(),
+            Some("amazon.nova-pro-v1:0")
+        );
+        assert_eq!(
+            model_of_arn("arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-sonnet-4-6")
+                .as_deref(),
+            Some("global.anthropic.claude-sonnet-4-6")
+        );
+        assert_eq!(model_of_arn("i-0abc"), None);
+    }
+}
