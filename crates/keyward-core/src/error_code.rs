@@ -11,6 +11,7 @@ pub enum ErrorCode {
     CredentialDisabled,
     ProviderCredentialRejected,
     BudgetExceeded,
+    RateLimited,
     UpstreamError,
     UpstreamTimeout,
     InvalidRequest,
@@ -27,13 +28,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::InvalidPlatformKey,
         Self::ModelNotAllowed,
         Self::NoCredential,
         Self::CredentialDisabled,
         Self::ProviderCredentialRejected,
         Self::BudgetExceeded,
+        Self::RateLimited,
         Self::UpstreamError,
         Self::UpstreamTimeout,
         Self::InvalidRequest,
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::CredentialDisabled => "credential_disabled",
             Self::ProviderCredentialRejected => "provider_credential_rejected",
             Self::BudgetExceeded => "budget_exceeded",
+            Self::RateLimited => "rate_limited",
             Self::UpstreamError => "upstream_error",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::InvalidRequest => "invalid_request",
@@ -79,7 +82,7 @@ impl ErrorCode {
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::ProviderCredentialRejected => 424,
-            Self::BudgetExceeded => 429,
+            Self::BudgetExceeded | Self::RateLimited => 429,
             Self::UpstreamError | Self::EgressBlocked => 502,
             Self::UpstreamTimeout => 504,
             Self::CredentialUnreadable | Self::LedgerUnavailable | Self::ServiceUnavailable => 503,

@@ -20,6 +20,7 @@ pub enum Actor {
         key: PlatformKeyId,
         department: Option<DepartmentId>,
         models: Option<Vec<String>>,
+        limits: crate::KeyLimits,
     },
 }
 

@@ -93,22 +93,27 @@ pub(crate) fn budget_charge(settlement: &Settlement, reserved: i64) -> i64 {
         // Usage known but unpriced: nothing the price book can count.
         return 0;
     }
-    let may_have_been_billed = match settlement.status.unwrap_or(CallStatus::ProviderError) {
+    if may_have_been_billed(
+        settlement.status.unwrap_or(CallStatus::ProviderError),
+        settlement.http_status,
+    ) {
+        reserved
+    } else {
+        0
+    }
+}
+
+/// Whether the provider may have billed a call that ended so, when its usage is unknown.
+pub(crate) fn may_have_been_billed(status: CallStatus, http_status: Option<u16>) -> bool {
+    match status {
         CallStatus::Ok
         | CallStatus::ClientCancelled
         | CallStatus::Timeout
         | CallStatus::Interrupted
         | CallStatus::Pending => true,
         // A whole error answer is not billed; a stream that broke after a 200 may be.
-        CallStatus::ProviderError => settlement
-            .http_status
-            .is_some_and(|status| (200..300).contains(&status)),
+        CallStatus::ProviderError => http_status.is_some_and(|status| (200..300).contains(&status)),
         CallStatus::Unreachable | CallStatus::EgressBlocked => false,
-    };
-    if may_have_been_billed {
-        reserved
-    } else {
-        0
     }
 }
 

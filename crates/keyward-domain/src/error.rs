@@ -59,6 +59,8 @@ pub enum DomainError {
     ProviderCredentialRejected { label: String },
     #[error("{0}")]
     BudgetExceeded(Box<BudgetRefusal>),
+    #[error("this platform key's limit of {} {} is reached; retry in {} s, or ask your tenant admin to raise it", .0.limit, .0.kind.describe(), .0.retry_after_secs)]
+    RateLimited(crate::RateLimited),
     #[error(
         "the usage ledger cannot record this call, so it was not sent upstream; retry shortly"
     )]
@@ -113,6 +115,7 @@ impl DomainError {
             Self::ProviderCredentialRejected { .. } => ErrorCode::ProviderCredentialRejected,
             Self::LedgerUnavailable => ErrorCode::LedgerUnavailable,
             Self::BudgetExceeded(_) => ErrorCode::BudgetExceeded,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::UpstreamFailed { .. } => ErrorCode::UpstreamError,
             Self::Router(err) => err.code(),
             Self::CallAborted => ErrorCode::Internal,

@@ -30,7 +30,7 @@ use crate::price::Price;
 use crate::{Actor, DomainError, Keyward, TenantScope};
 
 /// The ledger's `endpoint` for credential verification calls.
-const VERIFY_ENDPOINT: &str = "verify";
+pub(crate) const VERIFY_ENDPOINT: &str = "verify";
 
 /// Whether a call may proceed when its ledger row cannot be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +69,7 @@ pub(crate) struct Caller {
     pub department: Option<DepartmentId>,
     pub key_models: Option<Vec<String>>,
     pub department_models: Option<Vec<String>>,
+    pub limits: crate::KeyLimits,
 }
 
 /// Which fallback target answered, when it was not the first.
@@ -182,6 +183,13 @@ impl Keyward {
         let route = prompt.route_request(surface).map_err(RouterError::from)?;
         let caller = self.caller(actor).await?;
         let attempts = self.attempts(&caller, &route.model).await?;
+        if let Err(refused) =
+            self.rate_limiter
+                .admit(caller.key, caller.limits, std::time::Instant::now())
+        {
+            self.metrics.record_rate_limited(caller.tenant.to_string());
+            return Err(DomainError::RateLimited(refused));
+        }
         // The calls run on a tracked task: if the client goes away (and with it this future),
         // the upstream call still finishes and its row is settled, as `client_cancelled`.
         let client_gone = Arc::new(AtomicBool::new(false));
@@ -295,20 +303,28 @@ impl Keyward {
 
     /// Tenant, key and allow-lists of the calling platform key.
     pub(crate) async fn caller(&self, actor: &Actor) -> Result<Caller, DomainError> {
-        let (tenant, key, department, key_models) = match actor {
+        let (tenant, key, department, key_models, limits) = match actor {
             Actor::Member {
                 tenant,
                 key,
                 department,
                 models,
-            } => (*tenant, *key, *department, models.clone()),
+                limits,
+            } => (*tenant, *key, *department, models.clone(), *limits),
             Actor::TenantAdmin { tenant, key } => {
                 let record = self.store.platform_key(*tenant, *key).await?;
+                let limits = record
+                    .as_ref()
+                    .map_or_else(crate::KeyLimits::default, |key| crate::KeyLimits {
+                        rpm: key.rpm_limit,
+                        tpm: key.tpm_limit,
+                    });
                 (
                     *tenant,
                     *key,
                     record.as_ref().and_then(|key| key.department_id),
                     record.and_then(|key| key.models),
+                    limits,
                 )
             }
             Actor::Operator => return Err(DomainError::InvalidPlatformKey),
@@ -327,6 +343,7 @@ impl Keyward {
             department,
             key_models,
             department_models,
+            limits,
         })
     }
 
@@ -484,6 +501,7 @@ impl Keyward {
             secret: opened.secret,
             model: attempt.upstream_model.clone(),
         };
+        let input_estimate = route.input_bytes;
         let reply = self
             .router
             .send(surface, &target, prompt, route, &context.client_headers)
@@ -494,7 +512,7 @@ impl Keyward {
                 let status = failed_status(&err);
                 self.settle(
                     &pending,
-                    Some((price.as_ref(), &attempt.upstream_model)),
+                    Some((price.as_ref(), &attempt.upstream_model, input_estimate)),
                     Settlement {
                         status: Some(status),
                         ..Settlement::default()
@@ -524,7 +542,7 @@ impl Keyward {
                 });
                 self.settle(
                     &pending,
-                    Some((price.as_ref(), &attempt.upstream_model)),
+                    Some((price.as_ref(), &attempt.upstream_model, input_estimate)),
                     settlement,
                 )
                 .await;
@@ -589,7 +607,7 @@ impl Keyward {
                     keyward
                         .settle(
                             &pending,
-                            Some((price.as_ref(), upstream_model.as_str())),
+                            Some((price.as_ref(), upstream_model.as_str(), input_estimate)),
                             settlement,
                         )
                         .await;
@@ -710,10 +728,27 @@ impl Keyward {
     async fn settle(
         &self,
         call: &PendingCall,
-        pricing: Option<(Option<&Price>, &str)>,
+        pricing: Option<(Option<&Price>, &str, u64)>,
         mut settlement: Settlement,
     ) {
-        if let Some((price, model)) = pricing {
+        if let (Some(key), Some((_, _, input_estimate))) = (call.key_id, pricing) {
+            // TPM counts real tokens; a call whose usage never arrived counts its input bytes.
+            let tokens = match (settlement.input_tokens, settlement.output_tokens) {
+                (None, None)
+                    if crate::budget::may_have_been_billed(
+                        settlement.status.unwrap_or(CallStatus::ProviderError),
+                        settlement.http_status,
+                    ) =>
+                {
+                    input_estimate
+                }
+                (None, None) => 0,
+                (input, output) => input.unwrap_or(0).saturating_add(output.unwrap_or(0)),
+            };
+            self.rate_limiter
+                .charge_tokens(key, tokens, std::time::Instant::now());
+        }
+        if let Some((price, model, _)) = pricing {
             match price {
                 Some(price) => price.apply(&mut settlement),
                 None if settlement.input_tokens.is_some() => {

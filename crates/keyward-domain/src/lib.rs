@@ -22,6 +22,7 @@ mod master_key;
 mod metrics;
 mod platform_key;
 mod price;
+mod rate_limit;
 mod reconcile;
 mod route;
 mod tenant;
@@ -55,6 +56,7 @@ pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatu
 pub use metrics::Metrics;
 pub use platform_key::{IssuedPlatformKey, PlatformKeyInput};
 pub use price::{PriceBook, PriceBookError, TenantPriceInput};
+pub use rate_limit::{KeyLimits, LimitKind, RateLimited};
 pub use reconcile::{
     Difference, ExportError, LedgerLine, LineStatus, ProviderLine, ProviderStatement,
     ReconciledLine, Reconciliation, TokenCounts, UnattributedCost,
@@ -92,6 +94,7 @@ pub struct Keyward {
     prices: Arc<PriceBook>,
     default_max_output_tokens: u64,
     alerts: Option<AlertSender>,
+    rate_limiter: Arc<rate_limit::RateLimiter>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -111,6 +114,7 @@ impl Keyward {
             router: parts.router,
             ledger_mode: parts.ledger_mode,
             tasks: TaskTracker::new(),
+            rate_limiter: Arc::default(),
             metrics: Arc::new(Metrics::default()),
             prices: parts.prices,
             default_max_output_tokens: parts.default_max_output_tokens,

@@ -69,6 +69,8 @@ struct Registry {
     alerts_dropped: u64,
     /// Calls refused by a hard budget: tenant → count.
     budget_refusals: BTreeMap<String, u64>,
+    /// Calls refused by a platform key's RPM/TPM limit: tenant → count.
+    rate_limited: BTreeMap<String, u64>,
     /// Calls whose model has no price: (provider, model reported or called).
     unpriced: BTreeMap<(&'static str, String), u64>,
 }
@@ -150,6 +152,12 @@ impl Metrics {
     pub(crate) fn record_budget_refusal(&self, tenant: String) {
         if let Ok(mut registry) = self.registry.lock() {
             *registry.budget_refusals.entry(tenant).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn record_rate_limited(&self, tenant: String) {
+        if let Ok(mut registry) = self.registry.lock() {
+            *registry.rate_limited.entry(tenant).or_default() += 1;
         }
     }
 
@@ -261,6 +269,13 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "keyward_budget_refusals_total{{tenant=\"{tenant}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP keyward_rate_limited_total Calls refused by a platform key's requests- or tokens-per-minute limit.\n# TYPE keyward_rate_limited_total counter\n");
+        for (tenant, count) in &registry.rate_limited {
+            let _ = writeln!(
+                out,
+                "keyward_rate_limited_total{{tenant=\"{tenant}\"}} {count}"
             );
         }
         out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");

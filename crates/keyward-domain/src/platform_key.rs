@@ -16,6 +16,18 @@ const PREFIX: &str = "kw_";
 const LOOKUP_LEN: usize = 12; // 9 random bytes
 const SECRET_LEN: usize = 43; // 32 random bytes
 const KEY_LEN: usize = PREFIX.len() + LOOKUP_LEN + SECRET_LEN;
+const MAX_RPM: u64 = 10_000_000;
+const MAX_TPM: u64 = 100_000_000_000;
+
+fn validate_limit(field: &str, limit: Option<u64>, max: u64) -> Result<Option<u64>, DomainError> {
+    match limit {
+        Some(limit) if limit == 0 || limit > max => Err(DomainError::invalid(
+            field,
+            format!("a whole number from 1 to {max}; omit it for no limit"),
+        )),
+        limit => Ok(limit),
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct PlatformKeyInput {
@@ -27,6 +39,10 @@ pub struct PlatformKeyInput {
     pub department: Option<String>,
     /// RFC 3339.
     pub expires_at: Option<String>,
+    /// Requests per minute; `None`: unlimited.
+    pub rpm_limit: Option<u64>,
+    /// Tokens (input + output) per minute; `None`: unlimited.
+    pub tpm_limit: Option<u64>,
 }
 
 /// A freshly issued key: the only moment its plaintext exists.
@@ -112,6 +128,8 @@ impl Keyward {
             expires_at,
             revoked_at: None,
             created_at: now,
+            rpm_limit: validate_limit("rpm_limit", input.rpm_limit, MAX_RPM)?,
+            tpm_limit: validate_limit("tpm_limit", input.tpm_limit, MAX_TPM)?,
         };
         self.store.insert_platform_key(&record).await?;
         tracing::info!(tenant = %scope.tenant(), key = %record.id, role = role.as_str(), "platform key issued");
@@ -145,6 +163,41 @@ impl Keyward {
         tracing::info!(tenant = %scope.tenant(), key = %id, "platform key revoked");
         self.audit(scope, "key.revoke", &id.to_string(), serde_json::json!({}))
             .await;
+        self.store
+            .platform_key(scope.tenant(), id)
+            .await?
+            .ok_or(DomainError::NotFound {
+                what: "platform key",
+            })
+    }
+
+    /// Sets or clears a key's per-minute limits; they apply from the key's next request.
+    pub async fn set_platform_key_limits(
+        &self,
+        scope: &TenantScope,
+        id: PlatformKeyId,
+        rpm_limit: Option<u64>,
+        tpm_limit: Option<u64>,
+    ) -> Result<PlatformKeyRecord, DomainError> {
+        let rpm_limit = validate_limit("rpm_limit", rpm_limit, MAX_RPM)?;
+        let tpm_limit = validate_limit("tpm_limit", tpm_limit, MAX_TPM)?;
+        if !self
+            .store
+            .set_platform_key_limits(scope.tenant(), id, rpm_limit, tpm_limit)
+            .await?
+        {
+            return Err(DomainError::NotFound {
+                what: "platform key",
+            });
+        }
+        tracing::info!(tenant = %scope.tenant(), key = %id, "platform key limits set");
+        self.audit(
+            scope,
+            "key.limits",
+            &id.to_string(),
+            serde_json::json!({"rpm_limit": rpm_limit, "tpm_limit": tpm_limit}),
+        )
+        .await;
         self.store
             .platform_key(scope.tenant(), id)
             .await?
@@ -197,6 +250,10 @@ impl Keyward {
                 key: record.id,
                 department: record.department_id,
                 models: record.models,
+                limits: crate::KeyLimits {
+                    rpm: record.rpm_limit,
+                    tpm: record.tpm_limit,
+                },
             },
         })
     }

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub param: Option<String>,
+    /// Seconds for a `retry-after` header (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -31,6 +34,7 @@ impl ApiError {
             code: ErrorCode::InvalidRequest,
             message: message.into(),
             param: Some(param.into()),
+            retry_after: None,
         }
     }
 }
@@ -40,6 +44,10 @@ impl From<DomainError> for ApiError {
         let code = err.code();
         let param = match &err {
             DomainError::InvalidInput { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        let retry_after = match &err {
+            DomainError::RateLimited(refused) => Some(refused.retry_after_secs),
             _ => None,
         };
         let message = match code {
@@ -63,6 +71,7 @@ impl From<DomainError> for ApiError {
             code,
             message,
             param,
+            retry_after,
         }
     }
 }
@@ -79,8 +88,18 @@ impl IntoResponse for ApiError {
                 "code": self.code.as_str(),
             }
         });
-        (status, Json(body)).into_response()
+        with_retry_after((status, Json(body)).into_response(), self.retry_after)
     }
+}
+
+/// Adds `retry-after` (whole seconds) when the error has one.
+pub(crate) fn with_retry_after(mut response: Response, retry_after: Option<u64>) -> Response {
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }
 
 pub(crate) async fn not_found_fallback() -> ApiError {

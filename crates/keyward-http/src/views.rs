@@ -95,6 +95,10 @@ pub struct KeyView {
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
     pub created_at: String,
+    /// Requests per minute; `null`: unlimited.
+    pub rpm_limit: Option<u64>,
+    /// Tokens (input + output) per minute; `null`: unlimited.
+    pub tpm_limit: Option<u64>,
 }
 
 impl From<PlatformKeyRecord> for KeyView {
@@ -117,6 +121,8 @@ impl From<PlatformKeyRecord> for KeyView {
             expires_at: key.expires_at.map(|at| at.to_rfc3339()),
             revoked_at: key.revoked_at.map(|at| at.to_rfc3339()),
             created_at: key.created_at.to_rfc3339(),
+            rpm_limit: key.rpm_limit,
+            tpm_limit: key.tpm_limit,
         }
     }
 }

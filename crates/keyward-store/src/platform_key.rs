@@ -47,6 +47,10 @@ pub struct PlatformKeyRecord {
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// Requests per minute this key may make; `None`: unlimited.
+    pub rpm_limit: Option<u64>,
+    /// Tokens (input + output) per minute; `None`: unlimited.
+    pub tpm_limit: Option<u64>,
 }
 
 pub type NewPlatformKey = PlatformKeyRecord;
@@ -65,6 +69,8 @@ struct PlatformKeyRow {
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
     created_at: i64,
+    rpm_limit: Option<i64>,
+    tpm_limit: Option<i64>,
 }
 
 impl TryFrom<PlatformKeyRow> for PlatformKeyRecord {
@@ -89,17 +95,27 @@ impl TryFrom<PlatformKeyRow> for PlatformKeyRecord {
             expires_at: row.expires_at.map(Timestamp::from_unix_millis),
             revoked_at: row.revoked_at.map(Timestamp::from_unix_millis),
             created_at: Timestamp::from_unix_millis(row.created_at),
+            rpm_limit: row
+                .rpm_limit
+                .map(u64::try_from)
+                .transpose()
+                .map_err(|_| corrupt("rpm_limit"))?,
+            tpm_limit: row
+                .tpm_limit
+                .map(u64::try_from)
+                .transpose()
+                .map_err(|_| corrupt("tpm_limit"))?,
         })
     }
 }
 
 const COLUMNS: &str = "id, tenant_id, lookup, key_hash, display_prefix, name, role, models, \
-                       department_id, expires_at, revoked_at, created_at";
+                       department_id, expires_at, revoked_at, created_at, rpm_limit, tpm_limit";
 
 impl Store {
     pub async fn insert_platform_key(&self, key: &NewPlatformKey) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "INSERT INTO platform_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO platform_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(key.id.to_string())
         .bind(key.tenant_id.to_string())
@@ -113,6 +129,8 @@ impl Store {
         .bind(key.expires_at.map(Timestamp::unix_millis))
         .bind(key.revoked_at.map(Timestamp::unix_millis))
         .bind(key.created_at.unix_millis())
+        .bind(key.rpm_limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX)))
+        .bind(key.tpm_limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX)))
         .execute(&self.pool)
         .await
         .map_err(|err| StoreError::from_write(err, "platform key", "lookup prefix"))?;
@@ -199,6 +217,27 @@ impl Store {
              WHERE tenant_id = $2 AND id = $3",
         )
         .bind(at.unix_millis())
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Sets a key's per-minute limits (`None`: unlimited); false when there is no such key.
+    pub async fn set_platform_key_limits(
+        &self,
+        tenant: TenantId,
+        id: PlatformKeyId,
+        rpm_limit: Option<u64>,
+        tpm_limit: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE platform_keys SET rpm_limit = $1, tpm_limit = $2
+             WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(rpm_limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX)))
+        .bind(tpm_limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX)))
         .bind(tenant.to_string())
         .bind(id.to_string())
         .execute(&self.pool)

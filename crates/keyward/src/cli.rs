@@ -236,6 +236,12 @@ enum ApikeyCommand {
         /// RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z.
         #[arg(long)]
         expires_at: Option<String>,
+        /// Requests per minute (default: unlimited).
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens (input + output) per minute (default: unlimited).
+        #[arg(long)]
+        tpm: Option<u64>,
     },
     /// List a tenant's platform keys (prefixes only).
     List {
@@ -244,6 +250,16 @@ enum ApikeyCommand {
     },
     /// Revoke a platform key.
     Revoke { id: String },
+    /// Set a key's per-minute limits; an omitted limit is removed.
+    Limits {
+        id: String,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u64>,
+        /// Tokens (input + output) per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -566,6 +582,8 @@ async fn apikey(keyward: &Keyward, output: &Output, command: ApikeyCommand) -> a
             models,
             department,
             expires_at,
+            rpm,
+            tpm,
         } => {
             let scope = scope_of(keyward, &tenant).await?;
             let input = PlatformKeyInput {
@@ -574,6 +592,8 @@ async fn apikey(keyward: &Keyward, output: &Output, command: ApikeyCommand) -> a
                 models,
                 department,
                 expires_at,
+                rpm_limit: rpm,
+                tpm_limit: tpm,
             };
             let issued = IssuedKeyView::from(keyward.issue_platform_key(&scope, input).await?);
             let table = Table::new(vec!["ID", "KEY"])
@@ -590,23 +610,39 @@ async fn apikey(keyward: &Keyward, output: &Output, command: ApikeyCommand) -> a
             output.emit(&list(views), || table)
         }
         ApikeyCommand::Revoke { id } => {
-            let id: keyward_core::PlatformKeyId = id.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "`{id}` is not a platform key id; see `keyward apikey list --tenant T`"
-                )
-            })?;
-            let tenant = keyward.platform_key_tenant(id).await?;
-            let scope = keyward.scope(&Actor::Operator, tenant).await?;
+            let (scope, id) = key_scope(keyward, &id).await?;
             let view = KeyView::from(keyward.revoke_platform_key(&scope, id).await?);
+            let table = key_table(std::slice::from_ref(&view));
+            output.emit(&view, || table)
+        }
+        ApikeyCommand::Limits { id, rpm, tpm } => {
+            let (scope, id) = key_scope(keyward, &id).await?;
+            let view = KeyView::from(
+                keyward
+                    .set_platform_key_limits(&scope, id, rpm, tpm)
+                    .await?,
+            );
             let table = key_table(std::slice::from_ref(&view));
             output.emit(&view, || table)
         }
     }
 }
 
+/// The operator's scope over the tenant owning key `id`.
+async fn key_scope(
+    keyward: &Keyward,
+    id: &str,
+) -> anyhow::Result<(TenantScope, keyward_core::PlatformKeyId)> {
+    let id: keyward_core::PlatformKeyId = id.parse().map_err(|_| {
+        anyhow::anyhow!("`{id}` is not a platform key id; see `keyward apikey list --tenant T`")
+    })?;
+    let tenant = keyward.platform_key_tenant(id).await?;
+    Ok((keyward.scope(&Actor::Operator, tenant).await?, id))
+}
+
 fn key_table(keys: &[KeyView]) -> Table {
     Table::new(vec![
-        "ID", "PREFIX", "NAME", "ROLE", "STATUS", "MODELS", "CREATED",
+        "ID", "PREFIX", "NAME", "ROLE", "STATUS", "MODELS", "RPM", "TPM", "CREATED",
     ])
     .rows(keys.iter().map(|key| {
         vec![
@@ -616,6 +652,8 @@ fn key_table(keys: &[KeyView]) -> Table {
             key.role.clone(),
             key.status.clone(),
             or_dash(key.models.as_ref().map(|models| models.join(","))),
+            or_dash(key.rpm_limit),
+            or_dash(key.tpm_limit),
             key.created_at.clone(),
         ]
     }))

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use keyward_core::timestamp::DAY_MILLIS;
 use keyward_core::Timestamp;
-use keyward_store::{CallRecord, CallStatus};
+use keyward_store::CallRecord;
 
 pub use statement::{ExportError, ProviderLine, ProviderStatement, TokenCounts};
 
@@ -116,17 +116,11 @@ impl Reconciliation {
     }
 }
 
-/// Whether the provider may have billed a call whose usage the ledger lacks.
+/// Whether the provider may have billed a call whose usage the ledger lacks. Credential
+/// verifications (a free model listing) are not model calls.
 fn possibly_billed(call: &CallRecord) -> bool {
-    match call.status {
-        CallStatus::ClientCancelled
-        | CallStatus::Timeout
-        | CallStatus::Interrupted
-        | CallStatus::Pending => true,
-        // A stream that broke off after its 200.
-        CallStatus::ProviderError => call.http_status == Some(200),
-        CallStatus::Ok | CallStatus::Unreachable | CallStatus::EgressBlocked => false,
-    }
+    call.endpoint != crate::inference::VERIFY_ENDPOINT
+        && crate::budget::may_have_been_billed(call.status, call.http_status)
 }
 
 fn signed(value: u64) -> i64 {

@@ -28,6 +28,20 @@ pub(crate) struct IssueKey {
     department: Option<String>,
     /// RFC 3339 expiry.
     expires_at: Option<String>,
+    /// Requests per minute this key may make (extension; omit for no limit). Over it, calls
+    /// get 429 `rate_limited` with `retry-after`.
+    rpm_limit: Option<u64>,
+    /// Tokens (input + output) per minute (extension; omit for no limit).
+    tpm_limit: Option<u64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyLimits {
+    /// Requests per minute; `null` or absent: unlimited.
+    rpm_limit: Option<u64>,
+    /// Tokens (input + output) per minute; `null` or absent: unlimited.
+    tpm_limit: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -53,6 +67,8 @@ pub(crate) async fn issue(
         models: body.models,
         department: body.department,
         expires_at: body.expires_at,
+        rpm_limit: body.rpm_limit,
+        tpm_limit: body.tpm_limit,
     };
     let issued = state.keyward.issue_platform_key(&scope, input).await?;
     Ok((StatusCode::CREATED, Json(IssuedKeyView::from(issued))))
@@ -89,6 +105,31 @@ pub(crate) async fn revoke(
     let key = state
         .keyward
         .revoke_platform_key(&scope, path_id(&id, "platform key")?)
+        .await?;
+    Ok(Json(key.into()))
+}
+
+/// Set or clear a key's requests- and tokens-per-minute limits (extension); they apply from
+/// the key's next call.
+#[utoipa::path(put, path = "/admin/v1/tenants/{tenant}/keys/{id}/limits", tag = "keys",
+    params(("tenant" = String, Path, description = "tenant id"), ("id" = String, Path, description = "platform key id")),
+    request_body = KeyLimits,
+    responses((status = 200, body = KeyView), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn set_limits(
+    State(state): State<AppState>,
+    AdminActor(actor): AdminActor,
+    Path((tenant, id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<KeyLimits>,
+) -> Result<Json<KeyView>, ApiError> {
+    let scope = tenant_scope(&state, &actor, &tenant).await?;
+    let key = state
+        .keyward
+        .set_platform_key_limits(
+            &scope,
+            path_id(&id, "platform key")?,
+            body.rpm_limit,
+            body.tpm_limit,
+        )
         .await?;
     Ok(Json(key.into()))
 }

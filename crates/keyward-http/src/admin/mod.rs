@@ -60,6 +60,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::put))
         .routes(routes!(routes::list))
         .routes(routes!(keys::revoke))
+        .routes(routes!(keys::set_limits))
         .routes(routes!(masterkey::status))
         .routes(routes!(masterkey::rotate))
         .routes(routes!(budgets::put, budgets::list))

@@ -55,7 +55,10 @@ impl IntoResponse for SurfaceError {
                     "type": "error",
                     "error": {"type": code.anthropic_type(), "message": self.error.message, "code": code.as_str()},
                 });
-                (status, Json(body)).into_response()
+                crate::error::with_retry_after(
+                    (status, Json(body)).into_response(),
+                    self.error.retry_after,
+                )
             }
         }
     }

@@ -753,7 +753,10 @@ fn reconcile_reads_a_bedrock_cost_and_usage_report_and_fails_on_a_difference() {
     let cur = work.path().join("cur.csv");
     std::fs::write(&cur, fixture("aws-cur-bedrock.csv")).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = format!("sqlite://{}", work.path().join("keyward-data/keyward.db").display());
+    let url = format!(
+        "sqlite://{}",
+        work.path().join("keyward-data/keyward.db").display()
+    );
     let store = runtime.block_on(keyward_store::Store::open(&url)).unwrap();
     let bedrock = ProviderId::Bedrock;
     // Called through a US inference profile and by versioned id: the report's ARNs name the

@@ -76,6 +76,12 @@ fn routes() -> Vec<Route> {
         ),
         route(Method::GET, "/admin/v1/tenants/{tenant}/audit", None, false),
         route(
+            Method::PUT,
+            "/admin/v1/tenants/{tenant}/keys/{key}/limits",
+            Some(json!({"rpm_limit": 1})),
+            false,
+        ),
+        route(
             Method::POST,
             "/admin/v1/tenants/{tenant}/reconciliations",
             Some(json!({"provider": "openai", "exports": [{"data": []}]})),

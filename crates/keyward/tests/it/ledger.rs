@@ -390,3 +390,123 @@ async fn admin_actions_land_in_the_hash_chained_audit_log_without_secrets() {
     let again = setup.admin(Method::GET, "/audit", None).await;
     assert_eq!(again["data"].as_array().unwrap().len(), 4);
 }
+
+#[tokio::test]
+async fn per_key_rpm_and_tpm_limits_answer_429_with_retry_after_before_any_upstream_call() {
+    let setup = setup(&[]).await;
+    let keys = format!("/admin/v1/tenants/{}/keys", setup.tenant);
+    let issue = |body: Value| {
+        let app = &setup.app;
+        let keys = keys.clone();
+        async move {
+            let response = app
+                .operator(Method::POST, &keys)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            let issued: Value = response.json().await.unwrap();
+            (
+                issued["id"].as_str().unwrap().to_owned(),
+                issued["key"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let call = |key: String, path: &'static str| {
+        let app = &setup.app;
+        async move {
+            let body = if path == "/v1/messages" {
+                json!({"model": "team-openai/gpt-4o-mini", "max_tokens": 6, "messages": [{"role": "user", "content": "hi"}]})
+            } else {
+                json!({"model": "team-openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+            };
+            app.with_key(&key, Method::POST, path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Three requests a minute: the fourth is refused on both API shapes, with retry-after.
+    let (rpm_id, rpm_key) = issue(json!({"role": "member", "rpm_limit": 3})).await;
+    for _ in 0..3 {
+        assert_eq!(
+            call(rpm_key.clone(), "/v1/chat/completions").await.status(),
+            200
+        );
+    }
+    let refused = call(rpm_key.clone(), "/v1/chat/completions").await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((19..=20).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("3 requests per minute"));
+    let refused = call(rpm_key.clone(), "/v1/messages").await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(setup.app.mock.calls(&setup.secret), 3);
+
+    // Raising the limit takes effect on the next request, without a new key.
+    let raised = setup
+        .admin(
+            Method::PUT,
+            &format!("/keys/{rpm_id}/limits"),
+            Some(json!({"rpm_limit": 100})),
+        )
+        .await;
+    assert_eq!(raised["rpm_limit"], 100);
+    assert_eq!(raised["tpm_limit"], Value::Null);
+    assert_eq!(call(rpm_key, "/v1/chat/completions").await.status(), 200);
+
+    // Twenty tokens a minute: each mock call is 1 input + 6 output tokens, so the third call
+    // leaves the key in debt and the fourth waits.
+    let (_, tpm_key) = issue(json!({"role": "member", "tpm_limit": 20})).await;
+    for _ in 0..3 {
+        assert_eq!(
+            call(tpm_key.clone(), "/v1/chat/completions").await.status(),
+            200
+        );
+    }
+    let refused = call(tpm_key, "/v1/chat/completions").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("20 tokens per minute"),
+        "{body}"
+    );
+    assert_eq!(setup.app.mock.calls(&setup.secret), 7);
+
+    // A limit of 0 is refused with the field named; the change is audited.
+    let response = setup
+        .app
+        .operator(Method::PUT, &format!("{keys}/{rpm_id}/limits"))
+        .json(&json!({"rpm_limit": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let audit = setup.admin(Method::GET, "/audit", None).await;
+    assert!(audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|entry| entry["action"] == "key.limits" && entry["details"]["rpm_limit"] == 100));
+}
