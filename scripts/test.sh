@@ -28,7 +28,7 @@ cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
-cargo test --workspace --locked
+scripts/with-postgres.sh cargo test --workspace --locked
 
 # The official OpenAI and Anthropic Python SDKs against the real binaries (tests/sdk).
 log "SDK compatibility suite"

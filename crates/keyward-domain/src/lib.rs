@@ -18,6 +18,7 @@ mod credential;
 mod department;
 mod error;
 mod inference;
+pub mod instance;
 mod master_key;
 mod metrics;
 mod platform_key;
@@ -95,6 +96,7 @@ pub struct Keyward {
     default_max_output_tokens: u64,
     alerts: Option<AlertSender>,
     rate_limiter: Arc<rate_limit::RateLimiter>,
+    instance: Arc<instance::Instance>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -107,8 +109,13 @@ impl Keyward {
     /// Checks the keyring against the keys this database was sealed with (fail fast on a wrong
     /// or missing key) and returns the facade.
     pub async fn start(parts: Parts) -> Result<Self, DomainError> {
+        let instance = instance::Instance {
+            id: keyward_core::RequestId::generate().to_string().into(),
+            host: instance::host_name(),
+        };
         let keyward = Self {
-            store: parts.store,
+            store: parts.store.for_instance(&instance.id),
+            instance: Arc::new(instance),
             vault: parts.vault,
             egress: parts.egress,
             router: parts.router,
@@ -121,22 +128,8 @@ impl Keyward {
             alerts: parts.alerts,
         };
         keyward.verify_master_keys().await?;
+        keyward.register_instance().await?;
         Ok(keyward)
-    }
-
-    /// Marks calls left `pending` by a server that stopped mid-call as `interrupted`. Run by
-    /// `serve` before it accepts requests — never by CLI commands, which share the store with a
-    /// running server whose calls are legitimately pending. (With several replicas on one
-    /// database this needs per-instance ownership of rows; see the PostgreSQL issue.)
-    pub async fn interrupt_abandoned_calls(&self) -> Result<u64, DomainError> {
-        let interrupted = self
-            .store
-            .interrupt_pending_calls(keyward_core::Timestamp::now())
-            .await?;
-        if interrupted > 0 {
-            tracing::warn!(calls = interrupted, "calls left pending by an earlier server marked interrupted; reconcile them against the provider");
-        }
-        Ok(interrupted)
     }
 
     pub fn store(&self) -> &Store {

@@ -193,7 +193,7 @@ impl Store {
 
 /// The settled cost the ledger holds for a budget's scope in a window.
 async fn recorded_cost(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     budget: &BudgetRecord,
     window: &Window,
 ) -> Result<i64, StoreError> {

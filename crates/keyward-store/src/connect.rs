@@ -1,56 +1,123 @@
-//! Opening the database and running the embedded migrations.
+//! Opening the database and running the embedded migrations: SQLite (`sqlite://PATH`, the
+//! embedded default) or PostgreSQL (`postgres://…`, for several replicas on one database).
+//!
+//! Every repository runs the same SQL on both, through sqlx's `Any` driver: the schema is
+//! portable (TEXT ids, BIGINT integers, no booleans) and statements use `$N` parameters.
+//! Each backend has its own migration directory; the two must describe the same schema.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::StoreError;
+
+/// Which database engine a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open the database.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Most connections the pool holds (`store.max_connections`).
+    pub max_connections: u32,
+    /// How long a query waits for a free connection before the store reports unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 /// The database. Cloning is cheap (a pool handle).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+    /// The process that owns the pending rows this handle admits (see `for_instance`).
+    pub(crate) instance: Option<std::sync::Arc<str>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Opens `url` (`sqlite://PATH`), creating the file if needed, and migrates it.
+    /// Opens `url` with the default options.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// Opens `url` (`sqlite://PATH`, creating the file if needed, or `postgres://…`) and
+    /// migrates it.
     ///
     /// SQLite runs in WAL mode with `synchronous = NORMAL`: a committed transaction survives a
     /// crash or kill of the process (what the ledger's durability promise needs); only an OS
-    /// crash or power loss can drop the last commits.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let Some(path) = url.strip_prefix("sqlite://") else {
+    /// crash or power loss can drop the last commits. PostgreSQL commits are durable as its
+    /// server is configured (`synchronous_commit`).
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, connect_url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            // `mode=rwc` creates the file; the pragmas are set on every connection below.
+            (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
             return Err(StoreError::UnsupportedUrl {
                 url: redact_url(url),
             });
         };
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+        let location = match backend {
+            Backend::Sqlite => url.trim_start_matches("sqlite://").to_owned(),
+            Backend::Postgres => redact_url(url),
+        };
+        let connect = connect_url
+            .parse::<AnyConnectOptions>()
             .map_err(|source| StoreError::Open {
-                location: path.to_owned(),
+                location: location.clone(),
                 source,
             })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        connection
+                            .execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                            )
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
             .await
-            .map_err(|source| StoreError::Open {
-                location: path.to_owned(),
-                source,
-            })?;
-        SQLITE_MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(StoreError::Migrate)?;
-        Ok(Self { pool })
+            .map_err(|source| StoreError::Open { location, source })?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self {
+            pool,
+            backend,
+            instance: None,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// A cheap round trip, for readiness checks.
@@ -65,11 +132,12 @@ impl Store {
 }
 
 /// A URL may carry a password (`postgres://user:pw@host`): show scheme and host only.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
+            // Everything up to the last `@` may be credentials (even malformed ones): drop it.
             let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            let host = host.split('/').next().unwrap_or_default();
+            let host = host.split(['/', '?']).next().unwrap_or_default();
             format!("{scheme}://{host}/…")
         }
         None => "(not a URL)".to_owned(),
@@ -85,6 +153,10 @@ mod tests {
         assert_eq!(
             redact_url("postgres://kw:hunter2@db.internal:5432/keyward"),
             "postgres://db.internal:5432/…"
+        );
+        assert_eq!(
+            redact_url("postgres://kw:p%40ss/word@db:5432/keyward?sslmode=require"),
+            "postgres://db:5432/…"
         );
         assert_eq!(redact_url("hunter2"), "(not a URL)");
     }

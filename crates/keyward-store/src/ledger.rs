@@ -252,8 +252,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO ledger (request_id, created_at, tenant_id, key_id, department_id,
                  credential_id, credential_label, provider, endpoint, model_requested, status,
-                 stream, tags, fallback_of, reserved_micro_usd)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14)",
+                 stream, tags, fallback_of, reserved_micro_usd, instance_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)",
         )
         .bind(call.request_id.to_string())
         .bind(call.created_at.unix_millis())
@@ -269,6 +269,7 @@ impl Store {
         .bind(tags)
         .bind(call.fallback_of.map(|id| id.to_string()))
         .bind(call.reserved_micro_usd)
+        .bind(self.instance.as_deref())
         .execute(&mut *tx)
         .await?;
         let budgets: Vec<BudgetRecord> = sqlx::query_as::<_, BudgetRow>(&format!(
@@ -403,13 +404,36 @@ impl Store {
         })
     }
 
-    /// Marks every `pending` row `interrupted` (run at startup, before serving). Their usage is
-    /// unknown, so budgets count each one's whole reservation as spent.
-    pub async fn interrupt_pending_calls(&self, at: Timestamp) -> Result<u64, StoreError> {
-        let pending: Vec<String> =
-            sqlx::query_scalar("SELECT request_id FROM ledger WHERE status = 'pending'")
+    /// Marks `interrupted` the `pending` rows of the given dead instances, and, with
+    /// `include_unowned`, rows written without an owner (by a version before instances). Their
+    /// usage is unknown, so budgets count each one's whole reservation as spent. Each row is
+    /// settled by a conditional update, so two replicas sweeping at once never both release it.
+    pub async fn interrupt_pending_calls(
+        &self,
+        dead_instances: &[String],
+        include_unowned: bool,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut pending: Vec<String> = Vec::new();
+        for instance in dead_instances {
+            pending.extend(
+                sqlx::query_scalar::<_, String>(
+                    "SELECT request_id FROM ledger WHERE status = 'pending' AND instance_id = $1",
+                )
+                .bind(instance)
                 .fetch_all(&self.pool)
-                .await?;
+                .await?,
+            );
+        }
+        if include_unowned {
+            pending.extend(
+                sqlx::query_scalar::<_, String>(
+                    "SELECT request_id FROM ledger WHERE status = 'pending' AND instance_id IS NULL",
+                )
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
         let mut interrupted = 0;
         for request_id in pending {
             let mut tx = self.pool.begin().await?;
@@ -470,7 +494,7 @@ impl Store {
 /// settling UPDATE returned them) out of its budget windows, adding `charge` (or, when `None`,
 /// the whole reservation) to spent. Returns the soft limits crossed by this charge.
 async fn release_reservation(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     request_id: &str,
     (reserved, held): (Option<i64>, Option<String>),
     charge: Option<i64>,

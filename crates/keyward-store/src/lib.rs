@@ -14,6 +14,7 @@ mod connect;
 mod credential;
 mod department;
 mod error;
+mod instance;
 mod ledger;
 mod master_key;
 mod page;
@@ -24,10 +25,11 @@ mod tenant_price;
 
 pub use audit::{verify_chain, AuditRecord, ChainBreak, NewAuditEntry, GENESIS_HASH};
 pub use budget::{BudgetRecord, BudgetScopeKind, WindowSpend};
-pub use connect::Store;
+pub use connect::{redact_url, Backend, Store, StoreOptions};
 pub use credential::{CredentialRecord, CredentialStatus, NewCredential, RewrapCandidate};
 pub use department::DepartmentRecord;
 pub use error::StoreError;
+pub use instance::InstanceRecord;
 pub use ledger::{
     Admission, CallRecord, CallStatus, PendingCall, RoutedRequests, Settled, Settlement,
     SoftLimitCrossed,

@@ -40,7 +40,7 @@ impl Application {
         alerts: Option<AlertReceiver>,
     ) -> anyhow::Result<Self> {
         keyward
-            .interrupt_abandoned_calls()
+            .interrupt_abandoned_calls(true)
             .await
             .context("cannot recover the ledger rows of an earlier run")?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
@@ -97,6 +97,7 @@ impl Application {
             keyward_core::RequestId::generate()
         );
         tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
+        tasks.spawn(instance_upkeep(self.keyward.clone(), stop.clone()));
         if let Some((sender, alerts)) = self.webhook.take() {
             tasks.spawn(sender.run(alerts, stop.clone()));
         }
@@ -133,9 +134,31 @@ impl Application {
         if drained.is_err() {
             tracing::warn!("background tasks did not stop within the shutdown grace");
         }
+        self.keyward.deregister().await;
         self.keyward.store().close().await;
         tracing::info!("keyward stopped");
         Ok(())
+    }
+}
+
+/// Keeps this replica's registration fresh and, every few heartbeats, marks interrupted the
+/// calls of replicas that are gone (see `keyward_domain::instance`).
+async fn instance_upkeep(keyward: Keyward, stop: CancellationToken) {
+    let mut beats: u32 = 0;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(keyward_domain::instance::HEARTBEAT_EVERY) => {}
+        }
+        if let Err(err) = keyward.heartbeat().await {
+            tracing::warn!(error = %err, "instance heartbeat failed; retrying");
+        }
+        beats = beats.wrapping_add(1);
+        if beats.is_multiple_of(3) {
+            if let Err(err) = keyward.interrupt_abandoned_calls(false).await {
+                tracing::warn!(error = %err, "sweep of abandoned calls failed; retrying");
+            }
+        }
     }
 }
 

@@ -302,20 +302,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let keyward = open_keyward(&config, env, alerts).await?;
     let output = Output { format: cli.format };
-    match cli.command {
-        Command::Serve => {
-            let app = Application::build(&config, keyward, alert_receiver).await?;
-            app.run_until_stopped(shutdown_signal()).await
-        }
-        Command::Tenant(command) => tenant(&keyward, &output, command).await,
-        Command::Department(command) => department(&keyward, &output, command).await,
-        Command::Credential(command) => credential(&keyward, &output, command).await,
-        Command::Apikey(command) => apikey(&keyward, &output, command).await,
-        Command::Masterkey(command) => masterkey(&keyward, &output, command).await,
-        Command::Budget(command) => budget(&keyward, &output, command).await,
-        Command::Usage(args) => usage(&keyward, &output, args).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify(&keyward, &output).await,
-        Command::Reconcile(args) => reconcile(&keyward, &output, args).await,
+    if let Command::Serve = cli.command {
+        let app = Application::build(&config, keyward, alert_receiver).await?;
+        return app.run_until_stopped(shutdown_signal()).await;
+    }
+    let result = command(&keyward, &output, cli.command).await;
+    keyward.deregister().await;
+    result
+}
+
+/// One CLI command (not `serve`).
+async fn command(keyward: &Keyward, output: &Output, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => Ok(()),
+        Command::Tenant(command) => tenant(keyward, output, command).await,
+        Command::Department(command) => department(keyward, output, command).await,
+        Command::Credential(command) => credential(keyward, output, command).await,
+        Command::Apikey(command) => apikey(keyward, output, command).await,
+        Command::Masterkey(command) => masterkey(keyward, output, command).await,
+        Command::Budget(command) => budget(keyward, output, command).await,
+        Command::Usage(args) => usage(keyward, output, args).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(keyward, output).await,
+        Command::Reconcile(args) => reconcile(keyward, output, args).await,
     }
 }
 

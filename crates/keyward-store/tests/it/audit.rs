@@ -16,11 +16,10 @@ fn entry(action: String) -> NewAuditEntry {
     }
 }
 
-#[tokio::test]
-async fn concurrent_appends_form_one_chain_and_tampering_breaks_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("kw.db").display());
-    let store = Store::open(&url).await.unwrap();
+keyward_test_db::on_both_backends! {
+async fn concurrent_appends_form_one_chain_and_tampering_breaks_it(db) {
+    let url = db.url();
+    let store = Store::open(url).await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..8 {
         let store = store.clone();
@@ -41,7 +40,8 @@ async fn concurrent_appends_form_one_chain_and_tampering_breaks_it() {
     assert_eq!(verify_chain((0, GENESIS_HASH), &entries), Ok(()));
 
     // The database refuses edits and deletions.
-    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(url).await.unwrap();
     let update = sqlx::query("UPDATE audit_log SET outcome = 'forbidden' WHERE seq = 7")
         .execute(&raw)
         .await;
@@ -52,11 +52,12 @@ async fn concurrent_appends_form_one_chain_and_tampering_breaks_it() {
     assert!(delete.is_err());
 
     // Someone with file access drops the triggers and edits an entry: the chain shows where.
-    sqlx::query("DROP TRIGGER audit_log_no_update")
+    let on_table = if db.is_postgres() { " ON audit_log" } else { "" };
+    sqlx::query(&format!("DROP TRIGGER audit_log_no_update{on_table}"))
         .execute(&raw)
         .await
         .unwrap();
-    sqlx::query("DROP TRIGGER audit_log_no_delete")
+    sqlx::query(&format!("DROP TRIGGER audit_log_no_delete{on_table}"))
         .execute(&raw)
         .await
         .unwrap();
@@ -83,4 +84,5 @@ async fn concurrent_appends_form_one_chain_and_tampering_breaks_it() {
         verify_chain((0, GENESIS_HASH), &entries).unwrap_err().seq,
         9
     );
+}
 }

@@ -10,15 +10,13 @@ use keyward_store::{
 };
 
 struct TestStore {
-    _dir: tempfile::TempDir,
     store: Store,
 }
 
-async fn store() -> TestStore {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("kw.db").display());
-    let store = Store::open(&url).await.unwrap();
-    TestStore { _dir: dir, store }
+async fn store(db: &keyward_test_db::TestDb) -> TestStore {
+    TestStore {
+        store: Store::open(db.url()).await.unwrap(),
+    }
 }
 
 async fn tenant(store: &Store, name: &str) -> TenantId {
@@ -54,9 +52,9 @@ fn credential(tenant: TenantId, label: &str) -> CredentialRecord {
     }
 }
 
-#[tokio::test]
-async fn credentials_are_only_visible_to_their_tenant() {
-    let test = store().await;
+keyward_test_db::on_both_backends! {
+async fn credentials_are_only_visible_to_their_tenant(db) {
+    let test = store(&db).await;
     let acme = tenant(&test.store, "acme").await;
     let globex = tenant(&test.store, "globex").await;
     let record = credential(acme, "team-openai");
@@ -103,9 +101,8 @@ async fn credentials_are_only_visible_to_their_tenant() {
     assert_eq!(loaded.secret, record.secret);
 }
 
-#[tokio::test]
-async fn labels_are_unique_per_tenant_only() {
-    let test = store().await;
+async fn labels_are_unique_per_tenant_only(db) {
+    let test = store(&db).await;
     let acme = tenant(&test.store, "acme").await;
     let globex = tenant(&test.store, "globex").await;
     test.store
@@ -137,9 +134,8 @@ async fn labels_are_unique_per_tenant_only() {
     assert!(matches!(err, StoreError::Conflict { what: "tenant", .. }));
 }
 
-#[tokio::test]
-async fn rotation_reactivates_a_rejected_credential_but_not_a_disabled_one() {
-    let test = store().await;
+async fn rotation_reactivates_a_rejected_credential_but_not_a_disabled_one(db) {
+    let test = store(&db).await;
     let acme = tenant(&test.store, "acme").await;
     let rejected = credential(acme, "rejected");
     let disabled = credential(acme, "disabled");
@@ -176,9 +172,8 @@ async fn rotation_reactivates_a_rejected_credential_but_not_a_disabled_one() {
     assert_eq!(status(disabled.id).await.status, CredentialStatus::Disabled);
 }
 
-#[tokio::test]
-async fn swap_writes_only_over_the_expected_blob() {
-    let test = store().await;
+async fn swap_writes_only_over_the_expected_blob(db) {
+    let test = store(&db).await;
     let acme = tenant(&test.store, "acme").await;
     let record = credential(acme, "main");
     test.store.insert_credential(&record).await.unwrap();
@@ -214,9 +209,8 @@ async fn swap_writes_only_over_the_expected_blob() {
     assert_eq!(candidates.len(), 1);
 }
 
-#[tokio::test]
-async fn pages_follow_the_cursor_without_gaps_or_repeats() {
-    let test = store().await;
+async fn pages_follow_the_cursor_without_gaps_or_repeats(db) {
+    let test = store(&db).await;
     let mut created = Vec::new();
     for index in 0..7 {
         created.push(tenant(&test.store, &format!("tenant-{index}")).await);
@@ -237,9 +231,8 @@ async fn pages_follow_the_cursor_without_gaps_or_repeats() {
     assert_eq!(seen, created);
 }
 
-#[tokio::test]
-async fn only_one_runner_holds_a_rewrap_lease() {
-    let test = store().await;
+async fn only_one_runner_holds_a_rewrap_lease(db) {
+    let test = store(&db).await;
     let now = Timestamp::now();
     let later = Timestamp::from_unix_millis(now.unix_millis() + 30_000);
     test.store
@@ -286,9 +279,8 @@ async fn only_one_runner_holds_a_rewrap_lease() {
 
 // Regression (review of session 1): a 401 for a secret the tenant had just rotated away marked
 // the new credential rejected; a 401 could also overwrite a disable.
-#[tokio::test]
-async fn a_rejection_marks_only_an_active_credential_still_holding_that_secret() {
-    let test = store().await;
+async fn a_rejection_marks_only_an_active_credential_still_holding_that_secret(db) {
+    let test = store(&db).await;
     let acme = tenant(&test.store, "acme").await;
     let record = credential(acme, "main");
     test.store.insert_credential(&record).await.unwrap();
@@ -340,4 +332,5 @@ async fn a_rejection_marks_only_an_active_credential_still_holding_that_secret()
         .unwrap()
         .unwrap();
     assert_eq!(current.status, CredentialStatus::RejectedByProvider);
+}
 }

@@ -35,12 +35,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("keyward-vault", &["keyward-core"]),
     ("keyward-core", &[]),
     ("keyward-mock-provider", &[]),
+    // Test support only (a dev-dependency): a fresh SQLite or PostgreSQL database per test.
+    ("keyward-test-db", &[]),
 ];
 
 /// Third-party crates that belong to exactly one layer.
 const EXCLUSIVE: &[(&str, &[&str])] = &[
     ("axum", &["keyward-http", "keyward-mock-provider"]),
-    ("sqlx", &["keyward-store"]),
+    ("sqlx", &["keyward-store", "keyward-test-db"]),
     ("aes-gcm", &["keyward-vault"]),
 ];
 
