@@ -10,7 +10,9 @@
 # with fsync off — a test cluster, not a database to keep. The command gets
 #   KEYWARD_TEST_POSTGRES_URL      postgres://postgres@127.0.0.1:PORT/postgres
 #   KEYWARD_TEST_REQUIRE_POSTGRES  1   (PostgreSQL tests fail rather than skip)
-#   KEYWARD_TEST_PG_CTL            a command that stops/starts this server (fault tests)
+#   KEYWARD_TEST_FAULT_POSTGRES_URL, KEYWARD_TEST_FAULT_PG_CTL
+#                                  a second server, and a command that stops/starts it, for
+#                                  the database-outage tests (the shared one stays up)
 set -euo pipefail
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -35,6 +37,18 @@ if ! bindir="$(pg_bin)"; then
   fi
 fi
 
+# python3 picks a free port.
+if ! command -v python3 >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing python3"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+  else
+    echo "error: python3 not found; install it" >&2
+    exit 1
+  fi
+fi
+
 # As root, run the server as the package's unprivileged user (PostgreSQL refuses root).
 as_db_user=()
 if [ "$(id -u)" -eq 0 ]; then
@@ -42,30 +56,43 @@ if [ "$(id -u)" -eq 0 ]; then
   as_db_user=(runuser -u postgres --)
 fi
 
-cluster="$(mktemp -d /tmp/keyward-pg.XXXXXX)"
-chmod 700 "$cluster"
-[ "${#as_db_user[@]}" -gt 0 ] && chown postgres "$cluster"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-
+clusters=()
 cleanup() {
-  "${as_db_user[@]}" "$bindir/pg_ctl" -D "$cluster/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$cluster"
+  local cluster
+  for cluster in "${clusters[@]}"; do
+    "${as_db_user[@]}" "$bindir/pg_ctl" -D "$cluster/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$cluster"
+  done
 }
 trap cleanup EXIT
 
-log "starting PostgreSQL ($(basename "$(dirname "$bindir")")) on 127.0.0.1:$port"
-"${as_db_user[@]}" "$bindir/initdb" -D "$cluster/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-pg_options="-c listen_addresses=127.0.0.1 -p $port -k $cluster -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500"
-"${as_db_user[@]}" "$bindir/pg_ctl" -D "$cluster/data" -o "$pg_options" -l "$cluster/server.log" -w start >/dev/null
-
-# A helper the fault tests call to stop and start this very server.
-cat > "$cluster/pg-ctl" <<CTL
+# Starts a cluster; sets $url (its maintenance database) and $ctl (a stop/start helper).
+start_cluster() {
+  local cluster port pg_options
+  cluster="$(mktemp -d /tmp/keyward-pg.XXXXXX)"
+  clusters+=("$cluster")
+  chmod 700 "$cluster"
+  if [ "${#as_db_user[@]}" -gt 0 ]; then chown postgres "$cluster"; fi
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  log "starting PostgreSQL ($(basename "$(dirname "$bindir")")) on 127.0.0.1:$port"
+  "${as_db_user[@]}" "$bindir/initdb" -D "$cluster/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+  pg_options="-c listen_addresses=127.0.0.1 -p $port -k $cluster -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500"
+  "${as_db_user[@]}" "$bindir/pg_ctl" -D "$cluster/data" -o "$pg_options" -l "$cluster/server.log" -w start >/dev/null
+  # A helper the fault tests call to stop and start this very server.
+  cat > "$cluster/pg-ctl" <<CTL
 #!/usr/bin/env bash
 exec ${as_db_user[*]} "$bindir/pg_ctl" -D "$cluster/data" -o "$pg_options" -l "$cluster/server.log" -w -m fast "\$@"
 CTL
-chmod 755 "$cluster/pg-ctl"
+  chmod 755 "$cluster/pg-ctl"
+  url="postgres://postgres@127.0.0.1:$port/postgres"
+  ctl="$cluster/pg-ctl"
+}
 
-export KEYWARD_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+# One server shared by the tests, and one that the fault tests stop and start.
+start_cluster
+export KEYWARD_TEST_POSTGRES_URL="$url"
+start_cluster
+export KEYWARD_TEST_FAULT_POSTGRES_URL="$url"
+export KEYWARD_TEST_FAULT_PG_CTL="$ctl"
 export KEYWARD_TEST_REQUIRE_POSTGRES=1
-export KEYWARD_TEST_PG_CTL="$cluster/pg-ctl"
 "$@"

@@ -25,7 +25,7 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("store.url `{url}` is not supported; use sqlite://PATH (PostgreSQL support is not in this build)")]
+    #[error("store.url `{url}` is not supported; use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl { url: String },
     #[error("database migration failed: {0}; the database may be from a newer Keyward version")]
     Migrate(#[source] sqlx::migrate::MigrateError),

@@ -19,6 +19,9 @@ use sqlx::{Connection, Executor};
 
 /// The server URL the test script exports.
 pub const POSTGRES_URL_VAR: &str = "KEYWARD_TEST_POSTGRES_URL";
+/// A second server the outage tests stop and start, and the command that does it.
+pub const FAULT_POSTGRES_URL_VAR: &str = "KEYWARD_TEST_FAULT_POSTGRES_URL";
+pub const FAULT_PG_CTL_VAR: &str = "KEYWARD_TEST_FAULT_PG_CTL";
 /// Set to `1` to fail instead of skipping when no PostgreSQL is available.
 pub const REQUIRE_POSTGRES_VAR: &str = "KEYWARD_TEST_REQUIRE_POSTGRES";
 
@@ -43,20 +46,34 @@ impl TestDb {
     /// # Panics
     /// When PostgreSQL is required but not configured or unreachable: a test failure.
     pub async fn postgres() -> Option<Self> {
-        let Ok(server) = std::env::var(POSTGRES_URL_VAR) else {
+        Self::postgres_on(POSTGRES_URL_VAR).await
+    }
+
+    /// A fresh database on the server reserved for outage tests, and a `pg_ctl` wrapper that
+    /// stops (`stop`) and starts (`start`) that server.
+    pub async fn fault_postgres() -> Option<(Self, String)> {
+        let db = Self::postgres_on(FAULT_POSTGRES_URL_VAR).await?;
+        let ctl = std::env::var(FAULT_PG_CTL_VAR).unwrap_or_else(|_| {
+            panic!("{FAULT_POSTGRES_URL_VAR} is set but {FAULT_PG_CTL_VAR} is not")
+        });
+        Some((db, ctl))
+    }
+
+    async fn postgres_on(variable: &str) -> Option<Self> {
+        let Ok(server) = std::env::var(variable) else {
             assert!(
                 std::env::var(REQUIRE_POSTGRES_VAR).as_deref() != Ok("1"),
-                "{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_URL_VAR} is not set; run scripts/test.sh, which starts PostgreSQL"
+                "{REQUIRE_POSTGRES_VAR}=1 but {variable} is not set; run scripts/test.sh, which starts PostgreSQL"
             );
-            eprintln!("skipping a PostgreSQL test: {POSTGRES_URL_VAR} is not set (scripts/test.sh sets it)");
+            eprintln!(
+                "skipping a PostgreSQL test: {variable} is not set (scripts/test.sh sets it)"
+            );
             return None;
         };
         let name = format!("kw_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&server)
             .await
-            .unwrap_or_else(|err| {
-                panic!("cannot reach the test PostgreSQL at {POSTGRES_URL_VAR}: {err}")
-            });
+            .unwrap_or_else(|err| panic!("cannot reach the test PostgreSQL at {variable}: {err}"));
         admin
             .execute(format!("CREATE DATABASE {name}").as_str())
             .await

@@ -39,7 +39,8 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "server", key: "listen", default: "127.0.0.1:8080", doc: "Address and port to serve on." },
     KeySpec { section: "server", key: "max_body_bytes", default: "10485760", doc: "Largest request body accepted, in bytes (10 MiB); larger bodies get `invalid_request`." },
     KeySpec { section: "server", key: "shutdown_grace", default: "10s", doc: "On SIGTERM/SIGINT, how long in-flight requests may finish before exit." },
-    KeySpec { section: "store", key: "url", default: DEFAULT_STORE_URL, doc: "Database URL. `sqlite://PATH` (WAL mode)." },
+    KeySpec { section: "store", key: "url", default: DEFAULT_STORE_URL, doc: "Database URL: `sqlite://PATH` (one server, WAL mode) or `postgres://USER:PASSWORD@HOST:PORT/DB` (several replicas on one database; `?sslmode=require` for TLS)." },
+    KeySpec { section: "store", key: "max_connections", default: "8", doc: "Most database connections this process holds (per replica, with PostgreSQL: keep replicas × this below the server's `max_connections`)." },
     KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR`, lines `VERSION:BASE64`. The default file is created (0600) if absent." },
     KeySpec { section: "admin", key: "token", default: "", doc: "Operator token for the admin API. Unset: the operator API is off (tenant admin keys still work)." },
     KeySpec { section: "egress", key: "allow_private", default: "", doc: "Comma list of CIDRs (a bare IP means /32 or /128) that credentials' `base_url` may reach although private, loopback or link-local." },
@@ -77,6 +78,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
     pub store_url: String,
+    pub store_max_connections: u32,
     pub master_key_source: String,
     /// Whether `master_key.source` is the default (created if absent).
     pub master_key_is_default: bool,
@@ -319,13 +321,22 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
     let shutdown_grace = parse_duration(value(raw, "server.shutdown_grace"))
         .or_else(|| report.expected("server.shutdown_grace", "a duration such as 10s or 500ms"));
     let store_url = Some(value(raw, "store.url").to_owned())
-        .filter(|url| url.starts_with("sqlite://") && url.len() > "sqlite://".len())
+        .filter(|url| {
+            ["sqlite://", "postgres://", "postgresql://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len())
+        })
         .or_else(|| {
             report.expected(
                 "store.url",
-                "a database URL such as sqlite://./keyward-data/keyward.db",
+                "a database URL such as sqlite://./keyward-data/keyward.db or postgres://keyward@db.internal/keyward",
             )
         });
+    let store_max_connections = value(raw, "store.max_connections")
+        .parse::<u32>()
+        .ok()
+        .filter(|connections| (1..=1000).contains(connections))
+        .or_else(|| report.expected("store.max_connections", "a whole number from 1 to 1000"));
     let master_key_source = Some(value(raw, "master_key.source").to_owned())
         .filter(|source| {
             source
@@ -433,6 +444,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         max_body_bytes: max_body_bytes?,
         shutdown_grace: shutdown_grace?,
         store_url: store_url?,
+        store_max_connections: store_max_connections?,
         master_key_is_default: master_key_source == DEFAULT_MASTER_KEY_SOURCE,
         master_key_source,
         admin_token: admin_token?,

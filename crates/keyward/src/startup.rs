@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use keyward_domain::{AlertSender, Keyward, LedgerMode, Parts, PriceBook};
 use keyward_router::{EgressClient, EgressConfig, Router};
-use keyward_store::Store;
+use keyward_store::{Store, StoreOptions};
 use keyward_vault::{parse_source, EnvLookup, FileSource, MasterKeySource, Vault};
 
 use crate::config::Config;
@@ -18,19 +18,36 @@ pub async fn open_keyward(
     env: EnvLookup,
     alerts: Option<AlertSender>,
 ) -> anyhow::Result<Keyward> {
-    let db_path = sqlite_path(&config.store_url);
-    if let Some(parent) = db_path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        ensure_private_dir(parent)?;
-    }
-    let store = Store::open(&config.store_url).await.with_context(|| {
-        format!(
-            "cannot open the database at {}; check that the directory is writable by Keyward",
-            db_path.display()
-        )
-    })?;
+    let options = StoreOptions {
+        max_connections: config.store_max_connections,
+        ..StoreOptions::default()
+    };
+    let store = if config.store_url.starts_with("sqlite://") {
+        let db_path = sqlite_path(&config.store_url);
+        if let Some(parent) = db_path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            ensure_private_dir(parent)?;
+        }
+        Store::open_with(&config.store_url, &options)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}; check that the directory is writable by Keyward",
+                    db_path.display()
+                )
+            })?
+    } else {
+        Store::open_with(&config.store_url, &options)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the PostgreSQL database at {}; check store.url, that the server is reachable, and the role's privileges",
+                    keyward_store::redact_url(&config.store_url)
+                )
+            })?
+    };
     let initialised = !store.master_keys().await?.is_empty();
     let source = master_key_source(config, env, initialised)?;
     let vault = Vault::load(source)

@@ -70,6 +70,8 @@ pub struct TestApp {
     pub mock: MockHandle,
     /// `http://127.0.0.1:PORT`, the mock's origin.
     pub mock_origin: String,
+    /// The database this app runs on.
+    pub store_url: String,
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     _mock_stop: Option<oneshot::Sender<()>>,
@@ -159,6 +161,7 @@ impl TestApp {
             env.insert((*name).to_owned(), (*value).to_owned());
         }
         env.retain(|_, value| !value.is_empty());
+        let store_url = env["KEYWARD_STORE_URL"].clone();
         let config = Config::from_sources("", Path::new("test.toml"), &env).unwrap();
         let lookup: EnvLookup = Arc::new(|_| None);
         let (alerts, alert_receiver) = match config.webhook {
@@ -184,6 +187,7 @@ impl TestApp {
             dir,
             mock,
             mock_origin,
+            store_url,
             client: reqwest::Client::new(),
             stop: Some(stop),
             _mock_stop: None,
@@ -192,12 +196,7 @@ impl TestApp {
 
     /// The store behind this app, for reading ledger rows.
     pub async fn store(&self) -> keyward_store::Store {
-        keyward_store::Store::open(&format!(
-            "sqlite://{}",
-            self.dir.path().join("keyward.db").display()
-        ))
-        .await
-        .unwrap()
+        keyward_store::Store::open(&self.store_url).await.unwrap()
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

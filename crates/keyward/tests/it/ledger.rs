@@ -13,14 +13,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::TestApp;
 
-struct Setup {
-    app: TestApp,
-    tenant: String,
-    key: String,
-    secret: String,
+pub struct Setup {
+    pub app: TestApp,
+    /// More servers on the same database; calls go round-robin over `app` and these.
+    pub replicas: Vec<TestApp>,
+    next_replica: std::sync::atomic::AtomicUsize,
+    pub tenant: String,
+    pub key: String,
+    pub secret: String,
 }
 
-async fn setup(overrides: &[(&str, &str)]) -> Setup {
+pub async fn setup(overrides: &[(&str, &str)]) -> Setup {
     let app = TestApp::spawn_with(overrides).await;
     let tenant = app.create_tenant("acme").await;
     let secret = format!("sk-mock-{}", RequestId::generate());
@@ -39,6 +42,8 @@ async fn setup(overrides: &[(&str, &str)]) -> Setup {
     let (_, key) = app.issue_key(&tenant, "member").await;
     Setup {
         app,
+        replicas: Vec::new(),
+        next_replica: std::sync::atomic::AtomicUsize::new(0),
         tenant,
         key,
         secret,
@@ -46,7 +51,16 @@ async fn setup(overrides: &[(&str, &str)]) -> Setup {
 }
 
 impl Setup {
-    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+    /// Adds `count` replicas: more servers on the same database and mock.
+    pub async fn with_replicas(mut self, count: usize, overrides: &[(&str, &str)]) -> Self {
+        for _ in 0..count {
+            let replica = self.app.sibling(overrides).await;
+            self.replicas.push(replica);
+        }
+        self
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self
             .app
             .operator(method, &format!("/admin/v1/tenants/{}{path}", self.tenant));
@@ -60,9 +74,17 @@ impl Setup {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     }
 
-    async fn chat(&self, body: &Value) -> reqwest::Response {
-        self.app
-            .with_key(&self.key, Method::POST, "/v1/chat/completions")
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        let turn = self
+            .next_replica
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % (1 + self.replicas.len());
+        let app = if turn == 0 {
+            &self.app
+        } else {
+            &self.replicas[turn - 1]
+        };
+        app.with_key(&self.key, Method::POST, "/v1/chat/completions")
             .json(body)
             .send()
             .await
@@ -72,7 +94,7 @@ impl Setup {
     /// A negotiated rate of $0 input and $1,000 output per million tokens for gpt-4o-mini:
     /// a call with `max_tokens` 6 reserves 6 × 1,000 = 6,000 micro-dollars, and the mock's
     /// six-token reply costs exactly that.
-    async fn set_exact_rate(&self) {
+    pub async fn set_exact_rate(&self) {
         let price = self
             .admin(
                 Method::PUT,
@@ -84,14 +106,19 @@ impl Setup {
     }
 }
 
-fn six_token_call() -> Value {
+pub fn six_token_call() -> Value {
     json!({"model": "team-openai/gpt-4o-mini", "max_tokens": 6,
         "messages": [{"role": "user", "content": "Hello there, mock!"}]})
 }
 
 #[tokio::test]
 async fn a_hard_cap_admits_exactly_the_calls_that_fit_among_200_concurrent_ones() {
-    let setup = setup(&[]).await;
+    a_cap_that_fits_37_calls_admits_exactly_37_of_200(setup(&[]).await).await;
+}
+
+/// 200 concurrent calls (spread over the setup's replicas) against a cap with room for
+/// exactly 37: exactly 37 go upstream, the rest get `budget_exceeded`, spend equals the cap.
+pub async fn a_cap_that_fits_37_calls_admits_exactly_37_of_200(setup: Setup) {
     setup.set_exact_rate().await;
     // Room for exactly 37 calls of 6,000 micro-dollars.
     let budget = setup

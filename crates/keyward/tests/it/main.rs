@@ -22,4 +22,5 @@ mod inference;
 mod isolation;
 mod ledger;
 mod reconcile;
+mod replicas;
 mod tidy;
