@@ -8,9 +8,9 @@
 # unprivileged user (the package's `postgres` user when this runs as root). Only 127.0.0.1 on a
 # free port and a socket in that directory: nothing else on the machine can reach it. It runs
 # with fsync off — a test cluster, not a database to keep. The command gets
-#   KEYWARD_TEST_POSTGRES_URL      postgres://postgres@127.0.0.1:PORT/postgres
-#   KEYWARD_TEST_REQUIRE_POSTGRES  1   (PostgreSQL tests fail rather than skip)
-#   KEYWARD_TEST_FAULT_POSTGRES_URL, KEYWARD_TEST_FAULT_PG_CTL
+#   TEST_PG_URL      postgres://postgres@127.0.0.1:PORT/postgres
+#   TEST_PG_REQUIRED  1   (PostgreSQL tests fail rather than skip)
+#   TEST_FAULT_PG_URL, TEST_FAULT_PG_CTL
 #                                  a second server, and a command that stops/starts it, for
 #                                  the database-outage tests (the shared one stays up)
 set -euo pipefail
@@ -90,9 +90,9 @@ CTL
 
 # One server shared by the tests, and one that the fault tests stop and start.
 start_cluster
-export KEYWARD_TEST_POSTGRES_URL="$url"
+export TEST_PG_URL="$url"
 start_cluster
-export KEYWARD_TEST_FAULT_POSTGRES_URL="$url"
-export KEYWARD_TEST_FAULT_PG_CTL="$ctl"
-export KEYWARD_TEST_REQUIRE_POSTGRES=1
+export TEST_FAULT_PG_URL="$url"
+export TEST_FAULT_PG_CTL="$ctl"
+export TEST_PG_REQUIRED=1
 "$@"

@@ -108,7 +108,9 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        if !already_migrated(&pool, migrator).await {
+            migrator.run(&pool).await.map_err(StoreError::Migrate)?;
+        }
         Ok(Self {
             pool,
             backend,
@@ -129,6 +131,24 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether every embedded migration is applied (same checksum): then a runtime role without
+/// schema privileges can start, since nothing needs creating. Any doubt answers false and the
+/// migrator runs (and reports what it cannot do).
+async fn already_migrated(pool: &AnyPool, migrator: &sqlx::migrate::Migrator) -> bool {
+    let applied: Result<Vec<(i64, Vec<u8>)>, sqlx::Error> =
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await;
+    let Ok(applied) = applied else {
+        return false;
+    };
+    migrator.iter().all(|migration| {
+        applied.iter().any(|(version, checksum)| {
+            *version == migration.version && checksum.as_slice() == &*migration.checksum
+        })
+    })
 }
 
 /// A URL may carry a password (`postgres://user:pw@host`): show scheme and host only.

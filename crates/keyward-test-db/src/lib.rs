@@ -2,9 +2,9 @@
 //!
 //! - SQLite: a file in a temporary directory removed with the [`TestDb`].
 //! - PostgreSQL: a new database on the throwaway server `scripts/test-postgres.sh` starts on
-//!   loopback, named by `KEYWARD_TEST_POSTGRES_URL` (a URL of that server's maintenance
+//!   loopback, named by `TEST_PG_URL` (a URL of that server's maintenance
 //!   database). Without it PostgreSQL tests are skipped with a notice — unless
-//!   `KEYWARD_TEST_REQUIRE_POSTGRES=1` (set by the test script), which turns the skip into a
+//!   `TEST_PG_REQUIRED=1` (set by the test script), which turns the skip into a
 //!   failure so CI cannot pass without PostgreSQL.
 //!
 //! A setup failure panics: this crate runs only inside tests, where a panic is the failure.
@@ -18,12 +18,12 @@ use std::path::Path;
 use sqlx::{Connection, Executor};
 
 /// The server URL the test script exports.
-pub const POSTGRES_URL_VAR: &str = "KEYWARD_TEST_POSTGRES_URL";
+pub const POSTGRES_URL_VAR: &str = "TEST_PG_URL";
 /// A second server the outage tests stop and start, and the command that does it.
-pub const FAULT_POSTGRES_URL_VAR: &str = "KEYWARD_TEST_FAULT_POSTGRES_URL";
-pub const FAULT_PG_CTL_VAR: &str = "KEYWARD_TEST_FAULT_PG_CTL";
+pub const FAULT_POSTGRES_URL_VAR: &str = "TEST_FAULT_PG_URL";
+pub const FAULT_PG_CTL_VAR: &str = "TEST_FAULT_PG_CTL";
 /// Set to `1` to fail instead of skipping when no PostgreSQL is available.
-pub const REQUIRE_POSTGRES_VAR: &str = "KEYWARD_TEST_REQUIRE_POSTGRES";
+pub const REQUIRE_POSTGRES_VAR: &str = "TEST_PG_REQUIRED";
 
 /// One test's database.
 #[derive(Debug)]

@@ -101,7 +101,14 @@ async fn messages(state: State<AppState>, request: Request) -> Response {
 async fn handle(State(state): State<AppState>, request: Request, surface: Surface) -> Response {
     match call(&state, request, surface).await {
         Ok(response) => response,
-        Err(error) => SurfaceError { surface, error }.into_response(),
+        Err(mut error) => {
+            // On a model call, a database that cannot be reached means the call cannot be
+            // recorded: SPEC's `ledger_unavailable`, whichever step noticed it first.
+            if error.code == ErrorCode::ServiceUnavailable {
+                error = ApiError::from(DomainError::LedgerUnavailable);
+            }
+            SurfaceError { surface, error }.into_response()
+        }
     }
 }
 

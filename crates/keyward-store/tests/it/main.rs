@@ -6,3 +6,4 @@
 
 mod audit;
 mod repositories;
+mod roles;
