@@ -273,3 +273,65 @@ async fn a_database_outage_refuses_calls_and_heals_by_itself() {
     assert_eq!(setup.chat(&six_token_call()).await.status(), 200);
     assert_eq!(app.mock.calls(&setup.secret), 2);
 }
+
+#[tokio::test]
+async fn one_rewrap_runs_once_across_three_replicas() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let overrides = [("KEYWARD_STORE_URL", db.url())];
+    let setup = setup(&overrides).await.with_replicas(2, &overrides).await;
+    for index in 0..40 {
+        setup
+            .app
+            .connect_openai(
+                &setup.tenant,
+                &format!("c{index}"),
+                &format!("sk-rewrap-{index}-0123456789abcdef"),
+            )
+            .await;
+    }
+    let started = setup.replicas[1]
+        .operator(Method::POST, "/admin/v1/masterkey/rotate")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    // Every replica's maintenance loop competes for the job; the lease lets one work it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status: Value = setup
+            .app
+            .operator(Method::GET, "/admin/v1/masterkey")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["rewrap"]["state"] == "done" || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["rewrap"]["state"], "done", "{status}");
+    // 41 credentials (the setup's and 40 more), each re-sealed exactly once.
+    assert_eq!(status["rewrap"]["done"], 41, "{status}");
+    assert_eq!(status["rewrap"]["total"], 41, "{status}");
+    assert_eq!(status["rewrap"]["failed"], 0, "{status}");
+    assert_eq!(status["versions"][0]["rows"], 0, "{status}");
+    assert_eq!(status["versions"][1]["rows"], 41, "{status}");
+    // Every replica still opens every credential.
+    for app in [&setup.app, &setup.replicas[0], &setup.replicas[1]] {
+        assert_eq!(
+            app.with_key(&setup.key, Method::POST, "/v1/chat/completions")
+                .json(&six_token_call())
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+}
