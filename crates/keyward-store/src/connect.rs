@@ -44,6 +44,8 @@ pub struct Store {
     backend: Backend,
     /// The process that owns the pending rows this handle admits (see `for_instance`).
     pub(crate) instance: Option<std::sync::Arc<str>>,
+    /// SQLite: the group-commit writer that ledger admissions and settlements go through.
+    pub(crate) writer: Option<std::sync::Arc<crate::group_commit::LedgerWriter>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -111,10 +113,13 @@ impl Store {
         if !already_migrated(&pool, migrator).await {
             migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         }
+        let writer = (backend == Backend::Sqlite)
+            .then(|| std::sync::Arc::new(crate::group_commit::LedgerWriter::start(pool.clone())));
         Ok(Self {
             pool,
             backend,
             instance: None,
+            writer,
         })
     }
 

@@ -245,109 +245,18 @@ impl Store {
     /// would be passed, nothing is written. The ledger insert comes first so the transaction
     /// holds the write lock from its first statement (SQLite) and budget rows are locked by
     /// the conditional updates (PostgreSQL): concurrent admissions serialise on the counters.
+    /// On SQLite the work goes to the group-commit writer (one transaction for many calls).
     pub async fn admit_call(&self, call: &PendingCall) -> Result<Admission, StoreError> {
-        let tags = serde_json::to_string(&call.tags)
-            .map_err(|_| StoreError::corrupt("ledger", "tags", call.request_id))?;
+        if let Some(writer) = &self.writer {
+            return writer.admit(call.clone(), self.instance.clone()).await;
+        }
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO ledger (request_id, created_at, tenant_id, key_id, department_id,
-                 credential_id, credential_label, provider, endpoint, model_requested, status,
-                 stream, tags, fallback_of, reserved_micro_usd, instance_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)",
-        )
-        .bind(call.request_id.to_string())
-        .bind(call.created_at.unix_millis())
-        .bind(call.tenant_id.to_string())
-        .bind(call.key_id.map(|id| id.to_string()))
-        .bind(call.department_id.map(|id| id.to_string()))
-        .bind(call.credential_id.to_string())
-        .bind(&call.credential_label)
-        .bind(call.provider.as_str())
-        .bind(call.endpoint)
-        .bind(&call.model_requested)
-        .bind(i64::from(call.stream))
-        .bind(tags)
-        .bind(call.fallback_of.map(|id| id.to_string()))
-        .bind(call.reserved_micro_usd)
-        .bind(self.instance.as_deref())
-        .execute(&mut *tx)
-        .await?;
-        let budgets: Vec<BudgetRecord> = sqlx::query_as::<_, BudgetRow>(&format!(
-            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1 AND (scope_kind = 'tenant'
-                 OR (scope_kind = 'department' AND scope_id = $2)
-                 OR (scope_kind = 'key' AND scope_id = $3))"
-        ))
-        .bind(call.tenant_id.to_string())
-        .bind(
-            call.department_id
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
-        )
-        .bind(call.key_id.map(|id| id.to_string()).unwrap_or_default())
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(BudgetRecord::try_from)
-        .collect::<Result<_, _>>()?;
-        if budgets.is_empty() {
-            tx.commit().await?;
-            return Ok(Admission::Admitted);
+        let admission = admit_in(&mut tx, call, self.instance.as_deref()).await?;
+        match admission {
+            Admission::Admitted => tx.commit().await?,
+            Admission::OverBudget { .. } => tx.rollback().await?,
         }
-        let mut held = Vec::with_capacity(budgets.len());
-        for budget in budgets {
-            let window = budget.period.window(call.created_at).key;
-            sqlx::query(
-                "INSERT INTO budget_windows (budget_id, window_start, spent_micro_usd,
-                     reserved_micro_usd, soft_alerted) VALUES ($1, $2, 0, 0, 0)
-                 ON CONFLICT (budget_id, window_start) DO NOTHING",
-            )
-            .bind(&budget.id)
-            .bind(&window)
-            .execute(&mut *tx)
-            .await?;
-            let reserved = sqlx::query(
-                "UPDATE budget_windows SET reserved_micro_usd = reserved_micro_usd + $3
-                 WHERE budget_id = $1 AND window_start = $2 AND (
-                     (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1) IS NULL
-                     OR spent_micro_usd + reserved_micro_usd + $3
-                         <= (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1))",
-            )
-            .bind(&budget.id)
-            .bind(&window)
-            .bind(call.reserved_micro_usd)
-            .execute(&mut *tx)
-            .await?;
-            if reserved.rows_affected() != 1 {
-                let spend: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT spent_micro_usd, reserved_micro_usd FROM budget_windows
-                     WHERE budget_id = $1 AND window_start = $2",
-                )
-                .bind(&budget.id)
-                .bind(&window)
-                .fetch_optional(&mut *tx)
-                .await?;
-                tx.rollback().await?;
-                let (spent, reserved) = spend.unwrap_or_default();
-                return Ok(Admission::OverBudget {
-                    budget,
-                    window,
-                    spend: WindowSpend {
-                        spent_micro_usd: spent,
-                        reserved_micro_usd: reserved,
-                    },
-                });
-            }
-            held.push((budget.id, window));
-        }
-        let held = serde_json::to_string(&held)
-            .map_err(|_| StoreError::corrupt("ledger", "budget_windows", call.request_id))?;
-        sqlx::query("UPDATE ledger SET budget_windows = $2 WHERE request_id = $1")
-            .bind(call.request_id.to_string())
-            .bind(held)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Admission::Admitted)
+        Ok(admission)
     }
 
     /// Settles a pending row and moves its reservation to spent (by the settlement's budget
@@ -358,50 +267,13 @@ impl Store {
         settlement: &Settlement,
         at: Timestamp,
     ) -> Result<Settled, StoreError> {
-        let status = settlement.status.unwrap_or(CallStatus::ProviderError);
+        if let Some(writer) = &self.writer {
+            return writer.settle(request_id, settlement.clone(), at).await;
+        }
         let mut tx = self.pool.begin().await?;
-        let held: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
-            "UPDATE ledger SET status = $1, http_status = $2, model_reported = $3,
-                 provider_request_id = $4, input_tokens = $5, cached_input_tokens = $6,
-                 cache_write_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
-                 latency_ms = $10, ttfb_ms = $11, settled_at = $12, cost_micro_usd = $14,
-                 price_id = $15
-             WHERE request_id = $13 AND status = 'pending'
-             RETURNING reserved_micro_usd, budget_windows",
-        )
-        .bind(status.as_str())
-        .bind(settlement.http_status.map(i64::from))
-        .bind(settlement.model_reported.as_deref())
-        .bind(settlement.provider_request_id.as_deref())
-        .bind(stored(settlement.input_tokens))
-        .bind(stored(settlement.cached_input_tokens))
-        .bind(stored(settlement.cache_write_tokens))
-        .bind(stored(settlement.output_tokens))
-        .bind(stored(settlement.reasoning_tokens))
-        .bind(stored(settlement.latency_ms))
-        .bind(stored(settlement.ttfb_ms))
-        .bind(at.unix_millis())
-        .bind(request_id.to_string())
-        .bind(settlement.cost_micro_usd)
-        .bind(settlement.price_id.as_deref())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((reserved, held)) = held else {
-            tx.rollback().await?;
-            return Ok(Settled::default());
-        };
-        let soft_limits_crossed = release_reservation(
-            &mut tx,
-            &request_id.to_string(),
-            (reserved, held),
-            Some(settlement.budget_charge_micro_usd),
-        )
-        .await?;
+        let settled = settle_in(&mut tx, request_id, settlement, at).await?;
         tx.commit().await?;
-        Ok(Settled {
-            settled: true,
-            soft_limits_crossed,
-        })
+        Ok(settled)
     }
 
     /// Marks `interrupted` the `pending` rows of the given dead instances, and, with
@@ -490,11 +362,169 @@ impl Store {
     }
 }
 
+/// Writes a call's pending row and its budget reservations on `connection` (inside the
+/// caller's transaction). On `OverBudget` the caller must roll back what was written.
+pub(crate) async fn admit_in(
+    connection: &mut sqlx::AnyConnection,
+    call: &PendingCall,
+    instance: Option<&str>,
+) -> Result<Admission, StoreError> {
+    let tags = serde_json::to_string(&call.tags)
+        .map_err(|_| StoreError::corrupt("ledger", "tags", call.request_id))?;
+    sqlx::query(
+        "INSERT INTO ledger (request_id, created_at, tenant_id, key_id, department_id,
+             credential_id, credential_label, provider, endpoint, model_requested, status,
+             stream, tags, fallback_of, reserved_micro_usd, instance_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)",
+    )
+    .bind(call.request_id.to_string())
+    .bind(call.created_at.unix_millis())
+    .bind(call.tenant_id.to_string())
+    .bind(call.key_id.map(|id| id.to_string()))
+    .bind(call.department_id.map(|id| id.to_string()))
+    .bind(call.credential_id.to_string())
+    .bind(&call.credential_label)
+    .bind(call.provider.as_str())
+    .bind(call.endpoint)
+    .bind(&call.model_requested)
+    .bind(i64::from(call.stream))
+    .bind(tags)
+    .bind(call.fallback_of.map(|id| id.to_string()))
+    .bind(call.reserved_micro_usd)
+    .bind(instance)
+    .execute(&mut *connection)
+    .await?;
+    let budgets: Vec<BudgetRecord> = sqlx::query_as::<_, BudgetRow>(&format!(
+        "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1 AND (scope_kind = 'tenant'
+             OR (scope_kind = 'department' AND scope_id = $2)
+             OR (scope_kind = 'key' AND scope_id = $3))"
+    ))
+    .bind(call.tenant_id.to_string())
+    .bind(
+        call.department_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    )
+    .bind(call.key_id.map(|id| id.to_string()).unwrap_or_default())
+    .fetch_all(&mut *connection)
+    .await?
+    .into_iter()
+    .map(BudgetRecord::try_from)
+    .collect::<Result<_, _>>()?;
+    if budgets.is_empty() {
+        return Ok(Admission::Admitted);
+    }
+    let mut held = Vec::with_capacity(budgets.len());
+    for budget in budgets {
+        let window = budget.period.window(call.created_at).key;
+        sqlx::query(
+            "INSERT INTO budget_windows (budget_id, window_start, spent_micro_usd,
+                 reserved_micro_usd, soft_alerted) VALUES ($1, $2, 0, 0, 0)
+             ON CONFLICT (budget_id, window_start) DO NOTHING",
+        )
+        .bind(&budget.id)
+        .bind(&window)
+        .execute(&mut *connection)
+        .await?;
+        let reserved = sqlx::query(
+            "UPDATE budget_windows SET reserved_micro_usd = reserved_micro_usd + $3
+             WHERE budget_id = $1 AND window_start = $2 AND (
+                 (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1) IS NULL
+                 OR spent_micro_usd + reserved_micro_usd + $3
+                     <= (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1))",
+        )
+        .bind(&budget.id)
+        .bind(&window)
+        .bind(call.reserved_micro_usd)
+        .execute(&mut *connection)
+        .await?;
+        if reserved.rows_affected() != 1 {
+            let spend: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT spent_micro_usd, reserved_micro_usd FROM budget_windows
+                 WHERE budget_id = $1 AND window_start = $2",
+            )
+            .bind(&budget.id)
+            .bind(&window)
+            .fetch_optional(&mut *connection)
+            .await?;
+            let (spent, reserved) = spend.unwrap_or_default();
+            return Ok(Admission::OverBudget {
+                budget,
+                window,
+                spend: WindowSpend {
+                    spent_micro_usd: spent,
+                    reserved_micro_usd: reserved,
+                },
+            });
+        }
+        held.push((budget.id, window));
+    }
+    let held = serde_json::to_string(&held)
+        .map_err(|_| StoreError::corrupt("ledger", "budget_windows", call.request_id))?;
+    sqlx::query("UPDATE ledger SET budget_windows = $2 WHERE request_id = $1")
+        .bind(call.request_id.to_string())
+        .bind(held)
+        .execute(&mut *connection)
+        .await?;
+    Ok(Admission::Admitted)
+}
+
+/// Settles a pending row on `connection` (inside the caller's transaction); a row that is not
+/// pending is left alone (`settled: false`).
+pub(crate) async fn settle_in(
+    connection: &mut sqlx::AnyConnection,
+    request_id: RequestId,
+    settlement: &Settlement,
+    at: Timestamp,
+) -> Result<Settled, StoreError> {
+    let status = settlement.status.unwrap_or(CallStatus::ProviderError);
+    let held: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
+        "UPDATE ledger SET status = $1, http_status = $2, model_reported = $3,
+             provider_request_id = $4, input_tokens = $5, cached_input_tokens = $6,
+             cache_write_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
+             latency_ms = $10, ttfb_ms = $11, settled_at = $12, cost_micro_usd = $14,
+             price_id = $15
+         WHERE request_id = $13 AND status = 'pending'
+         RETURNING reserved_micro_usd, budget_windows",
+    )
+    .bind(status.as_str())
+    .bind(settlement.http_status.map(i64::from))
+    .bind(settlement.model_reported.as_deref())
+    .bind(settlement.provider_request_id.as_deref())
+    .bind(stored(settlement.input_tokens))
+    .bind(stored(settlement.cached_input_tokens))
+    .bind(stored(settlement.cache_write_tokens))
+    .bind(stored(settlement.output_tokens))
+    .bind(stored(settlement.reasoning_tokens))
+    .bind(stored(settlement.latency_ms))
+    .bind(stored(settlement.ttfb_ms))
+    .bind(at.unix_millis())
+    .bind(request_id.to_string())
+    .bind(settlement.cost_micro_usd)
+    .bind(settlement.price_id.as_deref())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some((reserved, held)) = held else {
+        return Ok(Settled::default());
+    };
+    let soft_limits_crossed = release_reservation(
+        connection,
+        &request_id.to_string(),
+        (reserved, held),
+        Some(settlement.budget_charge_micro_usd),
+    )
+    .await?;
+    Ok(Settled {
+        settled: true,
+        soft_limits_crossed,
+    })
+}
+
 /// Moves a settled row's reservation (its `reserved_micro_usd` and `budget_windows`, as the
 /// settling UPDATE returned them) out of its budget windows, adding `charge` (or, when `None`,
 /// the whole reservation) to spent. Returns the soft limits crossed by this charge.
 async fn release_reservation(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     request_id: &str,
     (reserved, held): (Option<i64>, Option<String>),
     charge: Option<i64>,
@@ -517,7 +547,7 @@ async fn release_reservation(
         .bind(&window)
         .bind(reserved)
         .bind(charge)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         let alerted = sqlx::query(
             "UPDATE budget_windows SET soft_alerted = 1
@@ -526,14 +556,14 @@ async fn release_reservation(
         )
         .bind(&budget_id)
         .bind(&window)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         if alerted.rows_affected() == 1 {
             let budget: BudgetRecord = sqlx::query_as::<_, BudgetRow>(&format!(
                 "SELECT {BUDGET_COLUMNS} FROM budgets WHERE id = $1"
             ))
             .bind(&budget_id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?
             .try_into()?;
             let spent: i64 = sqlx::query_scalar(
@@ -541,7 +571,7 @@ async fn release_reservation(
             )
             .bind(&budget_id)
             .bind(&window)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
             crossed.push(SoftLimitCrossed {
                 budget,

@@ -14,6 +14,7 @@ mod connect;
 mod credential;
 mod department;
 mod error;
+mod group_commit;
 mod instance;
 mod ledger;
 mod master_key;

@@ -334,3 +334,55 @@ async fn a_rejection_marks_only_an_active_credential_still_holding_that_secret(d
     assert_eq!(current.status, CredentialStatus::RejectedByProvider);
 }
 }
+
+keyward_test_db::on_both_backends! {
+// Many admissions at once (on SQLite they share group-commit transactions): a failing one
+// (a duplicate request id) is refused alone, every other row is committed.
+async fn concurrent_admissions_commit_independently(db) {
+    let test = store(&db).await;
+    let acme = tenant(&test.store, "acme").await;
+    let call = |request_id: keyward_core::RequestId| keyward_store::PendingCall {
+        request_id,
+        created_at: Timestamp::now(),
+        tenant_id: acme,
+        key_id: None,
+        department_id: None,
+        credential_id: CredentialId::generate(),
+        credential_label: "c".into(),
+        provider: ProviderId::OpenAi,
+        endpoint: "/v1/chat/completions",
+        model_requested: "gpt-4o-mini".into(),
+        stream: false,
+        tags: BTreeMap::new(),
+        fallback_of: None,
+        reserved_micro_usd: 0,
+    };
+    let duplicate = keyward_core::RequestId::generate();
+    test.store.admit_call(&call(duplicate)).await.unwrap();
+    let mut admissions = tokio::task::JoinSet::new();
+    for index in 0..101 {
+        let store = test.store.clone();
+        let id = if index == 50 { duplicate } else { keyward_core::RequestId::generate() };
+        let pending = call(id);
+        admissions.spawn(async move { (id, store.admit_call(&pending).await) });
+    }
+    let mut failed = Vec::new();
+    while let Some(done) = admissions.join_next().await {
+        let (id, result) = done.unwrap();
+        match result {
+            Ok(keyward_store::Admission::Admitted) => {
+                assert!(test.store.call(acme, id).await.unwrap().is_some());
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => failed.push(id),
+        }
+    }
+    assert_eq!(failed, vec![duplicate]);
+    let rows = test
+        .store
+        .calls_between(acme, Timestamp::from_unix_millis(0), Timestamp::from_unix_millis(i64::MAX), None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 101);
+}
+}
