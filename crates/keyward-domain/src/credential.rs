@@ -225,6 +225,14 @@ impl Keyward {
         id: CredentialId,
     ) -> Result<OpenedCredential, DomainError> {
         let record = self.credential(scope, id).await?;
+        self.open_credential_record(record).await
+    }
+
+    /// Opens the secret of a record the caller has just read.
+    pub(crate) async fn open_credential_record(
+        &self,
+        record: CredentialRecord,
+    ) -> Result<OpenedCredential, DomainError> {
         let secret = match &record.secret {
             None => None,
             Some(sealed) => Some(self.open_sealed(&record, sealed).await?),

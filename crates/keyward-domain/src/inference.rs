@@ -156,7 +156,12 @@ pub(crate) fn allowed(list: Option<&Vec<String>>, addressed: &str, upstream: &st
 struct Attempt {
     credential: CredentialRecord,
     upstream_model: String,
+    /// When `credential` was read: a record this fresh is authoritative for its status.
+    read_at: std::time::Instant,
 }
+
+/// A credential record read less than this long ago is not read again before its call.
+const FRESH_RECORD: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How one attempt ended, and whether a configured fallback may take over.
 enum AttemptResult {
@@ -373,6 +378,7 @@ impl Keyward {
             return Ok(vec![Attempt {
                 credential,
                 upstream_model: upstream.to_owned(),
+                read_at: std::time::Instant::now(),
             }]);
         }
         let route = self.store.route(caller.tenant, model).await?.ok_or_else(|| DomainError::NoCredential {
@@ -390,6 +396,7 @@ impl Keyward {
                 attempts.push(Attempt {
                     credential,
                     upstream_model: target.model,
+                    read_at: std::time::Instant::now(),
                 });
             }
         }
@@ -415,9 +422,14 @@ impl Keyward {
     ) -> Result<AttemptResult, DomainError> {
         let credential = &attempt.credential;
         let scope = TenantScope::for_platform_key(caller.tenant, caller.key);
-        let opened = self.open_credential_secret(&scope, credential.id).await?;
         // The status may have changed since the target was chosen (a disable, a rejection by
-        // a concurrent call): the row just read is authoritative.
+        // a concurrent call, for a fallback tried later): unless the record was read just now,
+        // it is read again, and the row read is authoritative.
+        let opened = if attempt.read_at.elapsed() < FRESH_RECORD {
+            self.open_credential_record(credential.clone()).await?
+        } else {
+            self.open_credential_secret(&scope, credential.id).await?
+        };
         match opened.record.status {
             CredentialStatus::Active => {}
             CredentialStatus::Disabled => {

@@ -96,6 +96,7 @@ pub struct Keyward {
     default_max_output_tokens: u64,
     alerts: Option<AlertSender>,
     rate_limiter: Arc<rate_limit::RateLimiter>,
+    tenant_rates: Arc<price::TenantRates>,
     instance: Arc<instance::Instance>,
 }
 
@@ -122,6 +123,7 @@ impl Keyward {
             ledger_mode: parts.ledger_mode,
             tasks: TaskTracker::new(),
             rate_limiter: Arc::default(),
+            tenant_rates: Arc::default(),
             metrics: Arc::new(Metrics::default()),
             prices: parts.prices,
             default_max_output_tokens: parts.default_max_output_tokens,

@@ -163,21 +163,34 @@ impl crate::Keyward {
         at: Timestamp,
     ) -> Option<Price> {
         let date = at.utc_date();
-        match self
-            .store
-            .tenant_price(tenant, provider, model, &date)
-            .await
-        {
-            Ok(Some(record)) => return Some(Price::from_tenant(&record)),
-            Ok(None) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "tenant prices unreadable; using the price book")
-            }
+        let rates = match self.tenant_rates.get(tenant) {
+            Some(rates) => Some(rates),
+            None => match self.store.tenant_prices(tenant).await {
+                Ok(rates) => Some(self.tenant_rates.put(tenant, rates)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "tenant prices unreadable; using the price book");
+                    None
+                }
+            },
+        };
+        let negotiated = rates.as_deref().and_then(|rates| {
+            rates
+                .iter()
+                .filter(|rate| {
+                    rate.provider == provider.as_str()
+                        && rate.model == model
+                        && rate.effective.as_str() <= date.as_str()
+                })
+                .max_by(|a, b| a.effective.cmp(&b.effective))
+        });
+        if let Some(record) = negotiated {
+            return Some(Price::from_tenant(record));
         }
         self.prices.lookup(provider, model, &date).cloned()
     }
 
-    /// Sets a tenant's negotiated rate; calls from `effective` on are priced with it.
+    /// Sets a tenant's negotiated rate; calls from `effective` on are priced with it (on this
+    /// process at once, on other replicas within [`TENANT_RATES_TTL`]).
     pub async fn set_tenant_price(
         &self,
         scope: &crate::TenantScope,
@@ -228,6 +241,7 @@ impl crate::Keyward {
             created_at: Timestamp::now().unix_millis(),
         };
         self.store.put_tenant_price(&record).await?;
+        self.tenant_rates.forget(scope.tenant());
         self.audit(
             scope,
             "price.set",
@@ -449,5 +463,53 @@ read_on = "2026-11-23"
             .unwrap_err()
             .reason
             .contains("same effective date"));
+    }
+}
+
+/// How long a replica reuses a tenant's negotiated rates before reading them again: a rate set
+/// on another replica applies here within this time (on this replica, at once).
+pub const TENANT_RATES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Tenants whose rates are held at once; past it the cache starts over.
+const TENANT_RATES_ENTRIES: usize = 10_000;
+
+type Rates = std::sync::Arc<Vec<keyward_store::TenantPriceRecord>>;
+
+/// Each tenant's negotiated rates, read once per [`TENANT_RATES_TTL`] instead of once per call.
+#[derive(Debug, Default)]
+pub(crate) struct TenantRates {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<keyward_core::TenantId, (std::time::Instant, Rates)>,
+    >,
+}
+
+impl TenantRates {
+    fn get(&self, tenant: keyward_core::TenantId) -> Option<Rates> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(&tenant)
+            .filter(|(read_at, _)| read_at.elapsed() < TENANT_RATES_TTL)
+            .map(|(_, rates)| rates.clone())
+    }
+
+    fn put(
+        &self,
+        tenant: keyward_core::TenantId,
+        rates: Vec<keyward_store::TenantPriceRecord>,
+    ) -> Rates {
+        let rates = Rates::new(rates);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= TENANT_RATES_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(tenant, (std::time::Instant::now(), rates.clone()));
+        }
+        rates
+    }
+
+    /// Forgets a tenant's rates after a change on this replica.
+    pub(crate) fn forget(&self, tenant: keyward_core::TenantId) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&tenant);
+        }
     }
 }

@@ -63,6 +63,13 @@ impl HttpService {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // TCP_NODELAY: a streamed chunk (and a response's last bytes) leave at once instead of
+        // waiting, under Nagle's algorithm, for the client's delayed ACK (~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY on a connection");
+            }
+        });
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

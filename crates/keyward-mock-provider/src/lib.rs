@@ -187,7 +187,11 @@ impl MockProvider {
             .route("/_mock/calls", get(calls))
             .route("/_mock/revoke", post(revoke))
             .with_state(self.state);
-        axum::serve(self.listener, router)
+        // TCP_NODELAY, as real providers' front ends: streamed chunks leave at once.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
     }

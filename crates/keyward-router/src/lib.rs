@@ -15,6 +15,9 @@
 //! - Parsers of provider bytes are bounded: no event, line or body grows without limit.
 
 pub mod aws;
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_internals;
 pub mod body;
 pub mod egress;
 mod error;

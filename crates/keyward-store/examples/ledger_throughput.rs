@@ -89,7 +89,7 @@ async fn main() {
     let elapsed = started.elapsed();
     let calls = (CALLS / WRITERS) * WRITERS;
     println!(
-        "{calls} calls (admit + settle, {WRITERS} concurrent writers) in {:.2} s: {:.0} calls/s, {:.0} transactions/s",
+        "{calls} calls (admit + settle, {WRITERS} concurrent writers) in {:.2} s: {:.0} calls/s, {:.0} ledger writes/s",
         elapsed.as_secs_f64(),
         calls as f64 / elapsed.as_secs_f64(),
         2.0 * calls as f64 / elapsed.as_secs_f64()

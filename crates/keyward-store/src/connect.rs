@@ -90,6 +90,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // A local SQLite file cannot drop a connection: skip the round trip to its worker
+            // thread before every query. PostgreSQL keeps it, so a connection broken by a
+            // server restart is replaced instead of failing a request.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

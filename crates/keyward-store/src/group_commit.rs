@@ -15,7 +15,7 @@ use keyward_core::{RequestId, Timestamp};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ledger::{admit_in, settle_in};
+use crate::ledger::{applicable_budgets, insert_pending, reserve, settle_in};
 use crate::{Admission, PendingCall, Settled, Settlement, StoreError};
 
 /// Most operations in one transaction.
@@ -126,8 +126,8 @@ async fn run(pool: AnyPool, mut receiver: mpsc::Receiver<Operation>) {
 
 /// Applies a batch in one transaction and answers every operation.
 async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
-    let mut transaction = match pool.begin().await {
-        Ok(transaction) => transaction,
+    let mut connection = match pool.acquire().await {
+        Ok(connection) => connection,
         Err(err) => {
             let message = err.to_string();
             for operation in operations {
@@ -136,62 +136,29 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
             return;
         }
     };
+    // IMMEDIATE: the write lock from the start, so reading budgets before writing can never
+    // meet another writer's lock half-way.
+    if let Err(err) = exec(&mut connection, "BEGIN IMMEDIATE").await {
+        let message = err.to_string();
+        for operation in operations {
+            fail(operation, &message);
+        }
+        return;
+    }
     let mut outcomes = Vec::with_capacity(operations.len());
     for operation in operations {
-        if let Err(err) = sqlx::query("SAVEPOINT op").execute(&mut *transaction).await {
-            fail(operation, &err.to_string());
-            continue;
-        }
-        let (outcome, keep) = match operation {
-            Operation::Admit {
-                call,
-                instance,
-                reply,
-            } => {
-                let result = admit_in(&mut transaction, &call, instance.as_deref()).await;
-                let keep = matches!(result, Ok(Admission::Admitted));
-                (Outcome::Admit(reply, result), keep)
-            }
-            Operation::Settle {
-                request_id,
-                settlement,
-                at,
-                reply,
-            } => {
-                let result = settle_in(&mut transaction, request_id, &settlement, at).await;
-                let keep = result.is_ok();
-                (Outcome::Settle(reply, result), keep)
-            }
-        };
-        let undone = if keep {
-            Ok(())
-        } else {
-            sqlx::query("ROLLBACK TO SAVEPOINT op")
-                .execute(&mut *transaction)
-                .await
-                .map(|_| ())
-        };
-        let ended = match undone {
-            Ok(()) => sqlx::query("RELEASE SAVEPOINT op")
-                .execute(&mut *transaction)
-                .await
-                .map(|_| ()),
-            Err(err) => Err(err),
-        };
-        match ended {
-            Ok(()) => outcomes.push(outcome),
-            Err(err) => {
-                // The transaction is in an unknown state: nothing of it may be reported done.
-                let message = err.to_string();
+        match apply_one(&mut connection, operation).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err((outcome, err)) => {
+                // A savepoint could not be ended: the transaction's state is unknown, so none
+                // of it may be reported done.
                 outcomes.push(outcome);
-                for outcome in outcomes {
-                    fail_outcome(outcome, &message);
-                }
+                abandon(connection, outcomes, &err.to_string()).await;
                 return;
             }
         }
     }
-    match transaction.commit().await {
+    match exec(&mut connection, "COMMIT").await {
         Ok(()) => {
             for outcome in outcomes {
                 match outcome {
@@ -204,12 +171,98 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
                 }
             }
         }
-        Err(err) => {
-            let message = err.to_string();
-            for outcome in outcomes {
-                fail_outcome(outcome, &message);
+        Err(err) => abandon(connection, outcomes, &err.to_string()).await,
+    }
+}
+
+/// One operation inside the batch's transaction. A single-statement admission (no budget
+/// applies) needs no savepoint: SQLite undoes a failed statement by itself.
+async fn apply_one(
+    connection: &mut sqlx::AnyConnection,
+    operation: Operation,
+) -> Result<Outcome, (Outcome, sqlx::Error)> {
+    match operation {
+        Operation::Admit {
+            call,
+            instance,
+            reply,
+        } => {
+            let budgets = match applicable_budgets(connection, &call).await {
+                Ok(budgets) => budgets,
+                Err(err) => return Ok(Outcome::Admit(reply, Err(err))),
+            };
+            if budgets.is_empty() {
+                let result = insert_pending(connection, &call, instance.as_deref())
+                    .await
+                    .map(|()| Admission::Admitted);
+                return Ok(Outcome::Admit(reply, result));
+            }
+            if let Err(err) = exec(connection, "SAVEPOINT op").await {
+                return Err((
+                    Outcome::Admit(reply, Err(unavailable("a savepoint could not be opened"))),
+                    err,
+                ));
+            }
+            let result = match insert_pending(connection, &call, instance.as_deref()).await {
+                Ok(()) => reserve(connection, &call, budgets).await,
+                Err(err) => Err(err),
+            };
+            let keep = matches!(result, Ok(Admission::Admitted));
+            let outcome = Outcome::Admit(reply, result);
+            match end_savepoint(connection, keep).await {
+                Ok(()) => Ok(outcome),
+                Err(err) => Err((outcome, err)),
             }
         }
+        Operation::Settle {
+            request_id,
+            settlement,
+            at,
+            reply,
+        } => {
+            if let Err(err) = exec(connection, "SAVEPOINT op").await {
+                return Err((
+                    Outcome::Settle(reply, Err(unavailable("a savepoint could not be opened"))),
+                    err,
+                ));
+            }
+            let result = settle_in(connection, request_id, &settlement, at).await;
+            let keep = result.is_ok();
+            let outcome = Outcome::Settle(reply, result);
+            match end_savepoint(connection, keep).await {
+                Ok(()) => Ok(outcome),
+                Err(err) => Err((outcome, err)),
+            }
+        }
+    }
+}
+
+async fn end_savepoint(
+    connection: &mut sqlx::AnyConnection,
+    keep: bool,
+) -> Result<(), sqlx::Error> {
+    if !keep {
+        exec(connection, "ROLLBACK TO SAVEPOINT op").await?;
+    }
+    exec(connection, "RELEASE SAVEPOINT op").await
+}
+
+async fn exec(connection: &mut sqlx::AnyConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(connection).await.map(|_| ())
+}
+
+/// Rolls the batch back and fails every operation in it; a connection that cannot roll back
+/// is closed rather than returned to the pool mid-transaction.
+async fn abandon(
+    mut connection: sqlx::pool::PoolConnection<sqlx::Any>,
+    outcomes: Vec<Outcome>,
+    message: &str,
+) {
+    if exec(&mut connection, "ROLLBACK").await.is_err() {
+        let _ = sqlx::Connection::close(connection.detach()).await;
+    }
+    for outcome in outcomes {
+        fail_outcome(outcome, message);
     }
 }
 

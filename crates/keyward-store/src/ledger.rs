@@ -369,6 +369,17 @@ pub(crate) async fn admit_in(
     call: &PendingCall,
     instance: Option<&str>,
 ) -> Result<Admission, StoreError> {
+    insert_pending(connection, call, instance).await?;
+    let budgets = applicable_budgets(connection, call).await?;
+    reserve(connection, call, budgets).await
+}
+
+/// The pending row alone (one statement: atomic by itself).
+pub(crate) async fn insert_pending(
+    connection: &mut sqlx::AnyConnection,
+    call: &PendingCall,
+    instance: Option<&str>,
+) -> Result<(), StoreError> {
     let tags = serde_json::to_string(&call.tags)
         .map_err(|_| StoreError::corrupt("ledger", "tags", call.request_id))?;
     sqlx::query(
@@ -394,7 +405,15 @@ pub(crate) async fn admit_in(
     .bind(instance)
     .execute(&mut *connection)
     .await?;
-    let budgets: Vec<BudgetRecord> = sqlx::query_as::<_, BudgetRow>(&format!(
+    Ok(())
+}
+
+/// The budgets that apply to a call: its tenant's, its department's, its key's.
+pub(crate) async fn applicable_budgets(
+    connection: &mut sqlx::AnyConnection,
+    call: &PendingCall,
+) -> Result<Vec<BudgetRecord>, StoreError> {
+    sqlx::query_as::<_, BudgetRow>(&format!(
         "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1 AND (scope_kind = 'tenant'
              OR (scope_kind = 'department' AND scope_id = $2)
              OR (scope_kind = 'key' AND scope_id = $3))"
@@ -410,7 +429,16 @@ pub(crate) async fn admit_in(
     .await?
     .into_iter()
     .map(BudgetRecord::try_from)
-    .collect::<Result<_, _>>()?;
+    .collect()
+}
+
+/// Reserves a call's worst case in each budget (its pending row already written); on
+/// `OverBudget` the caller rolls back.
+pub(crate) async fn reserve(
+    connection: &mut sqlx::AnyConnection,
+    call: &PendingCall,
+    budgets: Vec<BudgetRecord>,
+) -> Result<Admission, StoreError> {
     if budgets.is_empty() {
         return Ok(Admission::Admitted);
     }

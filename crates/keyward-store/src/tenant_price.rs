@@ -1,6 +1,6 @@
 //! A tenant's negotiated rates, which take precedence over the shipped price book.
 
-use keyward_core::{ProviderId, TenantId};
+use keyward_core::TenantId;
 
 use crate::{Store, StoreError};
 
@@ -45,26 +45,6 @@ impl Store {
     }
 
     /// The tenant's rate in force on `date` (`YYYY-MM-DD`), if it negotiated one.
-    pub async fn tenant_price(
-        &self,
-        tenant: TenantId,
-        provider: ProviderId,
-        model: &str,
-        date: &str,
-    ) -> Result<Option<TenantPriceRecord>, StoreError> {
-        Ok(sqlx::query_as::<_, TenantPriceRecord>(&format!(
-            "SELECT {COLUMNS} FROM tenant_prices
-             WHERE tenant_id = $1 AND provider = $2 AND model = $3 AND effective <= $4
-             ORDER BY effective DESC LIMIT 1"
-        ))
-        .bind(tenant.to_string())
-        .bind(provider.as_str())
-        .bind(model)
-        .bind(date)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
     pub async fn tenant_prices(
         &self,
         tenant: TenantId,
