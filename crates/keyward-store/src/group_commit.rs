@@ -20,6 +20,8 @@ use crate::{Admission, PendingCall, Settled, Settlement, StoreError};
 
 /// Most operations in one transaction.
 const MAX_BATCH: usize = 256;
+/// How often the WAL is checkpointed (see `checkpoints`).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Operations waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 4096;
 
@@ -117,10 +119,33 @@ impl LedgerWriter {
 }
 
 async fn run(pool: AnyPool, mut receiver: mpsc::Receiver<Operation>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let operations = std::mem::take(&mut batch);
-        apply(&pool, operations).await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let writer = async {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let operations = std::mem::take(&mut batch);
+            apply(&pool, operations).await;
+        }
+        let _ = stop.send(());
+    };
+    tokio::join!(writer, checkpoints(&pool, stopped));
+}
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection of its
+/// own (connections open with automatic checkpoints off): a PASSIVE checkpoint waits for no
+/// writer and blocks none, so its I/O stays off the commit path of calls.
+async fn checkpoints(pool: &AnyPool, mut stopped: oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(pool)
+            .await
+        {
+            tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
+        }
     }
 }
 
