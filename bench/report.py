@@ -4,6 +4,7 @@ chart of latency against load, direct vs through Keyward. Standard library only.
 
 import argparse
 import json
+import math
 
 
 def load(path):
@@ -38,24 +39,28 @@ def svg_chart(pairs):
         ("Keyward p99", "keyward", "p99_ms", "#c0561b", ""),
     ]
     values = [pairs[s][side][key] for s in loads for _, side, key, _, _ in series if side in pairs[s]]
-    top_value = max(values + [0.1]) * 1.15
+    # Log scale: direct latencies are tenths of a millisecond, saturated ones seconds.
+    low = 10 ** math.floor(math.log10(max(min(values + [0.1]), 0.01)))
+    high = 10 ** math.ceil(math.log10(max(values + [1.0])))
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x(i):
         return left + (plot_w * i / max(len(loads) - 1, 1))
 
     def y(v):
-        return top + plot_h - plot_h * v / top_value
+        v = max(v, low)
+        return top + plot_h - plot_h * (math.log10(v) - math.log10(low)) / (math.log10(high) - math.log10(low))
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="18" font-size="14">Latency vs load, non-streaming chat (ms)</text>',
+           f'<text x="{left}" y="18" font-size="14">Latency vs load, non-streaming chat (ms, log scale)</text>',
            f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="black"/>',
            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="black"/>']
-    for step in range(5):
-        v = top_value * step / 4
-        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
+    v = low
+    while v <= high * 1.0001:
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
         out.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{left + plot_w}" y2="{y(v):.1f}" stroke="#eee"/>')
+        v *= 10
     for i, scenario in enumerate(loads):
         rate = pairs[scenario].get("keyward", pairs[scenario].get("direct"))
         label = "closed loop" if scenario == "chat-max" else f"{rate['rate']} req/s"
