@@ -1,7 +1,9 @@
 //! Group commit of ledger writes on SQLite: admissions and settlements from every request go to
-//! one writer task, which applies as many as are waiting in one transaction — each inside its
-//! own savepoint, so a call refused by a budget (or failing) is rolled back alone — and answers
-//! each caller only after the transaction has committed.
+//! one writer task, which applies as many as are waiting in one transaction and answers each
+//! caller only after the transaction has committed. An admission that reserves budgets runs in
+//! its own savepoint, so a call refused by a budget is rolled back alone; a single-statement
+//! admission needs none (SQLite undoes a failed statement); a settlement has nothing to refuse,
+//! so a failure in one rolls the whole batch back and every caller in it is told.
 //!
 //! Invariants:
 //! - Durability is unchanged: a call is admitted (may go upstream) only once the transaction
@@ -175,10 +177,10 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
         match apply_one(&mut connection, operation).await {
             Ok(outcome) => outcomes.push(outcome),
             Err((outcome, err)) => {
-                // A savepoint could not be ended: the transaction's state is unknown, so none
-                // of it may be reported done.
+                // A savepoint could not be ended, or a settlement failed half-way: none of the
+                // transaction may be reported done.
                 outcomes.push(outcome);
-                abandon(connection, outcomes, &err.to_string()).await;
+                abandon(connection, outcomes, &err).await;
                 return;
             }
         }
@@ -205,7 +207,7 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
 async fn apply_one(
     connection: &mut sqlx::AnyConnection,
     operation: Operation,
-) -> Result<Outcome, (Outcome, sqlx::Error)> {
+) -> Result<Outcome, (Outcome, String)> {
     match operation {
         Operation::Admit {
             call,
@@ -225,7 +227,7 @@ async fn apply_one(
             if let Err(err) = exec(connection, "SAVEPOINT op").await {
                 return Err((
                     Outcome::Admit(reply, Err(unavailable("a savepoint could not be opened"))),
-                    err,
+                    err.to_string(),
                 ));
             }
             let result = match insert_pending(connection, &call, instance.as_deref()).await {
@@ -236,7 +238,7 @@ async fn apply_one(
             let outcome = Outcome::Admit(reply, result);
             match end_savepoint(connection, keep).await {
                 Ok(()) => Ok(outcome),
-                Err(err) => Err((outcome, err)),
+                Err(err) => Err((outcome, err.to_string())),
             }
         }
         Operation::Settle {
@@ -245,18 +247,15 @@ async fn apply_one(
             at,
             reply,
         } => {
-            if let Err(err) = exec(connection, "SAVEPOINT op").await {
-                return Err((
-                    Outcome::Settle(reply, Err(unavailable("a savepoint could not be opened"))),
-                    err,
-                ));
-            }
-            let result = settle_in(connection, request_id, &settlement, at).await;
-            let keep = result.is_ok();
-            let outcome = Outcome::Settle(reply, result);
-            match end_savepoint(connection, keep).await {
-                Ok(()) => Ok(outcome),
-                Err(err) => Err((outcome, err)),
+            // No savepoint: a settlement has no refusal to undo, and if one of its statements
+            // fails the whole batch is rolled back (and every caller told), so a settlement is
+            // never half-applied.
+            match settle_in(connection, request_id, &settlement, at).await {
+                Ok(settled) => Ok(Outcome::Settle(reply, Ok(settled))),
+                Err(err) => {
+                    let message = err.to_string();
+                    Err((Outcome::Settle(reply, Err(err)), message))
+                }
             }
         }
     }
