@@ -83,7 +83,7 @@ def markdown(pairs, extra, args):
     lines = ["# Performance", "",
              "Measured by `bench/run.sh` (one command; see the README). The same load goes straight to the",
              "mock provider and through Keyward in one run; the difference is Keyward's overhead with the",
-             "full ledger (SQLite, strict mode: a committed row before every upstream call), budgets and",
+             "full ledger (SQLite, and PostgreSQL in the `-postgres` rows; strict mode: a committed row before every upstream call), budgets and",
              "logging at info on.", "",
              f"- Machine: {args.machine}", f"- Pinning: {args.layout}",
              f"- Each step: {args.seconds} s (oha 1.16 for fixed-rate and closed-loop load; `bench/` tool for streams)",

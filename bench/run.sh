@@ -7,11 +7,16 @@
 #
 # Builds release binaries, installs the load generator `oha` (cargo install, pinned) and uses
 # util-linux `taskset`; starts the mock provider and Keyward (embedded default: SQLite ledger,
-# strict mode, logs at info) and pins them to CPUs when the machine has at least two; drives
+# strict mode, logs at info; then again with a PostgreSQL ledger, durable settings) and pins
+# them to CPUs when the machine has at least two; drives
 # load only at 127.0.0.1. Results: bench/results/<timestamp>/ (raw JSON) and the docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
+# The whole run has a PostgreSQL server (durable settings) for the PostgreSQL-ledger scenarios.
+if [ -z "${TEST_PG_URL:-}" ]; then
+  exec env PG_DURABLE=1 scripts/with-postgres.sh bash "$0" "$@"
+fi
 
 log() { printf '==> %s\n' "$*" >&2; }
 seconds="${BENCH_SECONDS:-10}"
@@ -191,8 +196,34 @@ print(json.dumps({"scenario": "ledger-check", "side": "keyward", "ledger_rows": 
 PY
 log "ledger: $(tail -1 "$out/results.jsonl")"
 
+# The same non-streaming load through a Keyward whose ledger is PostgreSQL (durable commits,
+# default settings; the server is not pinned). The SQLite Keyward is stopped first.
+kill "$kw_pid" 2>/dev/null || true
+sleep 1
+psql_bin="$(ls /usr/lib/postgresql/*/bin/psql | head -1)"
+"$psql_bin" "$TEST_PG_URL" -q -c "CREATE DATABASE keyward_bench"
+export KEYWARD_STORE_URL="${TEST_PG_URL%/postgres}/keyward_bench" KEYWARD_STORE_MAX_CONNECTIONS=16
+mkdir -p "$work/kwpg"
+(cd "$work/kwpg" && "$keyward" tenant create bench >/dev/null)
+(cd "$work/kwpg" && printf 'sk-bench-openai' | "$keyward" credential add --tenant bench --provider openai \
+   --label oai --base-url "http://$mock_addr/v1" >/dev/null)
+platform_key="$(cd "$work/kwpg" && "$keyward" apikey create --tenant bench --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
+(cd "$work/kwpg" && exec taskset -c "$kw_cpu" "$keyward" serve > "$work/keyward-pg.log" 2>&1) &
+pids+=($!)
+for _ in $(seq 200); do curl -fsS "http://127.0.0.1:$kw_port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+kw_pid="$(pgrep -f "$keyward serve" | head -1)"
+ledger_rows() { "$psql_bin" "$KEYWARD_STORE_URL" -tAq -c "SELECT COUNT(*) FROM ledger" 2>/dev/null || echo 0; }
+log "keyward on PostgreSQL (pid $kw_pid)"
+for rate in 500 2000; do
+  grep "\"scenario\": \"chat-$rate\", \"side\": \"direct\"" "$out/results.jsonl" \
+    | sed "s/\"chat-$rate\"/\"chat-$rate-postgres\"/" >> "$out/results.jsonl"
+  run "chat-$rate-postgres" keyward /v1/chat/completions "$work/chat-kw.json" "$rate" 64
+done
+grep '"scenario": "chat-max", "side": "direct"' "$out/results.jsonl" | sed 's/"chat-max"/"chat-max-postgres"/' >> "$out/results.jsonl"
+run chat-max-postgres keyward /v1/chat/completions "$work/chat-kw.json" 0 64
+
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $cpus CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 python3 bench/report.py "$out/results.jsonl" --machine "$machine" --seconds "$seconds" \
-  --layout "keyward CPU $kw_cpu, mock CPU $mock_cpu, load generator CPU $load_cpu" \
+  --layout "keyward CPU $kw_cpu, mock CPU $mock_cpu, load generator CPU $load_cpu; PostgreSQL unpinned" \
   --markdown docs/performance.md --svg docs/performance.svg
 log "wrote docs/performance.md and docs/performance.svg (raw results in $out)"

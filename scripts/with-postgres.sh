@@ -7,7 +7,7 @@
 # initialised into a temporary directory with `initdb` and started with `pg_ctl` as an
 # unprivileged user (the package's `postgres` user when this runs as root). Only 127.0.0.1 on a
 # free port and a socket in that directory: nothing else on the machine can reach it. It runs
-# with fsync off — a test cluster, not a database to keep. The command gets
+# with fsync off — a test cluster, not a database to keep — unless PG_DURABLE=1. The command gets
 #   TEST_PG_URL      postgres://postgres@127.0.0.1:PORT/postgres
 #   TEST_PG_REQUIRED  1   (PostgreSQL tests fail rather than skip)
 #   TEST_FAULT_PG_URL, TEST_FAULT_PG_CTL
@@ -76,7 +76,10 @@ start_cluster() {
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   log "starting PostgreSQL ($(basename "$(dirname "$bindir")")) on 127.0.0.1:$port"
   "${as_db_user[@]}" "$bindir/initdb" -D "$cluster/data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
-  pg_options="-c listen_addresses=127.0.0.1 -p $port -k $cluster -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500"
+  # Tests: fsync off (a throwaway cluster). PG_DURABLE=1 (the benchmark): PostgreSQL's defaults.
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_DURABLE:-0}" = 1 ] && durability=""
+  pg_options="-c listen_addresses=127.0.0.1 -p $port -k $cluster $durability -c max_connections=500"
   "${as_db_user[@]}" "$bindir/pg_ctl" -D "$cluster/data" -o "$pg_options" -l "$cluster/server.log" -w start >/dev/null
   # A helper the fault tests call to stop and start this very server.
   cat > "$cluster/pg-ctl" <<CTL
