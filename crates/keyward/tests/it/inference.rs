@@ -442,6 +442,41 @@ async fn provider_failures_are_relayed_with_the_right_code_and_recorded() {
 }
 
 #[tokio::test]
+async fn stream_events_reach_the_client_as_they_arrive_never_coalesced() {
+    // The mock sends one word every 200 ms; each must reach the client on its own, about when
+    // it was sent, not gathered with the next ones.
+    let setup = setup().await;
+    let mut response = setup
+        .post(
+            "/v1/chat/completions",
+            &chat("team-openai/mock-slow-stream", true),
+        )
+        .await;
+    let start = std::time::Instant::now();
+    let mut arrivals: Vec<(std::time::Duration, String)> = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        let text = String::from_utf8_lossy(&chunk).into_owned();
+        if text.contains("\"content\"") {
+            arrivals.push((start.elapsed(), text));
+        }
+    }
+    // Six words, each in a chunk of its own: no chunk carries two content events.
+    let words: Vec<_> = arrivals
+        .iter()
+        .filter(|(_, text)| text.matches("\"content\"").count() == 1)
+        .collect();
+    assert!(words.len() >= 6, "{arrivals:?}");
+    // Spread over the ~1 s the mock took, not delivered at the end.
+    let first = arrivals.first().unwrap().0;
+    let last = arrivals.last().unwrap().0;
+    assert!(
+        last - first >= std::time::Duration::from_millis(800),
+        "events arrived within {:?}: coalesced or buffered",
+        last - first
+    );
+}
+
+#[tokio::test]
 async fn a_client_that_leaves_mid_stream_is_recorded_as_cancelled() {
     let setup = setup().await;
     let mut response = setup
