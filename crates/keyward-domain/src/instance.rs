@@ -121,8 +121,20 @@ impl Keyward {
         Ok(interrupted)
     }
 
-    /// Removes this instance's registration (clean exit).
+    /// Removes this instance's registration (clean exit). Calls of this process still pending
+    /// (a drain that timed out, a settlement that failed) are marked interrupted first: once
+    /// the registration is gone, no sweep would find them.
     pub async fn deregister(&self) {
+        let own = [self.instance.id.to_string()];
+        match self
+            .store
+            .interrupt_pending_calls(&own, false, Timestamp::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(calls) => tracing::warn!(calls, "calls still pending at exit marked interrupted; reconcile them against the provider"),
+            Err(err) => tracing::warn!(error = %err, "could not mark this instance's pending calls interrupted"),
+        }
         if let Err(err) = self.store.remove_instance(&self.instance.id).await {
             tracing::warn!(error = %err, "could not remove this instance's registration; another replica will once it is judged gone");
         }

@@ -58,6 +58,8 @@ pub struct RateLimited {
 }
 
 const MINUTE: f64 = 60.0;
+/// A key untouched this long (no admission, no charge) may be forgotten once full again.
+const IDLE_BEFORE_SWEEP: Duration = Duration::from_secs(600);
 /// Entries are swept when the map has grown by this many since the last sweep.
 const SWEEP_EVERY: usize = 1024;
 
@@ -113,7 +115,8 @@ impl KeyState {
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated);
-        self.updated = now;
+        // `now` may be older than `updated` (taken before another caller's): never go back.
+        self.updated = self.updated.max(now);
         for bucket in [&mut self.requests, &mut self.tokens].into_iter().flatten() {
             bucket.refill(elapsed);
         }
@@ -227,9 +230,12 @@ impl Limiter {
         if self.states.len() < self.swept_at_len + SWEEP_EVERY {
             return;
         }
+        // Only keys idle for a while: a key with a call in flight must keep its entry, or the
+        // call's tokens could not be charged when it ends.
         self.states.retain(|_, state| {
+            let idle = now.saturating_duration_since(state.updated) >= IDLE_BEFORE_SWEEP;
             state.refill(now);
-            !state.is_full()
+            !(idle && state.is_full())
         });
         self.swept_at_len = self.states.len();
     }

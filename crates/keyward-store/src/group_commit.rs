@@ -153,8 +153,11 @@ async fn checkpoints(pool: &AnyPool, mut stopped: oneshot::Receiver<()>) {
 
 /// Applies a batch in one transaction and answers every operation.
 async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
-    let mut connection = match pool.acquire().await {
-        Ok(connection) => connection,
+    // IMMEDIATE: the write lock from the start, so reading budgets before writing can never
+    // meet another writer's lock half-way. A transaction guard: dropped unfinished (shutdown,
+    // panic), it rolls back before its connection returns to the pool.
+    let mut connection = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(transaction) => transaction,
         Err(err) => {
             let message = err.to_string();
             for operation in operations {
@@ -163,29 +166,25 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
             return;
         }
     };
-    // IMMEDIATE: the write lock from the start, so reading budgets before writing can never
-    // meet another writer's lock half-way.
-    if let Err(err) = exec(&mut connection, "BEGIN IMMEDIATE").await {
-        let message = err.to_string();
-        for operation in operations {
-            fail(operation, &message);
-        }
-        return;
-    }
     let mut outcomes = Vec::with_capacity(operations.len());
-    for operation in operations {
+    let mut operations = operations.into_iter();
+    while let Some(operation) = operations.next() {
         match apply_one(&mut connection, operation).await {
             Ok(outcome) => outcomes.push(outcome),
             Err((outcome, err)) => {
-                // A savepoint could not be ended, or a settlement failed half-way: none of the
-                // transaction may be reported done.
+                // A savepoint could not be ended, a settlement failed half-way, or an error
+                // may have ended the transaction: none of the batch may be reported done, and
+                // the operations not yet applied are answered too.
                 outcomes.push(outcome);
                 abandon(connection, outcomes, &err).await;
+                for operation in operations {
+                    fail(operation, &err);
+                }
                 return;
             }
         }
     }
-    match exec(&mut connection, "COMMIT").await {
+    match connection.commit().await {
         Ok(()) => {
             for outcome in outcomes {
                 match outcome {
@@ -198,7 +197,12 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
                 }
             }
         }
-        Err(err) => abandon(connection, outcomes, &err.to_string()).await,
+        Err(err) => {
+            let message = err.to_string();
+            for outcome in outcomes {
+                fail_outcome(outcome, &message);
+            }
+        }
     }
 }
 
@@ -216,13 +220,23 @@ async fn apply_one(
         } => {
             let budgets = match applicable_budgets(connection, &call).await {
                 Ok(budgets) => budgets,
-                Err(err) => return Ok(Outcome::Admit(reply, Err(err))),
+                Err(err) => {
+                    let message = err.to_string();
+                    return Err((Outcome::Admit(reply, Err(err)), message));
+                }
             };
             if budgets.is_empty() {
-                let result = insert_pending(connection, &call, instance.as_deref())
-                    .await
-                    .map(|()| Admission::Admitted);
-                return Ok(Outcome::Admit(reply, result));
+                return match insert_pending(connection, &call, instance.as_deref()).await {
+                    Ok(()) => Ok(Outcome::Admit(reply, Ok(Admission::Admitted))),
+                    // A constraint refused this one row; SQLite undid that statement alone.
+                    Err(err) if is_constraint(&err) => Ok(Outcome::Admit(reply, Err(err))),
+                    // Anything else (I/O, full disk) may have rolled the whole transaction
+                    // back: nothing in the batch may be reported done.
+                    Err(err) => {
+                        let message = err.to_string();
+                        Err((Outcome::Admit(reply, Err(err)), message))
+                    }
+                };
             }
             if let Err(err) = exec(connection, "SAVEPOINT op").await {
                 return Err((
@@ -275,18 +289,29 @@ async fn exec(connection: &mut sqlx::AnyConnection, sql: &'static str) -> Result
     sqlx::query(sql).execute(connection).await.map(|_| ())
 }
 
-/// Rolls the batch back and fails every operation in it; a connection that cannot roll back
-/// is closed rather than returned to the pool mid-transaction.
+/// Rolls the batch back and fails every operation in it.
 async fn abandon(
-    mut connection: sqlx::pool::PoolConnection<sqlx::Any>,
+    transaction: sqlx::Transaction<'static, sqlx::Any>,
     outcomes: Vec<Outcome>,
     message: &str,
 ) {
-    if exec(&mut connection, "ROLLBACK").await.is_err() {
-        let _ = sqlx::Connection::close(connection.detach()).await;
+    if let Err(err) = transaction.rollback().await {
+        tracing::warn!(error = %err, "rolling back a failed ledger batch failed");
     }
     for outcome in outcomes {
         fail_outcome(outcome, message);
+    }
+}
+
+/// Whether a store error is a constraint refusing one statement (SQLite undoes just that
+/// statement), as opposed to a failure that may have ended the transaction.
+fn is_constraint(err: &StoreError) -> bool {
+    match err {
+        StoreError::Unavailable(sqlx::Error::Database(db)) => {
+            !matches!(db.kind(), sqlx::error::ErrorKind::Other)
+        }
+        StoreError::Conflict { .. } | StoreError::Corrupt { .. } => true,
+        _ => false,
     }
 }
 

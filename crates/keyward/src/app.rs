@@ -97,7 +97,11 @@ impl Application {
             keyward_core::RequestId::generate()
         );
         tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
-        tasks.spawn(instance_upkeep(self.keyward.clone(), stop.clone()));
+        // The heartbeat outlives the shutdown signal: while in-flight calls drain, peers must
+        // still see this replica alive and leave its pending rows alone.
+        let upkeep = TaskTracker::new();
+        let upkeep_stop = CancellationToken::new();
+        upkeep.spawn(instance_upkeep(self.keyward.clone(), upkeep_stop.clone()));
         if let Some((sender, alerts)) = self.webhook.take() {
             tasks.spawn(sender.run(alerts, stop.clone()));
         }
@@ -134,6 +138,9 @@ impl Application {
         if drained.is_err() {
             tracing::warn!("background tasks did not stop within the shutdown grace");
         }
+        upkeep_stop.cancel();
+        upkeep.close();
+        upkeep.wait().await;
         self.keyward.deregister().await;
         self.keyward.store().close().await;
         tracing::info!("keyward stopped");

@@ -94,9 +94,9 @@ fn read_usage_result(
     let uncached = count(&["uncached_input_tokens"])?;
     let read = count(&["cache_read_input_tokens"])?;
     let write = count(&["cache_creation", "ephemeral_5m_input_tokens"])?
-        + count(&["cache_creation", "ephemeral_1h_input_tokens"])?;
+        .saturating_add(count(&["cache_creation", "ephemeral_1h_input_tokens"])?);
     let tokens = TokenCounts {
-        input: uncached + read + write,
+        input: uncached.saturating_add(read).saturating_add(write),
         cached_input: read,
         cache_write: write,
         output: count(&["output_tokens"])?,
@@ -128,8 +128,16 @@ fn read_cost_result(
         .and_then(|amount| scaled_json(amount, 4))
         .and_then(|micro| i64::try_from(micro).ok())
         .ok_or_else(|| ExportError::new(name, at, "`amount` must be a decimal string (cents)"))?;
+    // Only token costs belong to a model's line; web search, code execution and the like are
+    // listed apart, as OpenAI's tool costs are.
+    let token_cost = result
+        .get("cost_type")
+        .and_then(Value::as_str)
+        .is_none_or(|kind| kind == "tokens");
     match result.get("model").and_then(Value::as_str) {
-        Some(model) if !model.trim().is_empty() => statement.add_cost(day, model.trim(), micro),
+        Some(model) if token_cost && !model.trim().is_empty() => {
+            statement.add_cost(day, model.trim(), micro)
+        }
         _ => {
             let description = ["description", "cost_type"]
                 .iter()
@@ -186,9 +194,9 @@ pub(super) fn read_usage_csv(
         let uncached = count(uncached_at, "usage_input_tokens_no_cache")?;
         let read = count(read_at, "usage_input_tokens_cache_read")?;
         let write = count(write_5m_at, "usage_input_tokens_cache_write_5m")?
-            + count(write_1h_at, "usage_input_tokens_cache_write_1h")?;
+            .saturating_add(count(write_1h_at, "usage_input_tokens_cache_write_1h")?);
         let tokens = TokenCounts {
-            input: uncached + read + write,
+            input: uncached.saturating_add(read).saturating_add(write),
             cached_input: read,
             cache_write: write,
             output: count(output_at, "usage_output_tokens")?,
@@ -221,7 +229,9 @@ pub(super) fn read_cost_csv(
             .and_then(|text| scaled(text, 6))
             .and_then(|micro| i64::try_from(micro).ok())
             .ok_or_else(|| ExportError::new(name, &at, "`cost_usd` must be a decimal number"))?;
-        match field(&record, model_at) {
+        let token_cost = field(&record, columns.find(&["cost_type"]))
+            .is_none_or(|kind| kind == "token" || kind == "tokens");
+        match field(&record, model_at).filter(|_| token_cost) {
             Some(model) => {
                 let model = if model.contains(' ') {
                     from_display_name(model)

@@ -45,7 +45,7 @@ pub(crate) fn scaled(text: &str, scale: u32) -> Option<i128> {
     let magnitude = if shift >= 0 {
         mantissa.checked_mul(10_i128.checked_pow(u32::try_from(shift).ok()?)?)?
     } else {
-        let divisor = 10_i128.checked_pow(u32::try_from(-shift).ok()?);
+        let divisor = 10_i128.checked_pow(shift.unsigned_abs());
         match divisor {
             // More than 38 digits of shift: rounds to zero.
             None => 0,
@@ -107,6 +107,8 @@ mod tests {
             assert_eq!(scaled(text, 6), None, "{text}");
         }
         assert_eq!(scaled(&"9".repeat(40), 0), None);
+        // An extreme exponent rounds to zero instead of overflowing.
+        assert_eq!(scaled("1e-2147483648", 0), Some(0));
         assert_eq!(scaled_json(&serde_json::json!(null), 6), None);
     }
 }

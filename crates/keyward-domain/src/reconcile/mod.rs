@@ -130,18 +130,22 @@ fn signed(value: u64) -> i64 {
 /// The fields both sides carry, compared.
 fn differences(
     statement: &ProviderStatement,
+    day: &str,
     keyward: &LedgerLine,
     provider: &ProviderLine,
 ) -> Vec<Difference> {
     let mut compared: Vec<(&'static str, i64, i64)> = Vec::new();
-    if statement.has_requests {
+    // Only what the provider reported: the line's own figures, or, for a day it reported but
+    // a model it did not, that day's kinds (as zeros). Never a kind it left out.
+    let reported = |days: &BTreeSet<String>, present: bool| present || days.contains(day);
+    if reported(&statement.requests_days, provider.requests.is_some()) {
         compared.push((
             "requests",
             signed(keyward.requests),
             signed(provider.requests.unwrap_or(0)),
         ));
     }
-    if statement.has_tokens && !provider.tokens_incomplete {
+    if reported(&statement.tokens_days, provider.tokens.is_some()) && !provider.tokens_incomplete {
         let theirs = provider.tokens.unwrap_or_default();
         let ours = keyward.tokens;
         compared.extend([
@@ -159,7 +163,7 @@ fn differences(
             ("output_tokens", signed(ours.output), signed(theirs.output)),
         ]);
     }
-    if statement.has_cost {
+    if reported(&statement.cost_days, provider.cost_micro_usd.is_some()) {
         compared.push((
             "cost_micro_usd",
             keyward.cost_micro_usd,
@@ -198,6 +202,7 @@ fn compare(
             let theirs = provider_lines.remove(&key);
             let differences = differences(
                 &statement,
+                &key.0,
                 ours.as_ref().unwrap_or(&LedgerLine::default()),
                 theirs.as_ref().unwrap_or(&ProviderLine::default()),
             );
@@ -488,6 +493,60 @@ mod tests {
         let sonnet = line(&mapped, "2026-09-01", "anthropic.claude-sonnet-4-5");
         assert_eq!(sonnet.tokens, tokens(242_000, 200_000, 12_000, 8_000));
         assert_eq!(sonnet.cost_micro_usd, Some(315_000));
+    }
+
+    #[test]
+    fn tool_costs_are_not_a_models_cost_and_a_kind_missing_on_a_day_is_not_compared() {
+        let mut statement = ProviderStatement::new(ProviderId::Anthropic, BTreeMap::new()).unwrap();
+        // Cost for 09-01 and 09-02 (one web-search row carries a model), usage for 09-01 only.
+        let cost = br#"{"data": [
+            {"starting_at": "2026-09-01T00:00:00Z", "ending_at": "2026-09-02T00:00:00Z", "results": [
+                {"amount": "100", "currency": "USD", "model": "claude-sonnet-4-5-20250929", "cost_type": "tokens", "token_type": "output_tokens"},
+                {"amount": "50", "currency": "USD", "model": "claude-sonnet-4-5-20250929", "cost_type": "web_search", "description": "Web Search"}]},
+            {"starting_at": "2026-09-02T00:00:00Z", "ending_at": "2026-09-03T00:00:00Z", "results": [
+                {"amount": "200", "currency": "USD", "model": "claude-sonnet-4-5-20250929", "cost_type": "tokens", "token_type": "output_tokens"}]}]}"#;
+        let usage = br#"{"data": [{"starting_at": "2026-09-01T00:00:00Z", "ending_at": "2026-09-02T00:00:00Z", "results": [
+            {"model": "claude-sonnet-4-5-20250929", "uncached_input_tokens": 10, "cache_read_input_tokens": 0,
+             "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}, "output_tokens": 5}]}]}"#;
+        statement.read("cost", cost.as_slice()).unwrap();
+        statement.read("usage", usage.as_slice()).unwrap();
+        assert_eq!(
+            line(&statement, "2026-09-01", "claude-sonnet-4-5").cost_micro_usd,
+            Some(1_000_000)
+        );
+        assert_eq!(
+            statement
+                .unattributed
+                .get(&("2026-09-01".to_owned(), "Web Search".to_owned())),
+            Some(&500_000)
+        );
+        // The ledger agrees on 09-02's cost; the export has no usage for 09-02, so tokens there
+        // are not compared (not treated as zero).
+        let ledger = BTreeMap::from([(
+            ("2026-09-02".to_owned(), "claude-sonnet-4-5".to_owned()),
+            LedgerLine {
+                requests: 3,
+                tokens: TokenCounts {
+                    input: 30,
+                    cached_input: 0,
+                    cache_write: 0,
+                    output: 15,
+                },
+                cost_micro_usd: 2_000_000,
+                ..LedgerLine::default()
+            },
+        )]);
+        let report = compare(
+            statement,
+            ledger,
+            ("2026-09-01".into(), "2026-09-02".into()),
+        );
+        let day2 = report
+            .lines
+            .iter()
+            .find(|line| line.date == "2026-09-02")
+            .unwrap();
+        assert_eq!(day2.status, LineStatus::Match, "{:?}", day2.differences);
     }
 
     #[test]

@@ -61,10 +61,10 @@ pub struct TokenCounts {
 
 impl TokenCounts {
     pub(crate) fn add(&mut self, other: Self) {
-        self.input += other.input;
-        self.cached_input += other.cached_input;
-        self.cache_write += other.cache_write;
-        self.output += other.output;
+        self.input = self.input.saturating_add(other.input);
+        self.cached_input = self.cached_input.saturating_add(other.cached_input);
+        self.cache_write = self.cache_write.saturating_add(other.cache_write);
+        self.output = self.output.saturating_add(other.output);
     }
 }
 
@@ -93,9 +93,11 @@ pub struct ProviderStatement {
     pub(crate) days: BTreeSet<String>,
     pub(crate) warnings: BTreeSet<String>,
     pub(crate) warnings_dropped: u64,
-    pub(crate) has_requests: bool,
-    pub(crate) has_tokens: bool,
-    pub(crate) has_cost: bool,
+    /// The UTC days on which the exports carry each kind of figure: a ledger line with no
+    /// provider line is compared only on what the provider reported for that day.
+    pub(crate) requests_days: BTreeSet<String>,
+    pub(crate) tokens_days: BTreeSet<String>,
+    pub(crate) cost_days: BTreeSet<String>,
     seen: HashSet<String>,
 }
 
@@ -127,9 +129,9 @@ impl ProviderStatement {
             days: BTreeSet::new(),
             warnings: BTreeSet::new(),
             warnings_dropped: 0,
-            has_requests: false,
-            has_tokens: false,
-            has_cost: false,
+            requests_days: BTreeSet::new(),
+            tokens_days: BTreeSet::new(),
+            cost_days: BTreeSet::new(),
             seen: HashSet::new(),
         })
     }
@@ -288,7 +290,7 @@ impl ProviderStatement {
     }
 
     pub(crate) fn add_tokens(&mut self, day: &str, billed: &str, tokens: TokenCounts) {
-        self.has_tokens = true;
+        self.tokens_days.insert(day.to_owned());
         self.line(day, billed)
             .tokens
             .get_or_insert_with(TokenCounts::default)
@@ -296,9 +298,9 @@ impl ProviderStatement {
     }
 
     pub(crate) fn add_requests(&mut self, day: &str, billed: &str, requests: u64) {
-        self.has_requests = true;
+        self.requests_days.insert(day.to_owned());
         let line = self.line(day, billed);
-        line.requests = Some(line.requests.unwrap_or(0) + requests);
+        line.requests = Some(line.requests.unwrap_or(0).saturating_add(requests));
     }
 
     pub(crate) fn mark_tokens_incomplete(&mut self, day: &str, billed: &str) {
@@ -306,13 +308,13 @@ impl ProviderStatement {
     }
 
     pub(crate) fn add_cost(&mut self, day: &str, billed: &str, micro_usd: i64) {
-        self.has_cost = true;
+        self.cost_days.insert(day.to_owned());
         let line = self.line(day, billed);
         line.cost_micro_usd = Some(line.cost_micro_usd.unwrap_or(0).saturating_add(micro_usd));
     }
 
     pub(crate) fn add_unattributed(&mut self, day: &str, description: &str, micro_usd: i64) {
-        self.has_cost = true;
+        self.cost_days.insert(day.to_owned());
         self.days.insert(day.to_owned());
         let entry = self
             .unattributed
