@@ -25,7 +25,7 @@ pub const REMOTE_STALE: Duration = Duration::from_secs(30);
 pub const LOCAL_STALE: Duration = Duration::from_secs(600);
 
 /// This machine's name, to tell local instances (whose pid can be checked) from remote ones.
-pub(crate) fn host_name() -> String {
+pub fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())

@@ -151,24 +151,38 @@ impl Keyward {
         scope: &TenantScope,
         id: PlatformKeyId,
     ) -> Result<PlatformKeyRecord, DomainError> {
-        if !self
+        let changed = self
             .store
             .revoke_platform_key(scope.tenant(), id, Timestamp::now())
-            .await?
-        {
-            return Err(DomainError::NotFound {
-                what: "platform key",
-            });
+            .await?;
+        if changed {
+            tracing::info!(tenant = %scope.tenant(), key = %id, "platform key revoked");
         }
-        tracing::info!(tenant = %scope.tenant(), key = %id, "platform key revoked");
-        self.audit(scope, "key.revoke", &id.to_string(), serde_json::json!({}))
-            .await;
+        self.key_changed(scope, id, changed, "key.revoke", serde_json::json!({}))
+            .await
+    }
+
+    /// After an update of key `id` (`changed`: whether its row existed): the audit entry and
+    /// the key as it now is, or `NotFound`.
+    async fn key_changed(
+        &self,
+        scope: &TenantScope,
+        id: PlatformKeyId,
+        changed: bool,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Result<PlatformKeyRecord, DomainError> {
+        let not_found = || DomainError::NotFound {
+            what: "platform key",
+        };
+        if !changed {
+            return Err(not_found());
+        }
+        self.audit(scope, action, &id.to_string(), details).await;
         self.store
             .platform_key(scope.tenant(), id)
             .await?
-            .ok_or(DomainError::NotFound {
-                what: "platform key",
-            })
+            .ok_or_else(not_found)
     }
 
     /// Sets or clears a key's per-minute limits; they apply from the key's next request.
@@ -181,29 +195,21 @@ impl Keyward {
     ) -> Result<PlatformKeyRecord, DomainError> {
         let rpm_limit = validate_limit("rpm_limit", rpm_limit, MAX_RPM)?;
         let tpm_limit = validate_limit("tpm_limit", tpm_limit, MAX_TPM)?;
-        if !self
+        let changed = self
             .store
             .set_platform_key_limits(scope.tenant(), id, rpm_limit, tpm_limit)
-            .await?
-        {
-            return Err(DomainError::NotFound {
-                what: "platform key",
-            });
+            .await?;
+        if changed {
+            tracing::info!(tenant = %scope.tenant(), key = %id, "platform key limits set");
         }
-        tracing::info!(tenant = %scope.tenant(), key = %id, "platform key limits set");
-        self.audit(
+        self.key_changed(
             scope,
+            id,
+            changed,
             "key.limits",
-            &id.to_string(),
             serde_json::json!({"rpm_limit": rpm_limit, "tpm_limit": tpm_limit}),
         )
-        .await;
-        self.store
-            .platform_key(scope.tenant(), id)
-            .await?
-            .ok_or(DomainError::NotFound {
-                what: "platform key",
-            })
+        .await
     }
 
     /// The tenant owning a platform key, for the operator's CLI.

@@ -161,7 +161,7 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
         Err(err) => {
             let message = err.to_string();
             for operation in operations {
-                fail(operation, &message);
+                operation.fail(&message);
             }
             return;
         }
@@ -178,29 +178,18 @@ async fn apply(pool: &AnyPool, operations: Vec<Operation>) {
                 outcomes.push(outcome);
                 abandon(connection, outcomes, &err).await;
                 for operation in operations {
-                    fail(operation, &err);
+                    operation.fail(&err);
                 }
                 return;
             }
         }
     }
     match connection.commit().await {
-        Ok(()) => {
-            for outcome in outcomes {
-                match outcome {
-                    Outcome::Admit(reply, result) => {
-                        let _ = reply.send(result);
-                    }
-                    Outcome::Settle(reply, result) => {
-                        let _ = reply.send(result);
-                    }
-                }
-            }
-        }
+        Ok(()) => outcomes.into_iter().for_each(Outcome::answer),
         Err(err) => {
             let message = err.to_string();
             for outcome in outcomes {
-                fail_outcome(outcome, &message);
+                outcome.fail(&message);
             }
         }
     }
@@ -299,7 +288,7 @@ async fn abandon(
         tracing::warn!(error = %err, "rolling back a failed ledger batch failed");
     }
     for outcome in outcomes {
-        fail_outcome(outcome, message);
+        outcome.fail(message);
     }
 }
 
@@ -321,24 +310,36 @@ fn unavailable(message: &str) -> StoreError {
     )))
 }
 
-fn fail(operation: Operation, message: &str) {
-    match operation {
-        Operation::Admit { reply, .. } => {
-            let _ = reply.send(Err(unavailable(message)));
+impl Outcome {
+    /// Sends the operation's result to its caller (who may have gone: nothing to do then).
+    fn answer(self) {
+        match self {
+            Outcome::Admit(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Outcome::Settle(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
-        Operation::Settle { reply, .. } => {
-            let _ = reply.send(Err(unavailable(message)));
+    }
+
+    /// Tells the caller its operation was not committed, whatever it had produced.
+    fn fail(self, message: &str) {
+        match self {
+            Outcome::Admit(reply, _) => Outcome::Admit(reply, Err(unavailable(message))),
+            Outcome::Settle(reply, _) => Outcome::Settle(reply, Err(unavailable(message))),
         }
+        .answer();
     }
 }
 
-fn fail_outcome(outcome: Outcome, message: &str) {
-    match outcome {
-        Outcome::Admit(reply, _) => {
-            let _ = reply.send(Err(unavailable(message)));
+impl Operation {
+    /// Tells the caller its operation was not applied.
+    fn fail(self, message: &str) {
+        match self {
+            Operation::Admit { reply, .. } => Outcome::Admit(reply, Err(unavailable(message))),
+            Operation::Settle { reply, .. } => Outcome::Settle(reply, Err(unavailable(message))),
         }
-        Outcome::Settle(reply, _) => {
-            let _ = reply.send(Err(unavailable(message)));
-        }
+        .answer();
     }
 }

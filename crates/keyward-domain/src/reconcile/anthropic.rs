@@ -10,10 +10,11 @@
 
 use serde_json::Value;
 
-use super::decimal::{scaled, scaled_json};
+use super::decimal::{amount, amount_json};
 use super::model_name::from_display_name;
 use super::statement::{
-    csv_reason, field, row_location, utc_day, Columns, ExportError, ProviderStatement, TokenCounts,
+    csv_count, field, records, row_location, utc_day, Columns, ExportError, ProviderStatement,
+    TokenCounts,
 };
 
 pub(super) fn read_bucket(
@@ -116,17 +117,13 @@ fn read_cost_result(
         .get("currency")
         .and_then(Value::as_str)
         .unwrap_or("USD");
-    if !currency.eq_ignore_ascii_case("usd") {
-        statement.warn(format!(
-            "costs in `{currency}` are not compared: Keyward's ledger is in USD"
-        ));
+    if !statement.accepts_currency(currency) {
         return Ok(());
     }
     // Cents → micro-dollars: × 10^4.
     let micro = result
         .get("amount")
-        .and_then(|amount| scaled_json(amount, 4))
-        .and_then(|micro| i64::try_from(micro).ok())
+        .and_then(|amount| amount_json(amount, 4))
         .ok_or_else(|| ExportError::new(name, at, "`amount` must be a decimal string (cents)"))?;
     // Only token costs belong to a model's line; web search, code execution and the like are
     // listed apart, as OpenAI's tool costs are.
@@ -171,8 +168,8 @@ pub(super) fn read_usage_csv(
     let write_1h_at = columns.find(&["usage_input_tokens_cache_write_1h"]);
     let read_at = columns.find(&["usage_input_tokens_cache_read"]);
     let output_at = columns.find(&["usage_output_tokens"]);
-    for record in csv.records() {
-        let record = record.map_err(|err| ExportError::new(name, "", csv_reason(&err)))?;
+    for record in records(csv, name) {
+        let record = record?;
         let at = row_location(&record);
         let day = field(&record, day_at)
             .and_then(utc_day)
@@ -181,16 +178,7 @@ pub(super) fn read_usage_csv(
         let Some(model) = field(&record, model_at) else {
             return Err(ExportError::new(name, &at, "`model_version` is empty"));
         };
-        let count = |column: Option<usize>, label: &str| -> Result<u64, ExportError> {
-            match field(&record, column) {
-                None => Ok(0),
-                Some(text) => scaled(text, 0)
-                    .and_then(|value| u64::try_from(value).ok())
-                    .ok_or_else(|| {
-                        ExportError::new(name, &at, format!("`{label}` must be a whole number"))
-                    }),
-            }
-        };
+        let count = |column, label| csv_count(&record, column, label, name, &at);
         let uncached = count(uncached_at, "usage_input_tokens_no_cache")?;
         let read = count(read_at, "usage_input_tokens_cache_read")?;
         let write = count(write_5m_at, "usage_input_tokens_cache_write_5m")?
@@ -218,16 +206,15 @@ pub(super) fn read_cost_csv(
     let model_at = columns.find(&["model", "model_version"]);
     let cost_at = columns.find(&["cost_usd"]);
     let kind_at = columns.find(&["cost_type", "token_type"]);
-    for record in csv.records() {
-        let record = record.map_err(|err| ExportError::new(name, "", csv_reason(&err)))?;
+    for record in records(csv, name) {
+        let record = record?;
         let at = row_location(&record);
         let day = field(&record, day_at)
             .and_then(utc_day)
             .ok_or_else(|| ExportError::new(name, &at, "`usage_date_utc` must be a date"))?;
         statement.cover_day(&day);
         let micro = field(&record, cost_at)
-            .and_then(|text| scaled(text, 6))
-            .and_then(|micro| i64::try_from(micro).ok())
+            .and_then(|text| amount(text, 6))
             .ok_or_else(|| ExportError::new(name, &at, "`cost_usd` must be a decimal number"))?;
         let token_cost = field(&record, columns.find(&["cost_type"]))
             .is_none_or(|kind| kind == "token" || kind == "tokens");

@@ -10,10 +10,10 @@
 //! `UnblendedCost`. Tax, credits, refunds and other services' lines are skipped; Bedrock lines
 //! that are not tokens are unattributed cost.
 
-use super::decimal::{count, scaled};
+use super::decimal::{amount, count};
 use super::model_name::looks_like_model_id;
 use super::statement::{
-    csv_reason, field, row_location, utc_day, Columns, ExportError, ProviderStatement, TokenCounts,
+    field, records, row_location, utc_day, Columns, ExportError, ProviderStatement, TokenCounts,
 };
 
 const USAGE_TYPE: [&str; 2] = ["lineItem/UsageType", "line_item_usage_type"];
@@ -139,8 +139,8 @@ pub(super) fn read(
             format!("the report has no `{missing}` column (or its CUR 2.0 equivalent)"),
         ));
     }
-    for record in csv.records() {
-        let record = record.map_err(|err| ExportError::new(name, "", csv_reason(&err)))?;
+    for record in records(csv, name) {
+        let record = record?;
         let at = row_location(&record);
         let line_item_type = field(&record, cur.line_item_type).unwrap_or("");
         if !matches!(
@@ -174,15 +174,11 @@ pub(super) fn read(
         })?;
         statement.cover_day(&day);
         let currency = field(&record, cur.currency).unwrap_or("USD");
-        if currency != "USD" {
-            statement.warn(format!(
-                "costs in `{currency}` are not compared: Keyward's ledger is in USD"
-            ));
+        if !statement.accepts_currency(currency) {
             continue;
         }
         let cost = field(&record, cur.cost)
-            .and_then(|text| scaled(text, 6))
-            .and_then(|micro| i64::try_from(micro).ok())
+            .and_then(|text| amount(text, 6))
             .ok_or_else(|| {
                 ExportError::new(
                     name,

@@ -64,6 +64,16 @@ pub(crate) fn scaled_json(value: &Value, scale: u32) -> Option<i128> {
     }
 }
 
+/// An amount (`text` × 10^`scale`) that fits the ledger's i64 micro-dollars.
+pub(crate) fn amount(text: &str, scale: u32) -> Option<i64> {
+    i64::try_from(scaled(text, scale)?).ok()
+}
+
+/// [`amount`] of a JSON number or numeric string.
+pub(crate) fn amount_json(value: &Value, scale: u32) -> Option<i64> {
+    i64::try_from(scaled_json(value, scale)?).ok()
+}
+
 /// A non-negative count × 10^`scale` (`count("30.0", 3)` = 30 000 tokens from thousands).
 pub(crate) fn count(text: &str, scale: u32) -> Option<u64> {
     u64::try_from(scaled(text, scale)?).ok()

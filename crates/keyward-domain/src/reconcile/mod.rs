@@ -20,8 +20,6 @@ mod statement;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keyward_core::timestamp::DAY_MILLIS;
-use keyward_core::Timestamp;
 use keyward_store::CallRecord;
 
 pub use statement::{ExportError, ProviderLine, ProviderStatement, TokenCounts};
@@ -262,14 +260,8 @@ impl Keyward {
             ));
         };
         let (from, to) = (first.clone(), last.clone());
-        let start = Timestamp::parse_rfc3339(&format!("{from}T00:00:00Z"))
-            .map_err(|_| DomainError::invalid("exports", "a day in the export is not a date"))?;
-        let end = Timestamp::parse_rfc3339(&format!("{to}T00:00:00Z"))
-            .map_err(|_| DomainError::invalid("exports", "a day in the export is not a date"))?;
-        let range = (
-            start,
-            Timestamp::from_unix_millis(end.unix_millis() + DAY_MILLIS),
-        );
+        // Whole UTC days, `to` included: the usage export's own reading of two dates.
+        let range = crate::usage::usage_range(Some(&from), Some(&to))?;
         let provider = statement.provider().as_str();
         let mut ledger: BTreeMap<(String, String), LedgerLine> = BTreeMap::new();
         let mut after: Option<String> = None;

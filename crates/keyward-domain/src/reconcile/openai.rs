@@ -10,9 +10,10 @@
 use keyward_core::Timestamp;
 use serde_json::Value;
 
-use super::decimal::{scaled, scaled_json};
+use super::decimal::amount_json;
 use super::statement::{
-    csv_reason, field, row_location, utc_day, Columns, ExportError, ProviderStatement, TokenCounts,
+    csv_count, field, records, row_location, utc_day, Columns, ExportError, ProviderStatement,
+    TokenCounts,
 };
 
 const COMPLETIONS: &str = "organization.usage.completions.result";
@@ -120,16 +121,12 @@ fn read_cost_result(
         .get("currency")
         .and_then(Value::as_str)
         .unwrap_or("usd");
-    if !currency.eq_ignore_ascii_case("usd") {
-        statement.warn(format!(
-            "costs in `{currency}` are not compared: Keyward's ledger is in USD"
-        ));
+    if !statement.accepts_currency(currency) {
         return Ok(());
     }
     let micro = amount
         .get("value")
-        .and_then(|value| scaled_json(value, 6))
-        .and_then(|micro| i64::try_from(micro).ok())
+        .and_then(|value| amount_json(value, 6))
         .ok_or_else(|| ExportError::new(name, at, "`amount.value` must be a decimal number"))?;
     match result.get("line_item").and_then(Value::as_str) {
         Some(item) => match line_item_model(item) {
@@ -191,8 +188,8 @@ pub(super) fn read_usage_csv(
     let write_at = columns.find(&["input_cache_write_tokens"]);
     let output_at = columns.find(&["output_tokens"]);
     let requests_at = columns.find(&["num_model_requests"]);
-    for record in csv.records() {
-        let record = record.map_err(|err| ExportError::new(name, "", csv_reason(&err)))?;
+    for record in records(csv, name) {
+        let record = record?;
         let at = row_location(&record);
         let day = match (field(&record, iso_at), field(&record, unix_at)) {
             (Some(iso), _) => utc_day(iso),
@@ -208,16 +205,7 @@ pub(super) fn read_usage_csv(
         let Some(model) = field(&record, model_at) else {
             continue;
         };
-        let count = |column: Option<usize>, label: &str| -> Result<u64, ExportError> {
-            match field(&record, column) {
-                None => Ok(0),
-                Some(text) => scaled(text, 0)
-                    .and_then(|value| u64::try_from(value).ok())
-                    .ok_or_else(|| {
-                        ExportError::new(name, &at, format!("`{label}` must be a whole number"))
-                    }),
-            }
-        };
+        let count = |column, label| csv_count(&record, column, label, name, &at);
         let tokens = TokenCounts {
             input: count(input_at, "input_tokens")?,
             cached_input: count(cached_at, "input_cached_tokens")?,

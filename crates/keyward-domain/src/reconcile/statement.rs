@@ -328,6 +328,17 @@ impl ProviderStatement {
         self.days.insert(day.to_owned());
     }
 
+    /// Whether costs in `currency` can be compared (the ledger is in USD); warns once if not.
+    pub(crate) fn accepts_currency(&mut self, currency: &str) -> bool {
+        let usd = currency.eq_ignore_ascii_case("usd");
+        if !usd {
+            self.warn(format!(
+                "costs in `{currency}` are not compared: Keyward's ledger is in USD"
+            ));
+        }
+        usd
+    }
+
     pub(crate) fn warn(&mut self, warning: String) {
         if self.warnings.len() < MAX_WARNINGS {
             self.warnings.insert(warning);
@@ -431,6 +442,30 @@ pub(crate) fn utc_day(text: &str) -> Option<String> {
     let day = text.get(..10)?;
     keyward_core::Timestamp::parse_rfc3339(&format!("{day}T00:00:00Z")).ok()?;
     Some(day.to_owned())
+}
+
+/// A CSV export's rows, with read errors named by position.
+pub(crate) fn records<'a>(
+    csv: &'a mut csv::Reader<impl Read>,
+    name: &'a str,
+) -> impl Iterator<Item = Result<csv::StringRecord, ExportError>> + 'a {
+    csv.records()
+        .map(move |record| record.map_err(|err| ExportError::new(name, "", csv_reason(&err))))
+}
+
+/// A whole-number CSV cell; an empty or absent cell counts 0.
+pub(crate) fn csv_count(
+    record: &csv::StringRecord,
+    column: Option<usize>,
+    label: &str,
+    name: &str,
+    at: &str,
+) -> Result<u64, ExportError> {
+    match field(record, column) {
+        None => Ok(0),
+        Some(text) => super::decimal::count(text, 0)
+            .ok_or_else(|| ExportError::new(name, at, format!("`{label}` must be a whole number"))),
+    }
 }
 
 /// A CSV row's position for errors: `line N`.

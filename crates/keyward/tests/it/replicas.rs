@@ -147,9 +147,7 @@ async fn replicas_interrupt_only_the_calls_of_instances_that_are_gone() {
         let tenant = first.create_tenant("acme").await;
         let store = first.store().await;
         let now = Timestamp::now();
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|name| name.trim().to_owned())
-            .unwrap_or_default();
+        let host = keyward_domain::instance::host_name();
         // A process of this host that no longer exists, and a live replica on another host.
         let gone = InstanceRecord {
             id: format!("gone-{}", RequestId::generate()),
