@@ -27,16 +27,20 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-log "cargo test"
-scripts/with-postgres.sh cargo test --workspace --locked
-
-# The official OpenAI and Anthropic Python SDKs against the real binaries (tests/sdk).
-log "SDK compatibility suite"
+# One Python venv for the test servers (moto, OpenBao) and the SDK suite.
 command -v python3 >/dev/null 2>&1 || apt_install python3
-venv="${KEYWARD_SDK_VENV:-$PWD/.venv}"
+venv="${TEST_PYTHON_VENV:-$PWD/.venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
 fi
+export TEST_PYTHON_VENV="$venv"
+
+# Real PostgreSQL, AWS KMS / Secrets Manager (moto) and Vault (OpenBao) servers on loopback.
+log "cargo test"
+scripts/with-key-managers.sh scripts/with-postgres.sh cargo test --workspace --locked
+
+# The official OpenAI and Anthropic Python SDKs against the real binaries (tests/sdk).
+log "SDK compatibility suite"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 cargo build --locked -p keyward -p keyward-mock-provider
 target="${CARGO_TARGET_DIR:-$PWD/target}"

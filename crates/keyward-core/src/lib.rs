@@ -15,6 +15,7 @@ pub mod period;
 pub mod provider;
 pub mod sealed;
 pub mod secret;
+pub mod sigv4;
 pub mod timestamp;
 
 pub use error_code::ErrorCode;

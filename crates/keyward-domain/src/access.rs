@@ -76,6 +76,11 @@ impl TenantScope {
     pub fn actor(&self) -> ActorName {
         self.actor
     }
+
+    /// Whether the operator (not a tenant's key) acts.
+    pub fn is_operator(&self) -> bool {
+        matches!(self.actor, ActorName::Operator)
+    }
 }
 
 impl Actor {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use keyward_core::secret::ProviderSecret;
 use keyward_core::{CredentialId, ProviderId, SealedSecret, TenantId, Timestamp};
+use keyward_custody::SecretReference;
 use keyward_store::{CredentialRecord, CredentialStatus, Page, PageRequest};
 use keyward_vault::RowBinding;
 
@@ -28,6 +29,15 @@ pub struct CredentialInput {
     pub secret_ref: Option<String>,
     pub base_url: Option<String>,
     pub options: BTreeMap<String, String>,
+}
+
+/// How fresh a referenced secret must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    /// A cached copy younger than `secrets.cache_ttl` will do.
+    Cached,
+    /// Fetch from the manager now (`credential verify`).
+    Refetch,
 }
 
 /// A credential with its secret opened for one outbound call.
@@ -59,20 +69,24 @@ impl Keyward {
             )
         })?;
         validate::name("label", &input.label)?;
-        if input.secret_ref.is_some() {
-            return Err(DomainError::invalid(
-                "secret_ref",
-                "secret references (vault://, aws-sm://, azure-kv://) are not available in this build; send `secret` instead",
-            ));
-        }
+        let reference = match input.secret_ref.as_deref() {
+            None => None,
+            Some(_) if input.secret.is_some() => {
+                return Err(DomainError::invalid(
+                    "secret_ref",
+                    "send either `secret` or `secret_ref`, not both",
+                ))
+            }
+            Some(text) => Some(self.check_reference(scope, text)?),
+        };
         let options = self.credential_options(provider, input.base_url, input.options)?;
         let secret = match input.secret {
             Some(secret) => Some(check_secret(provider, secret)?),
-            None if provider.secret_optional() => None,
+            None if provider.secret_optional() || reference.is_some() => None,
             None => {
                 return Err(DomainError::invalid(
                     "secret",
-                    format!("a {provider} credential needs the provider's API key in `secret`"),
+                    format!("a {provider} credential needs the provider's API key in `secret`, or `secret_ref` naming where it is held"),
                 ))
             }
         };
@@ -89,11 +103,13 @@ impl Keyward {
             label: input.label,
             provider,
             options,
-            fingerprint: secret.as_ref().map_or_else(
-                || "(none)".to_owned(),
-                |secret| fingerprint(provider, secret),
-            ),
+            fingerprint: match (&secret, &reference) {
+                (Some(secret), _) => fingerprint(provider, secret),
+                (None, Some(_)) => "(held elsewhere)".to_owned(),
+                (None, None) => "(none)".to_owned(),
+            },
             secret: sealed,
+            secret_ref: reference.as_ref().map(ToString::to_string),
             status: CredentialStatus::Active,
             created_at: now,
             rotated_at: None,
@@ -225,19 +241,117 @@ impl Keyward {
         id: CredentialId,
     ) -> Result<OpenedCredential, DomainError> {
         let record = self.credential(scope, id).await?;
-        self.open_credential_record(record).await
+        self.open_credential_record(record, Freshness::Cached).await
     }
 
-    /// Opens the secret of a record the caller has just read.
+    /// Opens the secret of a record the caller has just read: unseals it, or fetches it from
+    /// the manager its reference names.
     pub(crate) async fn open_credential_record(
         &self,
         record: CredentialRecord,
+        freshness: Freshness,
     ) -> Result<OpenedCredential, DomainError> {
-        let secret = match &record.secret {
-            None => None,
-            Some(sealed) => Some(self.open_sealed(&record, sealed).await?),
+        let secret = match (&record.secret, &record.secret_ref) {
+            (Some(sealed), _) => Some(self.open_sealed(&record, sealed).await?),
+            (None, Some(reference)) => {
+                Some(self.fetch_referenced(&record, reference, freshness).await?)
+            }
+            (None, None) => None,
         };
         Ok(OpenedCredential { record, secret })
+    }
+
+    async fn fetch_referenced(
+        &self,
+        record: &CredentialRecord,
+        reference: &str,
+        freshness: Freshness,
+    ) -> Result<ProviderSecret, DomainError> {
+        let unreadable = |manager: &'static str, source: keyward_custody::CustodyError| {
+            tracing::error!(
+                tenant = %record.tenant_id,
+                credential = %record.id,
+                reference,
+                error = %source,
+                "referenced credential secret cannot be fetched"
+            );
+            DomainError::CredentialReferenceUnreadable {
+                id: record.id,
+                label: record.label.clone(),
+                reference: reference.to_owned(),
+                manager,
+                source: Box::new(source),
+            }
+        };
+        let parsed = SecretReference::parse(reference).map_err(|_| {
+            unreadable(
+                "its manager",
+                keyward_custody::CustodyError::NotConfigured {
+                    manager: "Keyward",
+                    hint: format!("the stored reference {reference} is malformed; connect the credential again"),
+                },
+            )
+        })?;
+        let text = self
+            .secrets
+            .resolve(&parsed, freshness == Freshness::Refetch)
+            .await
+            .map_err(|source| unreadable(parsed.manager(), source))?;
+        // The manager's value is checked like a pasted key, never echoed.
+        check_secret(
+            record.provider,
+            ProviderSecret::new(text.as_str().to_owned()),
+        )
+        .map_err(|_| {
+            unreadable(
+                parsed.manager(),
+                keyward_custody::CustodyError::Refused {
+                    manager: parsed.manager(),
+                    action: "read".into(),
+                    resource: reference.to_owned(),
+                    detail: format!(
+                        "the value is not a well-formed {} key (empty, too long, or with spaces)",
+                        record.provider
+                    ),
+                },
+            )
+        })
+    }
+
+    /// Parses a reference and checks that this actor may use it: the operator any, a tenant
+    /// admin only under `secrets.tenant_reference_prefixes` with `{tenant}` = its tenant id —
+    /// else one tenant could point Keyward at another tenant's secret (a confused deputy:
+    /// Keyward's identity can read both).
+    fn check_reference(
+        &self,
+        scope: &TenantScope,
+        text: &str,
+    ) -> Result<SecretReference, DomainError> {
+        let reference = SecretReference::parse(text)
+            .map_err(|err| DomainError::invalid("secret_ref", err.to_string()))?;
+        if scope.is_operator() {
+            return Ok(reference);
+        }
+        let canonical = reference.to_string();
+        let tenant = scope.tenant().to_string();
+        let allowed = self.tenant_reference_prefixes.iter().any(|prefix| {
+            let prefix = prefix.replace("{tenant}", &tenant);
+            !prefix.is_empty() && canonical.starts_with(&prefix)
+        });
+        if !allowed {
+            return Err(DomainError::invalid(
+                "secret_ref",
+                if self.tenant_reference_prefixes.is_empty() {
+                    "only the operator may connect credentials by reference on this server (secrets.tenant_reference_prefixes is empty)".to_owned()
+                } else {
+                    format!(
+                        "a tenant's references must start with one of: {} ({{tenant}} = {tenant})",
+                        self.tenant_reference_prefixes.join(", ")
+                    )
+                },
+            ));
+        }
+        Ok(reference)
     }
 
     async fn open_sealed(

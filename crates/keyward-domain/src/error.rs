@@ -30,6 +30,15 @@ pub enum DomainError {
         #[source]
         source: VaultError,
     },
+    #[error("credential `{label}` ({id}): its secret at {reference} cannot be read from {manager}; the operator has the details in the server logs")]
+    CredentialReferenceUnreadable {
+        id: CredentialId,
+        label: String,
+        reference: String,
+        manager: &'static str,
+        #[source]
+        source: Box<keyward_custody::CustodyError>,
+    },
     #[error("master key version {version} from {location} is not the key that sealed this database (key check value {actual}, recorded {recorded}); point master_key.source at the keyring this database was created with")]
     MasterKeyMismatch {
         version: KeyVersion,
@@ -105,7 +114,9 @@ impl DomainError {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::InvalidPlatformKey => ErrorCode::InvalidPlatformKey,
-            Self::CredentialUnreadable { .. } => ErrorCode::CredentialUnreadable,
+            Self::CredentialUnreadable { .. } | Self::CredentialReferenceUnreadable { .. } => {
+                ErrorCode::CredentialUnreadable
+            }
             Self::MasterKeyMismatch { .. }
             | Self::MasterKeyMissing { .. }
             | Self::NothingToRotate { .. } => ErrorCode::Conflict,

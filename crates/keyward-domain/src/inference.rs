@@ -426,7 +426,8 @@ impl Keyward {
         // a concurrent call, for a fallback tried later): unless the record was read just now,
         // it is read again, and the row read is authoritative.
         let opened = if attempt.read_at.elapsed() < FRESH_RECORD {
-            self.open_credential_record(credential.clone()).await?
+            self.open_credential_record(credential.clone(), crate::credential::Freshness::Cached)
+                .await?
         } else {
             self.open_credential_secret(&scope, credential.id).await?
         };
@@ -642,7 +643,12 @@ impl Keyward {
         scope: &TenantScope,
         id: CredentialId,
     ) -> Result<CredentialRecord, DomainError> {
-        let opened = self.open_credential_secret(scope, id).await?;
+        // A referenced secret is fetched anew: verify is how an operator checks a rotation in
+        // the manager without waiting for the cache to expire.
+        let record = self.credential(scope, id).await?;
+        let opened = self
+            .open_credential_record(record, crate::credential::Freshness::Refetch)
+            .await?;
         let credential = opened.record;
         let request_id = RequestId::generate();
         let pending = PendingCall {

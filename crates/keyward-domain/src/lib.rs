@@ -79,6 +79,11 @@ pub struct Parts {
     pub default_max_output_tokens: u64,
     /// Where alerts go besides the audit log (the webhook sender); `None` for the CLI.
     pub alerts: Option<AlertSender>,
+    /// Fetches secrets that credentials reference in external managers.
+    pub secrets: Arc<keyward_custody::SecretResolver>,
+    /// Reference prefixes a tenant admin may use, `{tenant}` standing for the tenant id
+    /// (`secrets.tenant_reference_prefixes`); the operator may use any reference.
+    pub tenant_reference_prefixes: Vec<String>,
 }
 
 /// The domain facade shared by the HTTP layer and the CLI.
@@ -98,6 +103,8 @@ pub struct Keyward {
     rate_limiter: Arc<rate_limit::RateLimiter>,
     tenant_rates: Arc<price::TenantRates>,
     instance: Arc<instance::Instance>,
+    secrets: Arc<keyward_custody::SecretResolver>,
+    tenant_reference_prefixes: Arc<[String]>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -128,8 +135,12 @@ impl Keyward {
             prices: parts.prices,
             default_max_output_tokens: parts.default_max_output_tokens,
             alerts: parts.alerts,
+            secrets: parts.secrets,
+            tenant_reference_prefixes: parts.tenant_reference_prefixes.into(),
         };
-        keyward.verify_master_keys().await?;
+        if let Some(primary) = keyward.verify_master_keys().await? {
+            keyward.rewrap_after_source_change(primary).await?;
+        }
         keyward.register_instance().await?;
         Ok(keyward)
     }

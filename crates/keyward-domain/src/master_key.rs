@@ -78,10 +78,12 @@ pub struct MasterKeyStatus {
 
 impl Keyward {
     /// Compares the keyring with the versions recorded in the database and records new ones.
-    pub(crate) async fn verify_master_keys(&self) -> Result<(), DomainError> {
+    /// Returns the primary version if this call recorded it (a new source or version appeared).
+    pub(crate) async fn verify_master_keys(&self) -> Result<Option<KeyVersion>, DomainError> {
         let keyring = self.vault.keyring();
         let location = keyring.source_location().to_owned();
         let recorded: BTreeMap<_, _> = self.store.master_keys().await?.into_iter().collect();
+        let mut new_primary = None;
         for (version, check_value) in keyring.versions() {
             match recorded.get(&version) {
                 Some(expected) if expected != check_value.as_str() => {
@@ -97,6 +99,9 @@ impl Keyward {
                     self.store
                         .register_master_key(version, check_value.as_str(), Timestamp::now())
                         .await?;
+                    if version == keyring.primary() {
+                        new_primary = Some(version);
+                    }
                 }
             }
         }
@@ -109,6 +114,46 @@ impl Keyward {
                 });
             }
         }
+        Ok(new_primary)
+    }
+
+    /// A server started with a new primary version (the configured source changed, e.g.
+    /// `file:` → `aws-kms:`, or a version was appended before a restart) while rows are still
+    /// sealed under older ones: queue the same online re-wrap a rotation queues.
+    pub(crate) async fn rewrap_after_source_change(
+        &self,
+        primary: KeyVersion,
+    ) -> Result<(), DomainError> {
+        let behind: u64 = self
+            .store
+            .sealed_rows_by_version()
+            .await?
+            .into_iter()
+            .filter(|(version, _)| *version != primary)
+            .map(|(_, rows)| rows)
+            .sum();
+        let queued = self
+            .store
+            .latest_rewrap_job()
+            .await?
+            .is_some_and(|job| job.target_version >= primary);
+        if behind == 0 || queued {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        self.store
+            .insert_rewrap_job(&RewrapJob {
+                id: keyward_core::RequestId::generate().to_string(),
+                target_version: primary,
+                state: RewrapState::Pending,
+                done: 0,
+                total: 0,
+                failed: 0,
+                created_at: now,
+                finished_at: None,
+            })
+            .await?;
+        tracing::info!(primary = %primary, rows = behind, source = %self.vault.source_location(), "new master key version from the configured source; re-wrap queued");
         Ok(())
     }
 
@@ -224,11 +269,26 @@ impl Keyward {
         runner: &str,
         stop: &CancellationToken,
     ) -> Result<bool, DomainError> {
+        self.secrets.purge_expired();
         let known = self.store.master_keys().await?;
         let keyring = self.vault.keyring();
-        if known.iter().any(|(version, _)| !keyring.contains(*version)) {
+        // Only a version newer than ours means another process rotated; retired old versions
+        // are recorded forever and must not make every round reload (a KMS call per version).
+        if known
+            .iter()
+            .any(|(version, _)| *version > keyring.primary())
+        {
             self.vault.reload().await?;
             self.verify_master_keys().await?;
+        }
+        // A process without the job's version (a replica still on the old configuration
+        // during a rolling change of source) leaves the job to one that has it, instead of
+        // holding its lease while unable to work it.
+        if let Some(job) = self.store.latest_rewrap_job().await? {
+            let runnable = matches!(job.state, RewrapState::Pending | RewrapState::Running);
+            if runnable && !self.vault.keyring().contains(job.target_version) {
+                return Ok(false);
+            }
         }
         let now = Timestamp::now();
         let Some(job) = self

@@ -57,6 +57,9 @@ pub struct CredentialView {
     pub provider: String,
     /// A hint such as `sk-…a1B9`; the secret itself is never shown again.
     pub fingerprint: String,
+    /// Where the secret is held when it is not in Keyward (`vault://…`, `aws-sm://…`,
+    /// `azure-kv://…`); a place, not a secret.
+    pub secret_ref: Option<String>,
     /// `active`, `disabled` or `rejected_by_provider`.
     pub status: String,
     pub options: BTreeMap<String, String>,
@@ -72,6 +75,7 @@ impl From<CredentialRecord> for CredentialView {
             label: credential.label,
             provider: credential.provider.as_str().to_owned(),
             fingerprint: credential.fingerprint,
+            secret_ref: credential.secret_ref,
             status: credential.status.as_str().to_owned(),
             options: credential.options,
             created_at: credential.created_at.to_rfc3339(),

@@ -36,8 +36,11 @@ pub struct CredentialRecord {
     pub label: String,
     pub provider: ProviderId,
     pub options: BTreeMap<String, String>,
-    /// `None` for keyless self-hosted endpoints.
+    /// `None` for keyless self-hosted endpoints and for references.
     pub secret: Option<SealedSecret>,
+    /// Where the secret is held instead (`vault://…`, `aws-sm://…`, `azure-kv://…`); never
+    /// set together with `secret`.
+    pub secret_ref: Option<String>,
     pub fingerprint: String,
     pub status: CredentialStatus,
     pub created_at: Timestamp,
@@ -65,6 +68,7 @@ struct CredentialRow {
     options: String,
     secret_blob: Option<String>,
     secret_key_version: Option<i64>,
+    secret_ref: Option<String>,
     fingerprint: String,
     status: String,
     created_at: i64,
@@ -101,6 +105,7 @@ impl TryFrom<CredentialRow> for CredentialRecord {
             provider: row.provider.parse().map_err(|_| corrupt("provider"))?,
             options: serde_json::from_str(&row.options).map_err(|_| corrupt("options"))?,
             secret: sealed(row.secret_blob, row.secret_key_version, &corrupt)?,
+            secret_ref: row.secret_ref,
             status: CredentialStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
             label: row.label,
             fingerprint: row.fingerprint,
@@ -112,14 +117,14 @@ impl TryFrom<CredentialRow> for CredentialRecord {
 }
 
 const COLUMNS: &str = "id, tenant_id, label, provider, options, secret_blob, secret_key_version, \
-                       fingerprint, status, created_at, rotated_at, status_changed_at";
+                       fingerprint, status, created_at, rotated_at, status_changed_at, secret_ref";
 
 impl Store {
     pub async fn insert_credential(&self, credential: &NewCredential) -> Result<(), StoreError> {
         let options = serde_json::to_string(&credential.options)
             .map_err(|_| StoreError::corrupt("credentials", "options", credential.id))?;
         sqlx::query(&format!(
-            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO credentials ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(credential.id.to_string())
         .bind(credential.tenant_id.to_string())
@@ -133,6 +138,7 @@ impl Store {
         .bind(credential.created_at.unix_millis())
         .bind(credential.rotated_at.map(Timestamp::unix_millis))
         .bind(credential.status_changed_at.unix_millis())
+        .bind(credential.secret_ref.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|err| StoreError::from_write(err, "credential", "label"))?;
@@ -217,6 +223,7 @@ impl Store {
         let result = sqlx::query(
             "UPDATE credentials
              SET secret_blob = $1, secret_key_version = $2, fingerprint = $3, rotated_at = $4,
+                 secret_ref = NULL,
                  status = CASE WHEN status = 'disabled' THEN 'disabled' ELSE 'active' END,
                  status_changed_at = CASE WHEN status = 'rejected_by_provider' THEN $4
                                           ELSE status_changed_at END

@@ -12,6 +12,7 @@ mod audit;
 mod budget;
 mod connect;
 mod credential;
+mod custody;
 mod department;
 mod error;
 mod group_commit;
@@ -28,6 +29,7 @@ pub use audit::{verify_chain, AuditRecord, ChainBreak, NewAuditEntry, GENESIS_HA
 pub use budget::{BudgetRecord, BudgetScopeKind, WindowSpend};
 pub use connect::{redact_url, Backend, Store, StoreOptions};
 pub use credential::{CredentialRecord, CredentialStatus, NewCredential, RewrapCandidate};
+pub use custody::WrappedDataKeyRecord;
 pub use department::DepartmentRecord;
 pub use error::StoreError;
 pub use instance::InstanceRecord;

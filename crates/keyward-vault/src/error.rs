@@ -44,8 +44,25 @@ pub enum VaultError {
     },
     #[error("environment variable {var} is not set; it must hold the master keyring (`1:BASE64` lines) for master_key.source = \"env:{var}\"")]
     EnvVarMissing { var: String },
-    #[error("master_key.source must be `file:PATH` or `env:VAR`; other sources (aws-kms:, vault-transit:) are not available in this build")]
+    #[error(
+        "master_key.source must be `file:PATH`, `env:VAR`, `aws-kms:KEY_ID` or `vault-transit:KEY`"
+    )]
     UnsupportedSource,
+    #[error("{source_location}: {message}")]
+    KeyManager {
+        source_location: String,
+        message: String,
+    },
+    #[error("no data key wrapped by {source_location} is stored in this database; list it in master_key.previous_sources only while rows still use its versions, and check that store.url points at the right database")]
+    NoWrappedDataKey { source_location: String },
+    #[error("master key version {version} is in both {first} and {second} with different keys; each version must come from one source")]
+    KeyringConflict {
+        version: KeyVersion,
+        first: String,
+        second: String,
+    },
+    #[error("wrapped data keys: {0}")]
+    WrappedKeyStore(String),
     #[error("keyring version {version} is at the maximum; start a new keyring")]
     VersionExhausted { version: KeyVersion },
     #[error(

@@ -110,6 +110,48 @@ impl Keyring {
         })
     }
 
+    /// A keyring of keys obtained elsewhere (unwrapped by a key manager).
+    pub fn from_materials(
+        materials: Vec<(KeyVersion, MasterKeyMaterial)>,
+        source_location: &str,
+    ) -> Result<Self, VaultError> {
+        let mut keys = BTreeMap::new();
+        for (version, material) in materials {
+            let check_value = KeyCheckValue::compute(&material)?;
+            keys.insert(version, (material, check_value));
+        }
+        if keys.is_empty() {
+            return Err(VaultError::KeyringEmpty {
+                source_location: source_location.to_owned(),
+            });
+        }
+        Ok(Self {
+            keys,
+            source_location: source_location.to_owned(),
+        })
+    }
+
+    /// Adds a previous source's versions. The same version from two sources must be the same
+    /// key; this keyring's location stays the one reported.
+    pub fn merge(mut self, other: Keyring) -> Result<Self, VaultError> {
+        for (version, (material, check_value)) in other.keys {
+            match self.keys.get(&version) {
+                Some((_, existing)) if *existing != check_value => {
+                    return Err(VaultError::KeyringConflict {
+                        version,
+                        first: self.source_location.clone(),
+                        second: other.source_location.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    self.keys.insert(version, (material, check_value));
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// A new keyring line `VERSION:BASE64\n` with fresh random material.
     pub fn generate_line(version: KeyVersion) -> Result<Zeroizing<String>, VaultError> {
         let material = MasterKeyMaterial::generate().map_err(|_| VaultError::RandomUnavailable)?;

@@ -14,12 +14,16 @@
 mod aad;
 mod blob;
 mod cipher;
+mod envelope;
 mod error;
 mod keyring;
 mod source;
 mod vault;
 
 pub use aad::RowBinding;
+pub use envelope::{
+    EnvelopeSource, KeyWrapper, LayeredSource, NewDataKey, WrapContext, WrappedKey, WrappedKeyStore,
+};
 pub use error::VaultError;
 pub use keyring::{KeyCheckValue, Keyring};
 pub use source::{parse_source, EnvLookup, FileSource, MasterKeySource, SourceFuture};

@@ -206,8 +206,12 @@ struct AddCredential {
     #[arg(long = "option", value_parser = parse_option)]
     options: Vec<(String, String)>,
     /// Connect a keyless self-hosted endpoint (openai-compatible) without reading a secret.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "secret_ref")]
     no_secret: bool,
+    /// Where the secret is held instead of Keyward's database: `vault://MOUNT/PATH#FIELD`,
+    /// `aws-sm://SECRET_ID[#JSON_FIELD]` or `azure-kv://VAULT/NAME` (no secret is read).
+    #[arg(long)]
+    secret_ref: Option<String>,
 }
 
 fn parse_option(text: &str) -> Result<(String, String), String> {
@@ -461,7 +465,7 @@ async fn credential(
     let (views, single) = match command {
         CredentialCommand::Add(add) => {
             let scope = scope_of(keyward, &add.tenant).await?;
-            let secret = if add.no_secret {
+            let secret = if add.no_secret || add.secret_ref.is_some() {
                 None
             } else {
                 Some(read_secret("Provider secret (input hidden): ")?)
@@ -470,7 +474,7 @@ async fn credential(
                 provider: add.provider,
                 label: add.label,
                 secret,
-                secret_ref: None,
+                secret_ref: add.secret_ref,
                 base_url: add.base_url,
                 options: collect_options(add.options)?,
             };

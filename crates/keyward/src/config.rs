@@ -41,7 +41,8 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "server", key: "shutdown_grace", default: "10s", doc: "On SIGTERM/SIGINT, how long in-flight requests may finish before exit." },
     KeySpec { section: "store", key: "url", default: DEFAULT_STORE_URL, doc: "Database URL: `sqlite://PATH` (one server, WAL mode) or `postgres://USER:PASSWORD@HOST:PORT/DB` (several replicas on one database; `?sslmode=require` for TLS)." },
     KeySpec { section: "store", key: "max_connections", default: "8", doc: "Most database connections this process holds (per replica, with PostgreSQL: keep replicas × this below the server's `max_connections`)." },
-    KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR`, lines `VERSION:BASE64`. The default file is created (0600) if absent." },
+    KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR` (lines `VERSION:BASE64`; the default file is created 0600 if absent), or `aws-kms:KEY_ID` / `vault-transit:[MOUNT/]KEY` (data keys wrapped by the key manager, stored wrapped in the database, unwrapped at startup). See docs/key-custody.md." },
+    KeySpec { section: "master_key", key: "previous_sources", default: "", doc: "Comma list of sources whose versions still open rows but never seal, while moving between sources (e.g. `file:/etc/keyward/master.key` after switching `source` to `aws-kms:…`). Remove an entry once `keyward masterkey status` shows 0 rows on its versions." },
     KeySpec { section: "admin", key: "token", default: "", doc: "Operator token for the admin API. Unset: the operator API is off (tenant admin keys still work)." },
     KeySpec { section: "egress", key: "allow_private", default: "", doc: "Comma list of CIDRs (a bare IP means /32 or /128) that credentials' `base_url` may reach although private, loopback or link-local." },
     KeySpec { section: "egress", key: "connect_timeout", default: "10s", doc: "Longest TCP + TLS connect to a provider; past it the call fails with `upstream_error`." },
@@ -52,7 +53,12 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "ledger", key: "default_max_output_tokens", default: "4096", doc: "Output tokens assumed for a call's worst-case cost when the client sets no `max_tokens`; budgets reserve that much before the call. A call that outputs more is still charged its real cost." },
     KeySpec { section: "alerts", key: "webhook_url", default: "", doc: "URL that receives alerts (soft budget limits, credentials rejected by their provider) as JSON POSTs, signed with `alerts.webhook_secret`; retried with backoff, never blocking a call. Unset: alerts go to the audit log only." },
     KeySpec { section: "alerts", key: "webhook_secret", default: "", doc: "HMAC-SHA256 key (at least 16 characters) for the `x-keyward-signature` header of webhook deliveries: `t=UNIX,v1=hex(HMAC(secret, \"UNIX.BODY\"))`. Required with `alerts.webhook_url`." },
-    KeySpec { section: "secrets", key: "cache_ttl", default: "60s", doc: "How long a secret fetched from an external secret manager may be held in memory; `0s` fetches on every call. (Used by secret references.)" },
+    KeySpec { section: "secrets", key: "cache_ttl", default: "60s", doc: "How long a secret fetched for a credential's reference (`vault://`, `aws-sm://`, `azure-kv://`) may be held in memory; `0s` fetches on every call. `credential verify` always fetches anew." },
+    KeySpec { section: "secrets", key: "tenant_reference_prefixes", default: "", doc: "Comma list of reference prefixes a tenant admin may use, `{tenant}` standing for the tenant id (e.g. `vault://secret/tenants/{tenant}/`). Empty: only the operator connects credentials by reference, since Keyward's identity could read other tenants' secrets." },
+    KeySpec { section: "secrets", key: "azure_vault_url", default: "https://{vault}.vault.azure.net", doc: "URL of an Azure Key Vault named `{vault}` in `azure-kv://VAULT/NAME` (change for sovereign clouds, e.g. `https://{vault}.vault.azure.cn`). Credentials come from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (`AZURE_AUTHORITY_HOST` optional)." },
+    KeySpec { section: "vault", key: "role_id", default: "", doc: "AppRole role id for logging in to Vault / OpenBao at `VAULT_ADDR` (with `vault.secret_id_file`). Unset: `VAULT_TOKEN` is used. The token is renewed or the login repeated before its lease ends." },
+    KeySpec { section: "vault", key: "secret_id_file", default: "", doc: "File holding the AppRole secret id (read at startup; keep it 0600)." },
+    KeySpec { section: "vault", key: "approle_mount", default: "approle", doc: "Where the AppRole auth method is mounted." },
     KeySpec { section: "log", key: "level", default: "info", doc: "`error`, `warn`, `info`, `debug` or `trace`. Bodies and secrets are never logged at any level." },
     KeySpec { section: "log", key: "format", default: "json", doc: "`json` (one object per line on stdout) or `text`." },
 ];
@@ -93,6 +99,13 @@ pub struct Config {
     /// Where alerts are POSTed, with the HMAC key that signs them.
     pub webhook: Option<Webhook>,
     pub secrets_cache_ttl: Duration,
+    /// Decrypt-only master-key sources.
+    pub master_key_previous_sources: Vec<String>,
+    pub tenant_reference_prefixes: Vec<String>,
+    pub azure_vault_url: String,
+    pub vault_role_id: Option<String>,
+    pub vault_secret_id_file: Option<PathBuf>,
+    pub vault_approle_mount: String,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
 }
@@ -338,15 +351,66 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         .filter(|connections| (1..=1000).contains(connections))
         .or_else(|| report.expected("store.max_connections", "a whole number from 1 to 1000"));
     let master_key_source = Some(value(raw, "master_key.source").to_owned())
-        .filter(|source| {
-            source
-                .strip_prefix("file:")
-                .is_some_and(|path| !path.is_empty())
-                || source
-                    .strip_prefix("env:")
-                    .is_some_and(|var| !var.is_empty())
+        .filter(|source| is_master_key_source(source))
+        .or_else(|| {
+            report.expected(
+                "master_key.source",
+                "file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
+            )
+        });
+    let master_key_previous_sources = Some(comma_list(value(raw, "master_key.previous_sources")))
+        .filter(|sources| sources.iter().all(|source| is_master_key_source(source)))
+        .or_else(|| {
+            report.expected(
+                "master_key.previous_sources",
+                "a comma list of file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
+            )
+        });
+    let tenant_reference_prefixes =
+        Some(comma_list(value(raw, "secrets.tenant_reference_prefixes")))
+            .filter(|prefixes| {
+                prefixes.iter().all(|prefix| {
+                    ["vault://", "aws-sm://", "azure-kv://"]
+                        .iter()
+                        .any(|scheme| prefix.starts_with(scheme) && prefix.len() > scheme.len())
+                })
+            })
+            .or_else(|| {
+                report.expected(
+                    "secrets.tenant_reference_prefixes",
+                    "a comma list of vault://, aws-sm:// or azure-kv:// prefixes",
+                )
+            });
+    let azure_vault_url = Some(value(raw, "secrets.azure_vault_url").to_owned())
+        .filter(|url| {
+            url.contains("{vault}") && (url.starts_with("https://") || url.starts_with("http://"))
         })
-        .or_else(|| report.expected("master_key.source", "file:PATH or env:VAR"));
+        .or_else(|| {
+            report.expected(
+                "secrets.azure_vault_url",
+                "an https:// URL containing {vault}",
+            )
+        });
+    let vault_role_id =
+        Some(value(raw, "vault.role_id")).map(|id| (!id.is_empty()).then(|| id.to_owned()));
+    let vault_secret_id_file = match (
+        value(raw, "vault.role_id"),
+        value(raw, "vault.secret_id_file"),
+    ) {
+        ("", "") => Some(None),
+        (role, file) if !role.is_empty() && !file.is_empty() => Some(Some(PathBuf::from(file))),
+        _ => report.expected(
+            "vault.secret_id_file",
+            "set together with vault.role_id (both or neither)",
+        ),
+    };
+    let vault_approle_mount = Some(
+        value(raw, "vault.approle_mount")
+            .trim_matches('/')
+            .to_owned(),
+    )
+    .filter(|mount| !mount.is_empty())
+    .or_else(|| report.expected("vault.approle_mount", "a mount path such as approle"));
     let admin_token = match value(raw, "admin.token") {
         "" => Some(None),
         token if token.len() >= 16 => {
@@ -457,9 +521,33 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         default_max_output_tokens: default_max_output_tokens?,
         webhook: webhook?,
         secrets_cache_ttl: secrets_cache_ttl?,
+        master_key_previous_sources: master_key_previous_sources?,
+        tenant_reference_prefixes: tenant_reference_prefixes?,
+        azure_vault_url: azure_vault_url?,
+        vault_role_id: vault_role_id?,
+        vault_secret_id_file: vault_secret_id_file?,
+        vault_approle_mount: vault_approle_mount?,
         log_level: log_level?,
         log_format: log_format?,
     })
+}
+
+fn is_master_key_source(source: &str) -> bool {
+    ["file:", "env:", "aws-kms:", "vault-transit:"]
+        .iter()
+        .any(|scheme| {
+            source
+                .strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty())
+        })
+}
+
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, or `0`.

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+mod custody;
 mod output;
 mod secret_input;
 pub mod startup;

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use keyward_custody::{Managers, SecretResolver};
 use keyward_domain::{AlertSender, Keyward, LedgerMode, Parts, PriceBook};
 use keyward_router::{EgressClient, EgressConfig, Router};
 use keyward_store::{Store, StoreOptions};
-use keyward_vault::{parse_source, EnvLookup, FileSource, MasterKeySource, Vault};
+use keyward_vault::{parse_source, EnvLookup, FileSource, LayeredSource, MasterKeySource, Vault};
 
 use crate::config::Config;
 
@@ -49,10 +50,14 @@ pub async fn open_keyward(
             })?
     };
     let initialised = !store.master_keys().await?.is_empty();
-    let source = master_key_source(config, env, initialised)?;
-    let vault = Vault::load(source)
-        .await
-        .context("cannot load the master keyring")?;
+    let managers = crate::custody::managers(config, &env)?;
+    let source = master_key_source(config, env.clone(), &managers, &store, initialised)?;
+    let vault = Vault::load(source).await.with_context(|| {
+        format!(
+            "cannot load the master keyring from {} (Keyward does not fall back to another key)",
+            config.master_key_source
+        )
+    })?;
     let egress = EgressClient::new(&EgressConfig {
         policy: config.egress.clone(),
         connect_timeout: config.connect_timeout,
@@ -72,6 +77,8 @@ pub async fn open_keyward(
         prices: Arc::new(PriceBook::shipped().context("the shipped price book is invalid")?),
         default_max_output_tokens: config.default_max_output_tokens,
         alerts,
+        secrets: Arc::new(SecretResolver::new(managers, config.secrets_cache_ttl)),
+        tenant_reference_prefixes: config.tenant_reference_prefixes.clone(),
     })
     .await
     .context("the master keyring does not match this database")
@@ -82,9 +89,43 @@ fn sqlite_path(url: &str) -> PathBuf {
     PathBuf::from(path.split('?').next().unwrap_or(path))
 }
 
-/// The configured keyring source. The default file is generated on a first start only: once a
-/// database has been sealed, a missing key file is restored, never replaced.
+/// The configured keyring source, with any decrypt-only previous sources layered under it.
 fn master_key_source(
+    config: &Config,
+    env: EnvLookup,
+    managers: &Managers,
+    store: &Store,
+    database_initialised: bool,
+) -> anyhow::Result<Arc<dyn MasterKeySource>> {
+    let primary =
+        match crate::custody::envelope_source(&config.master_key_source, managers, store, true)? {
+            Some(source) => source,
+            None => local_source(config, env.clone(), database_initialised)?,
+        };
+    if config.master_key_previous_sources.is_empty() {
+        return Ok(primary);
+    }
+    let mut previous = Vec::new();
+    for spec in &config.master_key_previous_sources {
+        let source = match crate::custody::envelope_source(spec, managers, store, false)? {
+            Some(source) => source,
+            None => {
+                if let Some(path) = spec.strip_prefix("file:") {
+                    if !Path::new(path).exists() {
+                        bail!("master_key.previous_sources names {spec}, which does not exist; restore it, or remove it from the list once no row uses its versions");
+                    }
+                }
+                parse_source(spec, env.clone()).context("invalid master_key.previous_sources")?
+            }
+        };
+        previous.push(source);
+    }
+    Ok(Arc::new(LayeredSource::new(primary, previous)))
+}
+
+/// A `file:` or `env:` keyring. The default file is generated on a first start only: once a
+/// database has been sealed, a missing key file is restored, never replaced.
+fn local_source(
     config: &Config,
     env: EnvLookup,
     database_initialised: bool,

@@ -88,6 +88,18 @@ pub async fn open(dir: &tempfile::TempDir) -> Result<Keyward, keyward_domain::Do
         prices: Arc::new(keyward_domain::PriceBook::shipped().unwrap()),
         default_max_output_tokens: 4096,
         alerts: None,
+        secrets: Arc::new(keyward_custody::SecretResolver::new(
+            keyward_custody::Managers {
+                aws: keyward_custody::AwsClient::new(
+                    keyward_custody::ManagerHttp::new().unwrap(),
+                    Arc::new(|_| None),
+                ),
+                vault: None,
+                azure: None,
+            },
+            std::time::Duration::from_secs(60),
+        )),
+        tenant_reference_prefixes: Vec::new(),
     })
     .await
 }

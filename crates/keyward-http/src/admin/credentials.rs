@@ -39,7 +39,9 @@ pub(crate) struct ConnectCredential {
     /// Stored sealed; never returned.
     #[schema(value_type = Option<String>, format = Password)]
     secret: Option<SecretInput>,
-    /// A reference to a secret held in a secret manager (not available in this build).
+    /// Instead of `secret`: where the secret is held — `vault://MOUNT/PATH#FIELD` (Vault /
+    /// OpenBao KV v2), `aws-sm://SECRET_ID[#JSON_FIELD]` (AWS Secrets Manager) or
+    /// `azure-kv://VAULT/NAME` (Azure Key Vault). Fetched at call time, never stored.
     secret_ref: Option<String>,
     /// Custom endpoint, e.g. `https://api.openai.com/v1` or `http://gpu-box:11434/v1`.
     base_url: Option<String>,

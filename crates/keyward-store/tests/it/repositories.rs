@@ -44,12 +44,49 @@ fn credential(tenant: TenantId, label: &str) -> CredentialRecord {
         provider: ProviderId::OpenAi,
         options: BTreeMap::from([("organization".into(), "org-1".into())]),
         secret: Some(sealed("AAAA", 1)),
+        secret_ref: None,
         fingerprint: "sk-…abcd".into(),
         status: CredentialStatus::Active,
         created_at: Timestamp::now(),
         rotated_at: None,
         status_changed_at: Timestamp::now(),
     }
+}
+
+keyward_test_db::on_both_backends! {
+async fn wrapped_data_keys_references_and_the_deployment_id_round_trip(db) {
+    let test = store(&db).await;
+    let store = &test.store;
+    assert_eq!(store.highest_key_version().await.unwrap(), None);
+    let first = store.deployment_id("dep-a").await.unwrap();
+    assert_eq!(first, "dep-a");
+    assert_eq!(store.deployment_id("dep-b").await.unwrap(), "dep-a", "created once");
+    let key = |version: u32, wrapped: &str| keyward_store::WrappedDataKeyRecord {
+        version: KeyVersion::new(version).unwrap(),
+        wrapper: "aws-kms:alias/keyward".into(),
+        wrapped: wrapped.into(),
+        created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+    };
+    assert!(store.insert_wrapped_data_key(&key(2, "AQID")).await.unwrap());
+    assert!(!store.insert_wrapped_data_key(&key(2, "BBBB")).await.unwrap(), "a taken version is refused");
+    store.register_master_key(KeyVersion::new(3).unwrap(), "00", Timestamp::now()).await.unwrap();
+    assert_eq!(store.highest_key_version().await.unwrap().map(KeyVersion::get), Some(3));
+    assert_eq!(store.wrapped_data_keys().await.unwrap(), vec![key(2, "AQID")]);
+
+    let acme = tenant(store, "acme").await;
+    let mut record = credential(acme, "held-in-vault");
+    record.secret = None;
+    record.secret_ref = Some("vault://secret/acme/openai#api_key".into());
+    store.insert_credential(&record).await.unwrap();
+    let read = store.credential(acme, record.id).await.unwrap().unwrap();
+    assert_eq!(read.secret_ref.as_deref(), Some("vault://secret/acme/openai#api_key"));
+    assert!(read.secret.is_none());
+    // Rotating to a sealed secret replaces the reference.
+    store.rotate_credential_secret(acme, record.id, &sealed("BBBB", 1), "sk-…wxyz", Timestamp::now()).await.unwrap();
+    let read = store.credential(acme, record.id).await.unwrap().unwrap();
+    assert!(read.secret_ref.is_none());
+    assert!(read.secret.is_some());
+}
 }
 
 keyward_test_db::on_both_backends! {

@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "keyward-domain",
             "keyward-router",
             "keyward-store",
+            "keyward-custody",
             "keyward-vault",
             "keyward-core",
         ],
@@ -26,11 +27,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "keyward-router",
             "keyward-store",
+            "keyward-custody",
             "keyward-vault",
             "keyward-core",
         ],
     ),
     ("keyward-router", &["keyward-core"]),
+    // Clients of external key managers (AWS KMS / Secrets Manager, Vault, Azure Key Vault).
+    ("keyward-custody", &["keyward-vault", "keyward-core"]),
     ("keyward-store", &["keyward-core"]),
     ("keyward-vault", &["keyward-core"]),
     ("keyward-core", &[]),

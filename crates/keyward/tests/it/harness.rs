@@ -94,6 +94,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        Self::spawn_with_env(overrides, &[]).await
+    }
+
+    /// A server that also sees these process environment variables (AWS_*, VAULT_*, AZURE_*).
+    pub async fn spawn_with_env(overrides: &[(&str, &str)], process_env: &[(&str, &str)]) -> Self {
         let mock = MockProvider::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
@@ -106,6 +111,7 @@ impl TestApp {
         let mut app = Self::start(
             Arc::new(tempfile::tempdir().unwrap()),
             overrides,
+            process_env,
             handle,
             mock_origin,
         )
@@ -117,9 +123,18 @@ impl TestApp {
     /// Another server on the same data directory and mock, with other settings (the first
     /// keeps running).
     pub async fn sibling(&self, overrides: &[(&str, &str)]) -> Self {
+        self.sibling_with_env(overrides, &[]).await
+    }
+
+    pub async fn sibling_with_env(
+        &self,
+        overrides: &[(&str, &str)],
+        process_env: &[(&str, &str)],
+    ) -> Self {
         Self::start(
             self.dir.clone(),
             overrides,
+            process_env,
             self.mock.clone(),
             self.mock_origin.clone(),
         )
@@ -129,6 +144,7 @@ impl TestApp {
     async fn start(
         dir: Arc<tempfile::TempDir>,
         overrides: &[(&str, &str)],
+        process_env: &[(&str, &str)],
         mock: MockHandle,
         mock_origin: String,
     ) -> Self {
@@ -163,7 +179,11 @@ impl TestApp {
         env.retain(|_, value| !value.is_empty());
         let store_url = env["KEYWARD_STORE_URL"].clone();
         let config = Config::from_sources("", Path::new("test.toml"), &env).unwrap();
-        let lookup: EnvLookup = Arc::new(|_| None);
+        let process_env: BTreeMap<String, String> = process_env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        let lookup: EnvLookup = Arc::new(move |name| process_env.get(name).cloned());
         let (alerts, alert_receiver) = match config.webhook {
             Some(_) => {
                 let (sender, receiver) = keyward_domain::alert_channel();

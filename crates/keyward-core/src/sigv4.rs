@@ -1,4 +1,4 @@
-//! AWS Signature Version 4, header form, as Bedrock Runtime expects it: the canonical URI is
+//! AWS Signature Version 4, header form, as Bedrock Runtime, KMS and Secrets Manager expect it: the canonical URI is
 //! the wire path percent-encoded once more (non-S3 "double encoding"), no
 //! `x-amz-content-sha256` header, and a session token is signed when present.
 //!

@@ -1,0 +1,353 @@
+//! Keyward's own AWS identity, found the way AWS SDKs find it: environment variables, the
+//! shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, `AWS_PROFILE`), the container
+//! endpoint (ECS/EKS: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` / `_FULL_URI`), then the EC2
+//! instance metadata service (IMDSv2). Temporary credentials are refreshed five minutes
+//! before they expire. (Web identity and SSO profiles are not read; use the container or
+//! instance role, or export the variables.)
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use keyward_core::sigv4;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::MANAGER;
+use crate::http::ManagerHttp;
+use crate::{CustodyError, Env};
+
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+const CONTAINER_HOST: &str = "http://169.254.170.2";
+const IMDS_HOST: &str = "http://169.254.169.254";
+
+pub struct AwsCredentials {
+    access_key_id: String,
+    secret_access_key: Zeroizing<String>,
+    session_token: Option<Zeroizing<String>>,
+    expires_at: Option<SystemTime>,
+    /// Where they came from, for messages.
+    pub origin: &'static str,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("origin", &self.origin)
+            .field("secret_access_key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsCredentials {
+    pub fn as_sigv4(&self) -> sigv4::Credentials<'_> {
+        sigv4::Credentials {
+            access_key_id: &self.access_key_id,
+            secret_access_key: &self.secret_access_key,
+            session_token: self.session_token.as_deref().map(String::as_str),
+        }
+    }
+
+    fn fresh(&self, now: SystemTime) -> bool {
+        self.expires_at
+            .is_none_or(|expiry| expiry > now + REFRESH_BEFORE_EXPIRY)
+    }
+}
+
+pub struct CredentialChain {
+    http: ManagerHttp,
+    env: Env,
+    cached: tokio::sync::Mutex<Option<std::sync::Arc<AwsCredentials>>>,
+}
+
+impl CredentialChain {
+    pub fn new(http: ManagerHttp, env: Env) -> Self {
+        Self {
+            http,
+            env,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    pub async fn get(&self) -> Result<std::sync::Arc<AwsCredentials>, CustodyError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(credentials) = cached.as_ref().filter(|c| c.fresh(SystemTime::now())) {
+            return Ok(credentials.clone());
+        }
+        let found = std::sync::Arc::new(self.resolve().await?);
+        *cached = Some(found.clone());
+        Ok(found)
+    }
+
+    async fn resolve(&self) -> Result<AwsCredentials, CustodyError> {
+        if let (Some(access_key_id), Some(secret)) = (
+            self.var("AWS_ACCESS_KEY_ID"),
+            self.var("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            return Ok(AwsCredentials {
+                access_key_id,
+                secret_access_key: Zeroizing::new(secret),
+                session_token: self.var("AWS_SESSION_TOKEN").map(Zeroizing::new),
+                expires_at: None,
+                origin: "environment",
+            });
+        }
+        if let Some(found) = self.read_shared_file()? {
+            return Ok(found);
+        }
+        if let Some(found) = self.ask_container_endpoint().await? {
+            return Ok(found);
+        }
+        if self
+            .var("AWS_EC2_METADATA_DISABLED")
+            .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        {
+            return Err(no_credentials());
+        }
+        self.ask_instance_metadata().await
+    }
+
+    fn read_shared_file(&self) -> Result<Option<AwsCredentials>, CustodyError> {
+        let path = match self.var("AWS_SHARED_CREDENTIALS_FILE") {
+            Some(path) => PathBuf::from(path),
+            None => match self.var("HOME") {
+                Some(home) => PathBuf::from(home).join(".aws/credentials"),
+                None => return Ok(None),
+            },
+        };
+        let Ok(text) = std::fs::read_to_string(&path).map(Zeroizing::new) else {
+            return Ok(None);
+        };
+        let profile = self.var("AWS_PROFILE").unwrap_or_else(|| "default".into());
+        let mut in_profile = false;
+        let (mut key_id, mut secret, mut token) = (None, None, None);
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+                continue;
+            }
+            if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                in_profile = section.trim() == profile;
+                continue;
+            }
+            if !in_profile {
+                continue;
+            }
+            if let Some((name, value)) = line.split_once('=') {
+                let value = value.trim().to_owned();
+                match name.trim() {
+                    "aws_access_key_id" => key_id = Some(value),
+                    "aws_secret_access_key" => secret = Some(Zeroizing::new(value)),
+                    "aws_session_token" => token = Some(Zeroizing::new(value)),
+                    _ => {}
+                }
+            }
+        }
+        match (key_id, secret) {
+            (Some(access_key_id), Some(secret_access_key)) => Ok(Some(AwsCredentials {
+                access_key_id,
+                secret_access_key,
+                session_token: token,
+                expires_at: None,
+                origin: "shared credentials file",
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    async fn ask_container_endpoint(&self) -> Result<Option<AwsCredentials>, CustodyError> {
+        let url = if let Some(relative) = self.var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+            format!("{CONTAINER_HOST}{relative}")
+        } else if let Some(full) = self.var("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+            full
+        } else {
+            return Ok(None);
+        };
+        let token = match self.var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
+            Some(path) => std::fs::read_to_string(&path)
+                .ok()
+                .map(|token| Zeroizing::new(token.trim().to_owned())),
+            None => self
+                .var("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+                .map(Zeroizing::new),
+        };
+        let mut request = self.http.request(reqwest::Method::GET, &url);
+        if let Some(token) = &token {
+            request = request.header("authorization", token.as_str());
+        }
+        let answer = self.http.send(MANAGER, &url, request).await?;
+        if answer.status != 200 {
+            return Err(CustodyError::Refused {
+                manager: MANAGER,
+                action: "the container credentials request".into(),
+                resource: url,
+                detail: format!("HTTP {}", answer.status),
+            });
+        }
+        parse_temporary(&answer.body, "container credentials endpoint").map(Some)
+    }
+
+    async fn ask_instance_metadata(&self) -> Result<AwsCredentials, CustodyError> {
+        let base = self
+            .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .unwrap_or_else(|| IMDS_HOST.to_owned());
+        let base = base.trim_end_matches('/');
+        let token_answer = self
+            .http
+            .send(
+                MANAGER,
+                base,
+                self.http
+                    .request(reqwest::Method::PUT, &format!("{base}/latest/api/token"))
+                    .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+                    .timeout(Duration::from_secs(1)),
+            )
+            .await
+            .map_err(|_| no_credentials())?;
+        if token_answer.status != 200 {
+            return Err(no_credentials());
+        }
+        let token = Zeroizing::new(
+            String::from_utf8_lossy(&token_answer.body)
+                .trim()
+                .to_owned(),
+        );
+        let roles_url = format!("{base}/latest/meta-data/iam/security-credentials/");
+        let roles = self
+            .http
+            .send(
+                MANAGER,
+                base,
+                self.http
+                    .request(reqwest::Method::GET, &roles_url)
+                    .header("x-aws-ec2-metadata-token", token.as_str()),
+            )
+            .await?;
+        let role = String::from_utf8_lossy(&roles.body)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        if roles.status != 200 || role.is_empty() || role.contains('/') {
+            return Err(no_credentials());
+        }
+        let answer = self
+            .http
+            .send(
+                MANAGER,
+                base,
+                self.http
+                    .request(reqwest::Method::GET, &format!("{roles_url}{role}"))
+                    .header("x-aws-ec2-metadata-token", token.as_str()),
+            )
+            .await?;
+        if answer.status != 200 {
+            return Err(no_credentials());
+        }
+        parse_temporary(&answer.body, "instance metadata service")
+    }
+}
+
+fn no_credentials() -> CustodyError {
+    CustodyError::NotConfigured {
+        manager: MANAGER,
+        hint: "no AWS credentials found (environment, shared credentials file, container endpoint or instance role); give Keyward an AWS identity".into(),
+    }
+}
+
+fn parse_temporary(body: &[u8], origin: &'static str) -> Result<AwsCredentials, CustodyError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Temporary {
+        access_key_id: String,
+        secret_access_key: Zeroizing<String>,
+        token: Option<Zeroizing<String>>,
+        expiration: Option<String>,
+    }
+    let parsed: Temporary = serde_json::from_slice(body).map_err(|_| CustodyError::Malformed {
+        manager: MANAGER,
+        action: format!("the {origin} request"),
+        reason: "no AccessKeyId/SecretAccessKey".into(),
+    })?;
+    let expires_at = parsed.expiration.as_deref().and_then(|text| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(SystemTime::from)
+    });
+    Ok(AwsCredentials {
+        access_key_id: parsed.access_key_id,
+        secret_access_key: parsed.secret_access_key,
+        session_token: parsed.token,
+        expires_at,
+        origin: if origin.starts_with("container") {
+            "container credentials endpoint"
+        } else {
+            "instance metadata service"
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn chain(vars: &[(&str, String)]) -> CredentialChain {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        let env: Env = Arc::new(move |name| {
+            vars.iter()
+                .find(|(var, _)| var == name)
+                .map(|(_, value)| value.clone())
+        });
+        CredentialChain::new(ManagerHttp::new().unwrap(), env)
+    }
+
+    #[tokio::test]
+    async fn environment_then_the_named_profile_of_the_shared_file() {
+        let found = chain(&[
+            ("AWS_ACCESS_KEY_ID", "AKIAENV".into()),
+            ("AWS_SECRET_ACCESS_KEY", "env-secret".into()),
+        ])
+        .get()
+        .await
+        .unwrap();
+        assert_eq!(found.origin, "environment");
+        assert_eq!(found.as_sigv4().access_key_id, "AKIAENV");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = d\n\n[kw]\naws_access_key_id=AKIAKW\naws_secret_access_key=s\naws_session_token=t\n",
+        )
+        .unwrap();
+        let found = chain(&[
+            ("AWS_SHARED_CREDENTIALS_FILE", file.display().to_string()),
+            ("AWS_PROFILE", "kw".into()),
+        ])
+        .get()
+        .await
+        .unwrap();
+        assert_eq!(found.as_sigv4().access_key_id, "AKIAKW");
+        assert_eq!(found.as_sigv4().session_token, Some("t"));
+        assert!(format!("{found:?}").contains("[redacted]"));
+    }
+
+    #[test]
+    fn temporary_credentials_are_refreshed_five_minutes_before_expiry() {
+        let body = br#"{"AccessKeyId":"ASIA1","SecretAccessKey":"x","Token":"t","Expiration":"2030-01-01T00:00:00Z"}"#;
+        let parsed = parse_temporary(body, "container credentials endpoint").unwrap();
+        let expiry = parsed.expires_at.unwrap();
+        assert!(parsed.fresh(expiry - Duration::from_secs(301)));
+        assert!(!parsed.fresh(expiry - Duration::from_secs(299)));
+        assert!(parse_temporary(b"{}", "instance metadata service").is_err());
+    }
+}
