@@ -221,11 +221,54 @@ fn secrets_come_from_stdin_only_and_are_never_printed() {
         text(&empty.stderr)
     );
 
+    // A reference reads nothing from stdin and stores only the place.
+    let referenced = work.json(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "anthropic",
+            "--label",
+            "held",
+            "--secret-ref",
+            "aws-sm://prod/acme/anthropic#key",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(referenced["secret_ref"], "aws-sm://prod/acme/anthropic#key");
+    assert_eq!(referenced["fingerprint"], "(held elsewhere)");
+    let malformed = work.run(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--label",
+            "bad",
+            "--secret-ref",
+            "s3://bucket/key",
+        ],
+        None,
+        &[],
+    );
+    assert!(!malformed.status.success());
+    assert!(
+        text(&malformed.stderr).contains("vault://, aws-sm:// or azure-kv://"),
+        "{}",
+        text(&malformed.stderr)
+    );
+
     let listed = work.json(
         &["credential", "list", "--tenant", "acme", "--format", "json"],
         None,
     );
-    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
     let disabled = work.json(&["credential", "disable", id, "--format", "json"], None);
     assert_eq!(disabled["status"], "disabled");
 }

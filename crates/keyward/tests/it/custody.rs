@@ -477,6 +477,43 @@ async fn moving_from_a_key_file_to_kms_rewraps_every_row_online() {
     std::fs::remove_file(kms_only.dir.path().join("master.key")).unwrap();
     let restarted = open(kms_only.dir.path(), &source, &env).await;
     assert!(restarted.is_ok(), "{:?}", restarted.err());
+    drop(restarted);
+
+    // Rotating within KMS: a new data key from KMS, the same online re-wrap.
+    let rotated = kms_only
+        .operator(Method::POST, "/admin/v1/masterkey/rotate")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 202);
+    for _ in 0..100 {
+        status = kms_only
+            .operator(Method::GET, "/admin/v1/masterkey")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["versions"][2]["rows"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status["primary"], 3, "{status}");
+    assert_eq!(status["versions"][2]["rows"], 3, "{status}");
+    let store = kms_only.store().await;
+    let wrapped = store.wrapped_data_keys().await.unwrap();
+    assert_eq!(
+        wrapped
+            .iter()
+            .map(|key| key.version.get())
+            .collect::<Vec<_>>(),
+        [2, 3]
+    );
+    let (status, answer) = chat(&kms_only, &key, "c0").await;
+    assert_eq!(status, 200, "{answer}");
 }
 
 /// A Transit key, and an AppRole whose policy allows exactly that key and one KV subtree.
