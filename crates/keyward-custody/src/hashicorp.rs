@@ -35,11 +35,13 @@ pub enum VaultAuth {
     /// `VAULT_TOKEN`: renewed while renewable; when it cannot be renewed, it is used until
     /// Vault refuses it.
     Token(Zeroizing<String>),
-    /// AppRole (`vault.role_id`, `vault.secret_id_file`): logged in again before the lease ends.
+    /// AppRole (`vault.role_id`, `vault.secret_id_file`): renewed, or logged in again, before
+    /// the lease ends. The secret id file is read at each login, so an operator can replace a
+    /// secret id (e.g. one with a use limit) without restarting Keyward.
     AppRole {
         mount: String,
         role_id: String,
-        secret_id: Zeroizing<String>,
+        secret_id_file: std::path::PathBuf,
     },
 }
 
@@ -48,7 +50,13 @@ struct Session {
     /// When to renew or log in again (two thirds into the lease); `None`: never expires.
     refresh_at: Option<Instant>,
     renewable: bool,
+    /// Counts logins, so that callers who saw the same dead token log in once between them.
+    generation: u64,
 }
+
+/// Shortest renewed lease worth keeping: an AppRole token renewed up to its maximum TTL comes
+/// back with a shrinking lease, and a fresh login is better than renewing every few seconds.
+const MIN_RENEWED_LEASE: u64 = 60;
 
 pub struct VaultClient {
     http: ManagerHttp,
@@ -121,56 +129,97 @@ impl VaultClient {
         self.http.send(MANAGER, &self.settings.addr, request).await
     }
 
-    async fn login(&self) -> Result<Session, CustodyError> {
+    /// Whether `token` is still a valid token (`lookup-self`), with its TTL and renewability.
+    async fn look_up(&self, token: &str) -> Result<Option<(u64, bool)>, CustodyError> {
+        let answer = self
+            .raw(
+                reqwest::Method::GET,
+                "auth/token/lookup-self",
+                Some(token),
+                None,
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Lookup {
+            data: LookupData,
+        }
+        #[derive(Deserialize)]
+        struct LookupData {
+            #[serde(default)]
+            ttl: u64,
+            #[serde(default)]
+            renewable: bool,
+        }
+        match answer.status {
+            200 => {
+                let lookup: Lookup =
+                    serde_json::from_slice(&answer.body).map_err(|_| CustodyError::Malformed {
+                        manager: MANAGER,
+                        action: "auth/token/lookup-self".into(),
+                        reason: "no data".into(),
+                    })?;
+                Ok(Some((lookup.data.ttl, lookup.data.renewable)))
+            }
+            // Vault answers 403 for a token that is invalid, expired or revoked.
+            403 => Ok(None),
+            status => Err(CustodyError::Refused {
+                manager: MANAGER,
+                action: "auth/token/lookup-self".into(),
+                resource: self.settings.addr.clone(),
+                detail: vault_errors(status, &answer.body),
+            }),
+        }
+    }
+
+    async fn login(&self, generation: u64) -> Result<Session, CustodyError> {
         match &self.settings.auth {
             VaultAuth::Token(token) => {
-                // Learn whether the token expires and can be renewed.
-                let answer = self
-                    .raw(
-                        reqwest::Method::GET,
-                        "auth/token/lookup-self",
-                        Some(token),
-                        None,
-                    )
-                    .await?;
-                if answer.status == 403 {
+                let Some((ttl, renewable)) = self.look_up(token).await? else {
                     return Err(CustodyError::Denied {
                         manager: MANAGER,
-                        permission: "auth/token/lookup-self".into(),
-                        resource: "VAULT_TOKEN".into(),
-                        detail: " (the token is invalid or expired)".into(),
+                        permission: "use of VAULT_TOKEN".into(),
+                        resource: self.settings.addr.clone(),
+                        detail: " (the token is invalid, expired or revoked)".into(),
                     });
-                }
-                #[derive(Deserialize)]
-                struct Lookup {
-                    data: LookupData,
-                }
-                #[derive(Deserialize)]
-                struct LookupData {
-                    #[serde(default)]
-                    ttl: u64,
-                    #[serde(default)]
-                    renewable: bool,
-                }
-                let lookup: Option<Lookup> = serde_json::from_slice(&answer.body).ok();
-                let (ttl, renewable) = lookup
-                    .map(|lookup| (lookup.data.ttl, lookup.data.renewable))
-                    .unwrap_or((0, false));
+                };
                 Ok(Session {
                     token: token.clone(),
                     refresh_at: if renewable { refresh_at(ttl) } else { None },
                     renewable,
+                    generation,
                 })
             }
             VaultAuth::AppRole {
                 mount,
                 role_id,
-                secret_id,
+                secret_id_file,
             } => {
-                let body = serde_json::json!({"role_id": role_id, "secret_id": secret_id.as_str()});
+                let secret_id = std::fs::read_to_string(secret_id_file)
+                    .map(|text| Zeroizing::new(text.trim().to_owned()))
+                    .map_err(|err| CustodyError::NotConfigured {
+                        manager: MANAGER,
+                        hint: format!(
+                            "cannot read vault.secret_id_file {} ({err})",
+                            secret_id_file.display()
+                        ),
+                    })?;
+                let body = Zeroizing::new(
+                    serde_json::json!({"role_id": role_id, "secret_id": secret_id.as_str()})
+                        .to_string(),
+                );
                 let path = format!("auth/{mount}/login");
+                let request = self
+                    .http
+                    .request(reqwest::Method::POST, &self.url(&path))
+                    .header("content-type", "application/json")
+                    .body(body.as_bytes().to_vec());
+                let request = match &self.settings.namespace {
+                    Some(namespace) => request.header("x-vault-namespace", namespace),
+                    None => request,
+                };
                 let answer = self
-                    .raw(reqwest::Method::POST, &path, None, Some(&body))
+                    .http
+                    .send(MANAGER, &self.settings.addr, request)
                     .await?;
                 if answer.status != 200 {
                     return Err(CustodyError::Denied {
@@ -186,72 +235,118 @@ impl VaultClient {
                         action: "AppRole login".into(),
                         reason: "no auth.client_token".into(),
                     })?;
+                tracing::debug!("logged in to vault with approle");
                 Ok(Session {
                     token: auth.auth.client_token,
                     refresh_at: refresh_at(auth.auth.lease_duration),
                     renewable: auth.auth.renewable,
+                    generation,
                 })
             }
         }
     }
 
-    /// A token that is good for a while: renewed or logged in again when due.
-    async fn token(&self) -> Result<Zeroizing<String>, CustodyError> {
-        let mut session = self.session.lock().await;
-        if let Some(current) = session.as_ref() {
-            match current.refresh_at {
-                Some(due) if Instant::now() >= due => {}
-                _ => return Ok(current.token.clone()),
-            }
-            if current.renewable {
-                let answer = self
+    /// Replaces the session with a fresh login, revoking the AppRole token it replaces (best
+    /// effort: it would expire anyway).
+    async fn replace_session(
+        &self,
+        slot: &mut Option<Session>,
+    ) -> Result<(Zeroizing<String>, u64), CustodyError> {
+        let generation = slot.as_ref().map_or(1, |session| session.generation + 1);
+        let fresh = self.login(generation).await?;
+        let token = fresh.token.clone();
+        if let (Some(old), VaultAuth::AppRole { .. }) = (slot.take(), &self.settings.auth) {
+            if *old.token != *token {
+                let _ = self
                     .raw(
                         reqwest::Method::POST,
-                        "auth/token/renew-self",
-                        Some(&current.token),
-                        Some(&serde_json::json!({})),
+                        "auth/token/revoke-self",
+                        Some(&old.token),
+                        None,
                     )
-                    .await?;
-                if let Ok(renewed) = serde_json::from_slice::<AuthAnswer>(&answer.body) {
-                    if answer.status == 200 {
-                        tracing::debug!("vault token renewed");
-                        let fresh = Session {
-                            token: renewed.auth.client_token,
-                            refresh_at: refresh_at(renewed.auth.lease_duration),
-                            renewable: renewed.auth.renewable,
-                        };
-                        let token = fresh.token.clone();
-                        *session = Some(fresh);
-                        return Ok(token);
-                    }
-                }
+                    .await;
             }
         }
-        let fresh = self.login().await?;
-        let token = fresh.token.clone();
-        *session = Some(fresh);
-        Ok(token)
+        *slot = Some(fresh);
+        Ok((token, generation))
     }
 
-    async fn forget_session(&self) {
-        *self.session.lock().await = None;
+    /// A token that is good for a while: renewed or logged in again when due.
+    async fn token(&self) -> Result<(Zeroizing<String>, u64), CustodyError> {
+        let mut session = self.session.lock().await;
+        let Some(current) = session.as_ref() else {
+            return self.replace_session(&mut session).await;
+        };
+        match current.refresh_at {
+            Some(due) if Instant::now() >= due => {}
+            _ => return Ok((current.token.clone(), current.generation)),
+        }
+        if current.renewable {
+            let answer = self
+                .raw(
+                    reqwest::Method::POST,
+                    "auth/token/renew-self",
+                    Some(&current.token),
+                    Some(&serde_json::json!({})),
+                )
+                .await?;
+            let renewed = serde_json::from_slice::<AuthAnswer>(&answer.body)
+                .ok()
+                .filter(|_| answer.status == 200);
+            let approle = matches!(self.settings.auth, VaultAuth::AppRole { .. });
+            if let Some(renewed) = renewed {
+                // Near its maximum TTL a renewal returns a short lease: log in again instead.
+                if !approle || renewed.auth.lease_duration >= MIN_RENEWED_LEASE {
+                    tracing::debug!("vault token renewed");
+                    let generation = current.generation;
+                    let fresh = Session {
+                        token: renewed.auth.client_token,
+                        refresh_at: refresh_at(renewed.auth.lease_duration),
+                        renewable: renewed.auth.renewable,
+                        generation,
+                    };
+                    let token = fresh.token.clone();
+                    *session = Some(fresh);
+                    return Ok((token, generation));
+                }
+            } else if !approle {
+                // A static token that can no longer be renewed is used until Vault refuses it.
+                let token = current.token.clone();
+                let generation = current.generation;
+                if let Some(current) = session.as_mut() {
+                    current.refresh_at = None;
+                }
+                return Ok((token, generation));
+            }
+        }
+        self.replace_session(&mut session).await
     }
 
-    /// A request with the session token; a 403 makes one fresh login and retry (the token may
-    /// have been revoked or expired early).
+    /// A request with the session token. A 403 means either a path the policy does not allow
+    /// (answered as is) or a dead token: only when `lookup-self` says the token itself is no
+    /// longer valid does an AppRole session log in again (once among concurrent callers) and
+    /// retry.
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<crate::http::Answer, CustodyError> {
-        let token = self.token().await?;
+        let (token, generation) = self.token().await?;
         let answer = self.raw(method.clone(), path, Some(&token), body).await?;
-        if answer.status != 403 || matches!(self.settings.auth, VaultAuth::Token(_)) {
+        if answer.status != 403 || !matches!(self.settings.auth, VaultAuth::AppRole { .. }) {
             return Ok(answer);
         }
-        self.forget_session().await;
-        let token = self.token().await?;
+        if self.look_up(&token).await?.is_some() {
+            return Ok(answer);
+        }
+        let token = {
+            let mut session = self.session.lock().await;
+            match session.as_ref() {
+                Some(current) if current.generation != generation => current.token.clone(),
+                _ => self.replace_session(&mut session).await?.0,
+            }
+        };
         self.raw(method, path, Some(&token), body).await
     }
 
@@ -305,13 +400,15 @@ impl VaultClient {
         // Wipe the rest of the answer's parsed copy as far as possible.
         let text = match field_value {
             Some(serde_json::Value::String(text)) => Zeroizing::new(text),
-            Some(_) => {
+            Some(mut other) => {
+                zeroize_json(&mut other);
+                zeroize_json(&mut value);
                 return Err(CustodyError::Refused {
                     manager: MANAGER,
                     action: "read".into(),
                     resource: format!("field {field} of {resource}"),
                     detail: "the field is not a string".into(),
-                })
+                });
             }
             None => {
                 return Err(CustodyError::NotFound {
@@ -486,6 +583,20 @@ impl KeyWrapper for TransitWrapper {
                     }))
                 }
             };
+            // A server that ignores associated data (Vault before 1.13, or a key type without
+            // AEAD) would wrap without binding the context: check it refuses a wrong one.
+            let probe = WrapContext {
+                deployment: format!("{}-probe", context.deployment),
+                version: context.version,
+            };
+            if self.unwrap(wrapped.clone(), probe).await.is_ok() {
+                return Err(self.vault_error(CustodyError::Refused {
+                    manager: MANAGER,
+                    action: "encrypt with associated data".into(),
+                    resource: format!("Transit key {}/{}", self.mount, self.key),
+                    detail: "the server ignores associated data, so wrapped keys would not be bound to this deployment; use an aes256-gcm96 key on Vault 1.13+ or OpenBao".into(),
+                }));
+            }
             Ok(NewDataKey { material, wrapped })
         })
     }

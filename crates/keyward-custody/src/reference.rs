@@ -79,11 +79,29 @@ impl SecretReference {
                 Some((id, field)) => (id, Some(field)),
                 None => (rest, None),
             };
-            let id_ok = !secret_id.is_empty()
-                && secret_id.chars().all(|c| {
-                    c.is_ascii_alphanumeric()
-                        || matches!(c, '/' | '_' | '+' | '=' | '.' | '@' | '-' | ':')
-                });
+            // A name (`/_+=.@-` besides letters and digits, per Secrets Manager) or a full ARN
+            // `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`.
+            let name_ok = |name: &str| {
+                !name.is_empty()
+                    && name.len() <= 512
+                    && name.chars().all(|c| {
+                        c.is_ascii_alphanumeric()
+                            || matches!(c, '/' | '_' | '+' | '=' | '.' | '@' | '-')
+                    })
+            };
+            let id_ok = if secret_id.starts_with("arn:") {
+                let parts: Vec<&str> = secret_id.splitn(7, ':').collect();
+                parts.len() == 7
+                    && parts[1].chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    && parts[2] == "secretsmanager"
+                    && crate::aws::is_region_name(parts[3])
+                    && parts[4].len() == 12
+                    && parts[4].chars().all(|c| c.is_ascii_digit())
+                    && parts[5] == "secret"
+                    && name_ok(parts[6])
+            } else {
+                name_ok(secret_id)
+            };
             if !id_ok || json_field.is_some_and(|field| !plain_segment(field)) {
                 return Err(ReferenceError(
                     "write aws-sm://SECRET_ID[#JSON_FIELD], SECRET_ID a secret name or ARN",
@@ -169,6 +187,9 @@ mod tests {
             "vault://secret/a b#f",
             "aws-sm://",
             "aws-sm://name#a/b",
+            "aws-sm://arn:aws:secretsmanager:x@evil.example/:1:secret:y",
+            "aws-sm://arn:aws:kms:eu-west-1:123456789012:secret:y",
+            "aws-sm://no:colons",
             "azure-kv://ab/name",
             "azure-kv://1vault/name",
             "azure-kv://vault--x/name",

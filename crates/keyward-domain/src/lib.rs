@@ -105,6 +105,9 @@ pub struct Keyward {
     instance: Arc<instance::Instance>,
     secrets: Arc<keyward_custody::SecretResolver>,
     tenant_reference_prefixes: Arc<[String]>,
+    /// The newest version a keyring reload last failed to find, and when: a replica that
+    /// cannot obtain a newer version (old configuration) retries it only now and then.
+    missed_reload: Arc<std::sync::Mutex<Option<(keyward_core::KeyVersion, std::time::Instant)>>>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -137,12 +140,19 @@ impl Keyward {
             alerts: parts.alerts,
             secrets: parts.secrets,
             tenant_reference_prefixes: parts.tenant_reference_prefixes.into(),
+            missed_reload: Arc::default(),
         };
-        if let Some(primary) = keyward.verify_master_keys().await? {
-            keyward.rewrap_after_source_change(primary).await?;
-        }
+        keyward.verify_master_keys().await?;
+        keyward
+            .rewrap_rows_behind(keyward.vault.keyring().primary())
+            .await?;
         keyward.register_instance().await?;
         Ok(keyward)
+    }
+
+    /// Wipes referenced secrets held longer than `secrets.cache_ttl`.
+    pub fn purge_expired_secrets(&self) {
+        self.secrets.purge_expired();
     }
 
     pub fn store(&self) -> &Store {

@@ -78,12 +78,10 @@ pub struct MasterKeyStatus {
 
 impl Keyward {
     /// Compares the keyring with the versions recorded in the database and records new ones.
-    /// Returns the primary version if this call recorded it (a new source or version appeared).
-    pub(crate) async fn verify_master_keys(&self) -> Result<Option<KeyVersion>, DomainError> {
+    pub(crate) async fn verify_master_keys(&self) -> Result<(), DomainError> {
         let keyring = self.vault.keyring();
         let location = keyring.source_location().to_owned();
         let recorded: BTreeMap<_, _> = self.store.master_keys().await?.into_iter().collect();
-        let mut new_primary = None;
         for (version, check_value) in keyring.versions() {
             match recorded.get(&version) {
                 Some(expected) if expected != check_value.as_str() => {
@@ -99,9 +97,6 @@ impl Keyward {
                     self.store
                         .register_master_key(version, check_value.as_str(), Timestamp::now())
                         .await?;
-                    if version == keyring.primary() {
-                        new_primary = Some(version);
-                    }
                 }
             }
         }
@@ -114,16 +109,14 @@ impl Keyward {
                 });
             }
         }
-        Ok(new_primary)
+        Ok(())
     }
 
-    /// A server started with a new primary version (the configured source changed, e.g.
-    /// `file:` → `aws-kms:`, or a version was appended before a restart) while rows are still
-    /// sealed under older ones: queue the same online re-wrap a rotation queues.
-    pub(crate) async fn rewrap_after_source_change(
-        &self,
-        primary: KeyVersion,
-    ) -> Result<(), DomainError> {
+    /// Rows still sealed under a version other than the primary, and no job moving them (the
+    /// configured source changed, e.g. `file:` → `aws-kms:`, a version was appended before a
+    /// restart, or a crash came between a rotation and its job): queue the same online
+    /// re-wrap a rotation queues. Checked at every start.
+    pub(crate) async fn rewrap_rows_behind(&self, primary: KeyVersion) -> Result<(), DomainError> {
         let behind: u64 = self
             .store
             .sealed_rows_by_version()
@@ -132,11 +125,10 @@ impl Keyward {
             .filter(|(version, _)| *version != primary)
             .map(|(_, rows)| rows)
             .sum();
-        let queued = self
-            .store
-            .latest_rewrap_job()
-            .await?
-            .is_some_and(|job| job.target_version >= primary);
+        let queued = self.store.latest_rewrap_job().await?.is_some_and(|job| {
+            job.target_version >= primary
+                && matches!(job.state, RewrapState::Pending | RewrapState::Running)
+        });
         if behind == 0 || queued {
             return Ok(());
         }
@@ -274,12 +266,16 @@ impl Keyward {
         let keyring = self.vault.keyring();
         // Only a version newer than ours means another process rotated; retired old versions
         // are recorded forever and must not make every round reload (a KMS call per version).
-        if known
-            .iter()
-            .any(|(version, _)| *version > keyring.primary())
-        {
-            self.vault.reload().await?;
-            self.verify_master_keys().await?;
+        let newest = known.iter().map(|(version, _)| *version).max();
+        if let Some(newest) = newest.filter(|newest| *newest > keyring.primary()) {
+            if self.may_retry_reload(newest) {
+                let reloaded = self.vault.reload().await?;
+                if reloaded.contains(newest) {
+                    self.verify_master_keys().await?;
+                } else {
+                    self.note_missed_reload(newest);
+                }
+            }
         }
         // A process without the job's version (a replica still on the old configuration
         // during a rolling change of source) leaves the job to one that has it, instead of
@@ -383,6 +379,31 @@ impl Keyward {
             .await?;
         tracing::info!(job = %job.id, done = job.done, failed = job.failed, "master key re-wrap finished");
         Ok(())
+    }
+}
+
+/// How often a replica retries a reload that did not yield a newer version.
+const MISSED_RELOAD_RETRY: Duration = Duration::from_secs(30);
+
+impl Keyward {
+    fn may_retry_reload(&self, wanted: KeyVersion) -> bool {
+        let missed = match self.missed_reload.lock() {
+            Ok(guard) => *guard,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        match missed {
+            Some((version, at)) if version == wanted => at.elapsed() >= MISSED_RELOAD_RETRY,
+            _ => true,
+        }
+    }
+
+    fn note_missed_reload(&self, wanted: KeyVersion) {
+        tracing::warn!(version = %wanted, source = %self.vault.source_location(), "another process uses a newer master key version this process's source does not have; update master_key.source on this replica");
+        let mut missed = match self.missed_reload.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *missed = Some((wanted, std::time::Instant::now()));
     }
 }
 

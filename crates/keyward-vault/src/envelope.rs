@@ -114,9 +114,16 @@ impl EnvelopeSource {
     }
 
     /// Asks the manager for a data key under the next free version and stores it wrapped.
-    async fn create_version(&self) -> Result<KeyVersion, VaultError> {
+    /// With `first`, a version another replica created meanwhile for this source is used
+    /// instead (replicas starting together must not each add one).
+    async fn create_version(&self, first: bool) -> Result<KeyVersion, VaultError> {
         let deployment = self.store.deployment_id().await?;
         for _ in 0..CREATE_ATTEMPTS {
+            if first {
+                if let Some(theirs) = self.own_keys().await?.last() {
+                    return Ok(theirs.version);
+                }
+            }
             let version = match self.store.highest_version().await? {
                 None => KeyVersion::MIN,
                 Some(highest) => highest
@@ -163,7 +170,7 @@ impl MasterKeySource for EnvelopeSource {
                         source_location: self.location(),
                     });
                 }
-                self.create_version().await?;
+                self.create_version(true).await?;
                 keys = self.own_keys().await?;
             }
             let deployment = self.store.deployment_id().await?;
@@ -181,7 +188,7 @@ impl MasterKeySource for EnvelopeSource {
     }
 
     fn prepare_rotation(&self) -> SourceFuture<'_, ()> {
-        Box::pin(async move { self.create_version().await.map(|_| ()) })
+        Box::pin(async move { self.create_version(false).await.map(|_| ()) })
     }
 }
 
@@ -208,8 +215,20 @@ impl MasterKeySource for LayeredSource {
     fn load(&self) -> SourceFuture<'_, Keyring> {
         Box::pin(async move {
             let mut keyring = self.primary.load().await?;
+            let primary = keyring.primary();
             for source in &self.previous {
-                keyring = keyring.merge(source.load().await?)?;
+                let previous = source.load().await?;
+                // A previous source only opens: if it held a newer version, that version would
+                // seal new rows under the source being retired.
+                if previous.primary() > primary {
+                    return Err(VaultError::PreviousSourceNewer {
+                        previous: source.location(),
+                        version: previous.primary(),
+                        source_location: self.primary.location(),
+                        primary,
+                    });
+                }
+                keyring = keyring.merge(previous)?;
             }
             Ok(keyring)
         })

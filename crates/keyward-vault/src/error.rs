@@ -61,6 +61,13 @@ pub enum VaultError {
         first: String,
         second: String,
     },
+    #[error("master_key.previous_sources entry {previous} holds version {version}, newer than {source_location}'s primary {primary}; previous sources must only hold older versions (run `keyward masterkey rotate` with the new source once it is the only one)")]
+    PreviousSourceNewer {
+        previous: String,
+        version: KeyVersion,
+        source_location: String,
+        primary: KeyVersion,
+    },
     #[error("wrapped data keys: {0}")]
     WrappedKeyStore(String),
     #[error("keyring version {version} is at the maximum; start a new keyring")]

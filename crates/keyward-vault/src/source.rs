@@ -315,6 +315,51 @@ mod tests {
         assert!(err.contains("KW_OTHER"), "{err}");
     }
 
+    #[tokio::test]
+    async fn a_previous_source_opens_but_may_not_hold_a_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = FileSource::new(dir.path().join("old.key"));
+        old.create_if_absent().unwrap();
+        let new = FileSource::new(dir.path().join("new.key"));
+        std::fs::write(
+            new.path(),
+            format!(
+                "{}{}",
+                Keyring::generate_line(KeyVersion::MIN).unwrap().as_str(),
+                Keyring::generate_line(KeyVersion::new(2).unwrap())
+                    .unwrap()
+                    .as_str()
+            ),
+        )
+        .unwrap();
+        // v1 in both files with different keys: refused as a conflict.
+        let layered = crate::LayeredSource::new(Arc::new(new.clone()), vec![Arc::new(old.clone())]);
+        assert!(matches!(
+            layered.load().await.unwrap_err(),
+            VaultError::KeyringConflict { .. }
+        ));
+        // The old file only holds older versions: they open, the new source's primary seals.
+        std::fs::write(
+            new.path(),
+            Keyring::generate_line(KeyVersion::new(2).unwrap())
+                .unwrap()
+                .as_str(),
+        )
+        .unwrap();
+        let layered = crate::LayeredSource::new(Arc::new(new.clone()), vec![Arc::new(old.clone())]);
+        let keyring = layered.load().await.unwrap();
+        assert_eq!(keyring.primary().get(), 2);
+        assert!(keyring.contains(KeyVersion::MIN));
+        assert_eq!(keyring.source_location(), new.location());
+        // Reversed, the previous source would seal: refused.
+        let reversed = crate::LayeredSource::new(Arc::new(old), vec![Arc::new(new)]);
+        let err = reversed.load().await.unwrap_err();
+        assert!(
+            matches!(err, VaultError::PreviousSourceNewer { .. }),
+            "{err}"
+        );
+    }
+
     #[test]
     fn unknown_source_schemes_are_refused() {
         let env: EnvLookup = Arc::new(|_| None);

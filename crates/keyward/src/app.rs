@@ -21,6 +21,7 @@ const WEBHOOK_FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How often each server looks for new master-key versions and re-wrap jobs.
 const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+const SECRET_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct Application {
     listener: TcpListener,
@@ -97,6 +98,7 @@ impl Application {
             keyward_core::RequestId::generate()
         );
         tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
+        tasks.spawn(secret_cache_sweep(self.keyward.clone(), stop.clone()));
         // The heartbeat outlives the shutdown signal: while in-flight calls drain, peers must
         // still see this replica alive and leave its pending rows alone.
         let upkeep = TaskTracker::new();
@@ -166,6 +168,18 @@ async fn instance_upkeep(keyward: Keyward, stop: CancellationToken) {
                 tracing::warn!(error = %err, "sweep of abandoned calls failed; retrying");
             }
         }
+    }
+}
+
+/// Wipes referenced secrets older than `secrets.cache_ttl` (its own loop: a re-wrap keeps the
+/// key maintenance loop busy for minutes).
+async fn secret_cache_sweep(keyward: Keyward, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SECRET_SWEEP_INTERVAL) => {}
+        }
+        keyward.purge_expired_secrets();
     }
 }
 

@@ -368,27 +368,19 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         });
     let tenant_reference_prefixes =
         Some(comma_list(value(raw, "secrets.tenant_reference_prefixes")))
-            .filter(|prefixes| {
-                prefixes.iter().all(|prefix| {
-                    ["vault://", "aws-sm://", "azure-kv://"]
-                        .iter()
-                        .any(|scheme| prefix.starts_with(scheme) && prefix.len() > scheme.len())
-                })
-            })
+            .filter(|prefixes| prefixes.iter().all(|prefix| is_tenant_prefix(prefix)))
             .or_else(|| {
                 report.expected(
                     "secrets.tenant_reference_prefixes",
-                    "a comma list of vault://, aws-sm:// or azure-kv:// prefixes",
+                    "a comma list of vault://, aws-sm:// or azure-kv:// prefixes, each with `{tenant}` followed by `/`, `#` or `-` (e.g. vault://secret/tenants/{tenant}/), so that no tenant's prefix covers another's",
                 )
             });
     let azure_vault_url = Some(value(raw, "secrets.azure_vault_url").to_owned())
-        .filter(|url| {
-            url.contains("{vault}") && (url.starts_with("https://") || url.starts_with("http://"))
-        })
+        .filter(|url| url.contains("{vault}") && https_or_loopback(url))
         .or_else(|| {
             report.expected(
                 "secrets.azure_vault_url",
-                "an https:// URL containing {vault}",
+                "an https:// URL containing {vault} (http:// only to 127.0.0.1 or localhost)",
             )
         });
     let vault_role_id =
@@ -542,6 +534,33 @@ fn is_master_key_source(source: &str) -> bool {
         })
 }
 
+/// A prefix that names exactly one tenant: `{tenant}` followed by a separator, so that the
+/// prefix of one tenant can never cover another's references.
+fn is_tenant_prefix(prefix: &str) -> bool {
+    let scheme_ok = ["vault://", "aws-sm://", "azure-kv://"]
+        .iter()
+        .any(|scheme| prefix.starts_with(scheme) && prefix.len() > scheme.len());
+    let bounded = prefix.match_indices("{tenant}").any(|(at, placeholder)| {
+        matches!(
+            prefix[at + placeholder.len()..].chars().next(),
+            Some('/' | '#' | '-')
+        )
+    });
+    scheme_ok && bounded
+}
+
+/// `https://…`, or `http://` to this machine only (tests, a local proxy): a bearer token must
+/// not cross a network in the clear.
+pub fn https_or_loopback(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|origin| {
+                url.strip_prefix(origin)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            })
+}
+
 fn comma_list(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
@@ -683,6 +702,54 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.master_key_source, "env:KEYWARD_MASTER_KEY");
+    }
+
+    #[test]
+    fn key_custody_settings_are_checked() {
+        let config = load(
+            "[master_key]\nsource = \"aws-kms:alias/keyward\"\nprevious_sources = \"file:/k, vault-transit:kw\"\n\
+             [secrets]\ntenant_reference_prefixes = \"vault://secret/t/{tenant}/, aws-sm://prod/{tenant}-\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.master_key_source, "aws-kms:alias/keyward");
+        assert_eq!(
+            config.master_key_previous_sources,
+            ["file:/k", "vault-transit:kw"]
+        );
+        assert_eq!(config.tenant_reference_prefixes.len(), 2);
+        // A prefix must name one tenant, bounded, or every tenant could reach every secret.
+        for prefix in [
+            "vault://secret/shared/",
+            "vault://secret/{tenant}",
+            "vault://secret/{tenant}x/",
+            "s3://b/{tenant}/",
+        ] {
+            let err = load(
+                &format!("[secrets]\ntenant_reference_prefixes = \"{prefix}\"\n"),
+                &[],
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("tenant_reference_prefixes"),
+                "{prefix}"
+            );
+        }
+        // A bearer token never crosses a network in the clear.
+        for url in ["http://{vault}.vault.azure.net", "https://vault.example"] {
+            let err = load(&format!("[secrets]\nazure_vault_url = \"{url}\"\n"), &[]).unwrap_err();
+            assert!(err.to_string().contains("azure_vault_url"), "{url}");
+        }
+        assert!(load(
+            "[secrets]\nazure_vault_url = \"http://127.0.0.1:8443/{vault}\"\n",
+            &[]
+        )
+        .is_ok());
+        assert!(!https_or_loopback("http://localhost.evil.example/"));
+        let err = load("[vault]\nrole_id = \"r\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("vault.secret_id_file"));
+        let err = load("[master_key]\nsource = \"kms:x\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("aws-kms:KEY_ID"));
     }
 
     #[test]

@@ -30,15 +30,14 @@ pub fn managers(config: &Config, env: &EnvLookup) -> anyhow::Result<Managers> {
         Some(addr) => {
             let auth = match (&config.vault_role_id, &config.vault_secret_id_file) {
                 (Some(role_id), Some(file)) => {
-                    let secret_id = std::fs::read_to_string(file)
-                        .map(|text| Zeroizing::new(text.trim().to_owned()))
-                        .with_context(|| {
-                            format!("cannot read vault.secret_id_file {}", file.display())
-                        })?;
+                    // Read now to fail fast; read again at every login.
+                    std::fs::metadata(file).with_context(|| {
+                        format!("cannot read vault.secret_id_file {}", file.display())
+                    })?;
                     VaultAuth::AppRole {
                         mount: config.vault_approle_mount.clone(),
                         role_id: role_id.clone(),
-                        secret_id,
+                        secret_id_file: file.clone(),
                     }
                 }
                 _ => match var("VAULT_TOKEN") {
@@ -69,8 +68,13 @@ pub fn managers(config: &Config, env: &EnvLookup) -> anyhow::Result<Managers> {
                 tenant_id,
                 client_id,
                 client_secret: Zeroizing::new(client_secret),
-                authority_host: var("AZURE_AUTHORITY_HOST")
-                    .unwrap_or_else(|| "https://login.microsoftonline.com".to_owned()),
+                authority_host: match var("AZURE_AUTHORITY_HOST") {
+                    None => "https://login.microsoftonline.com".to_owned(),
+                    Some(host) if crate::config::https_or_loopback(&host) => host,
+                    Some(_) => bail!(
+                        "AZURE_AUTHORITY_HOST must be an https:// URL (the client secret is sent to it)"
+                    ),
+                },
                 vault_url_template: config.azure_vault_url.clone(),
             },
         )),

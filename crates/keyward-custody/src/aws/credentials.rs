@@ -47,6 +47,10 @@ impl AwsCredentials {
         }
     }
 
+    fn valid(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|expiry| expiry > now)
+    }
+
     fn fresh(&self, now: SystemTime) -> bool {
         self.expires_at
             .is_none_or(|expiry| expiry > now + REFRESH_BEFORE_EXPIRY)
@@ -77,9 +81,21 @@ impl CredentialChain {
         if let Some(credentials) = cached.as_ref().filter(|c| c.fresh(SystemTime::now())) {
             return Ok(credentials.clone());
         }
-        let found = std::sync::Arc::new(self.resolve().await?);
-        *cached = Some(found.clone());
-        Ok(found)
+        match self.resolve().await {
+            Ok(found) => {
+                let found = std::sync::Arc::new(found);
+                *cached = Some(found.clone());
+                Ok(found)
+            }
+            // A refresh ahead of expiry failed: the current credentials still work meanwhile.
+            Err(err) => match cached.as_ref().filter(|c| c.valid(SystemTime::now())) {
+                Some(current) => {
+                    tracing::warn!(origin = current.origin, error = %err, "refreshing AWS credentials failed; using the current ones until they expire");
+                    Ok(current.clone())
+                }
+                None => Err(err),
+            },
+        }
     }
 
     async fn resolve(&self) -> Result<AwsCredentials, CustodyError> {

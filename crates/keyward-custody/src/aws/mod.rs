@@ -76,18 +76,30 @@ impl AwsClient {
     }
 
     /// The region for a resource: the ARN's, else the environment's.
+    /// The region is checked to be a region name: it becomes part of a host name, and a
+    /// reference must not be able to steer a signed request to another host.
     pub(crate) fn region_for(&self, resource: &str) -> Result<String, CustodyError> {
-        if let Some(region) = arn_region(resource) {
-            return Ok(region.to_owned());
-        }
-        ["AWS_REGION", "AWS_DEFAULT_REGION"]
-            .iter()
-            .find_map(|var| (self.env)(var).filter(|value| !value.trim().is_empty()))
-            .map(|region| region.trim().to_owned())
-            .ok_or(CustodyError::NotConfigured {
+        let region = match arn_region(resource) {
+            Some(region) => region.to_owned(),
+            None => ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|var| (self.env)(var).filter(|value| !value.trim().is_empty()))
+                .map(|region| region.trim().to_owned())
+                .ok_or(CustodyError::NotConfigured {
+                    manager: MANAGER,
+                    hint: format!("no region for {resource}; set AWS_REGION or use the full ARN"),
+                })?,
+        };
+        if is_region_name(&region) {
+            Ok(region)
+        } else {
+            Err(CustodyError::NotConfigured {
                 manager: MANAGER,
-                hint: format!("no region for {resource}; set AWS_REGION or use the full ARN"),
+                hint: format!(
+                    "the region of {resource} is not an AWS region name such as eu-west-1"
+                ),
             })
+        }
     }
 
     fn endpoint(&self, service: Service, region: &str) -> String {
@@ -106,7 +118,7 @@ impl AwsClient {
         operation: &str,
         region: &str,
         body: &serde_json::Value,
-    ) -> Result<Result<Vec<u8>, AwsFault>, CustodyError> {
+    ) -> Result<Result<zeroize::Zeroizing<Vec<u8>>, AwsFault>, CustodyError> {
         let endpoint = self.endpoint(service, region);
         let url = url::Url::parse(&endpoint).map_err(|_| CustodyError::NotConfigured {
             manager: MANAGER,
@@ -158,7 +170,7 @@ impl AwsClient {
             .send(MANAGER, &endpoint, request.body(payload.to_vec()))
             .await?;
         if (200..300).contains(&answer.status) {
-            return Ok(Ok(answer.body.to_vec()));
+            return Ok(Ok(answer.body));
         }
         Ok(Err(fault(answer.status, &answer.body)))
     }
@@ -199,6 +211,16 @@ fn short_error_type(raw: &str) -> String {
         .to_owned()
 }
 
+/// `eu-west-1`, `us-gov-west-1`, `cn-north-1`: lowercase letters, digits, hyphens.
+pub fn is_region_name(region: &str) -> bool {
+    (4..=32).contains(&region.len())
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+}
+
 /// `arn:aws:kms:eu-west-1:123456789012:key/…` → `eu-west-1`.
 fn arn_region(resource: &str) -> Option<&str> {
     let mut parts = resource.split(':');
@@ -227,6 +249,10 @@ mod tests {
             Some("eu-west-1")
         );
         assert_eq!(arn_region("alias/keyward"), None);
+        assert!(is_region_name("us-gov-west-1"));
+        for bad in ["x@evil.example/", "eu-west-1.evil", "EU-WEST-1", "", "-a-"] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
         assert_eq!(arn_region("1234abcd-12ab-34cd-56ef-1234567890ab"), None);
         let answer = fault(400, br#"{"__type":"InvalidCiphertextException"}"#);
         assert_eq!(answer.kind, "InvalidCiphertextException");

@@ -28,7 +28,7 @@ pub async fn get_secret_string(
         )
         .await?;
     let body = match answer {
-        Ok(body) => Zeroizing::new(body),
+        Ok(body) => body,
         Err(fault) => {
             let detail = if fault.message.is_empty() {
                 format!(" ({})", fault.kind)

@@ -615,6 +615,18 @@ async fn vault_transit_wraps_the_master_key_and_kv_holds_a_referenced_secret_via
         assert_eq!(status, 200, "{label}: {answer}");
     }
     assert_eq!(app.mock.calls(canary), 1);
+    // A path outside the AppRole's policy: refused by Vault, reported with the path, and the
+    // session is kept (a denial is not a dead token).
+    let outside = format!("vault://secret/{}/openai#api_key", unique("other"));
+    connect(&app, &tenant, "outside", json!({ "secret_ref": outside })).await;
+    for _ in 0..2 {
+        let (status, answer) = chat(&app, &member, "outside").await;
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["error"]["code"], "credential_unreadable");
+    }
+    assert!(captured_logs().contains("Vault denied read on secret/data/other-"));
+    let (status, answer) = chat(&app, &member, "vkv").await;
+    assert_eq!(status, 200, "{answer}");
 
     let store = app.store().await;
     let wrapped = store.wrapped_data_keys().await.unwrap();
