@@ -161,11 +161,12 @@ impl Keyward {
         let secret = check_secret(current.provider, secret)?;
         let sealed = self.seal_secret(scope.tenant(), id, &secret)?;
         let fingerprint = fingerprint(current.provider, &secret);
-        if !self
+        let rotated = self
             .store
             .rotate_credential_secret(scope.tenant(), id, &sealed, &fingerprint, Timestamp::now())
-            .await?
-        {
+            .await?;
+        self.records.credentials.clear();
+        if !rotated {
             return Err(DomainError::NotFound { what: "credential" });
         }
         tracing::info!(tenant = %scope.tenant(), credential = %id, "credential rotated");
@@ -196,6 +197,7 @@ impl Keyward {
             self.store
                 .set_credential_status(scope.tenant(), id, target, Timestamp::now())
                 .await?;
+            self.records.credentials.clear();
             tracing::info!(tenant = %scope.tenant(), credential = %id, status = target.as_str(), "credential status changed");
             let action = if enabled {
                 "credential.enable"
@@ -218,7 +220,9 @@ impl Keyward {
         scope: &TenantScope,
         id: CredentialId,
     ) -> Result<(), DomainError> {
-        if !self.store.delete_credential(scope.tenant(), id).await? {
+        let deleted = self.store.delete_credential(scope.tenant(), id).await?;
+        self.records.credentials.clear();
+        if !deleted {
             return Err(DomainError::NotFound { what: "credential" });
         }
         tracing::info!(tenant = %scope.tenant(), credential = %id, "credential deleted");

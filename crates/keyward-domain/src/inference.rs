@@ -370,11 +370,23 @@ impl Keyward {
             }
         }
         if let Some(label) = label {
-            let credential = self.store.credential_by_label(caller.tenant, label).await?.ok_or_else(|| {
-                DomainError::NoCredential {
-                    reason: format!("this tenant has no credential labelled `{label}`; connect one or check the label"),
+            let cache_key = (caller.tenant, label.to_owned());
+            let cached = self.records.credentials.get(&cache_key);
+            let credential = match cached {
+                Some(credential) => credential,
+                None => {
+                    let read_at = std::time::Instant::now();
+                    let credential = self.store.credential_by_label(caller.tenant, label).await?.ok_or_else(|| {
+                        DomainError::NoCredential {
+                            reason: format!("this tenant has no credential labelled `{label}`; connect one or check the label"),
+                        }
+                    })?;
+                    self.records
+                        .credentials
+                        .insert(cache_key, credential.clone(), read_at);
+                    credential
                 }
-            })?;
+            };
             return Ok(vec![Attempt {
                 credential,
                 upstream_model: upstream.to_owned(),
@@ -736,6 +748,7 @@ impl Keyward {
                     Timestamp::now(),
                 )
                 .await?;
+            self.records.credentials.clear();
             tracing::info!(tenant = %credential.tenant_id, credential = %credential.id, "provider accepted the credential again; active");
         }
         self.credential(scope, id).await
@@ -834,6 +847,7 @@ impl Keyward {
                 Timestamp::now(),
             )
             .await;
+        self.records.credentials.clear();
         match result {
             Ok(false) => {
                 tracing::info!(credential = %credential.id, "provider rejected a secret the credential no longer holds; status unchanged")

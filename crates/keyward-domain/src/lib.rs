@@ -25,6 +25,7 @@ mod platform_key;
 mod price;
 mod rate_limit;
 mod reconcile;
+mod record_cache;
 mod route;
 mod tenant;
 mod usage;
@@ -108,6 +109,7 @@ pub struct Keyward {
     /// The newest version a keyring reload last failed to find, and when: a replica that
     /// cannot obtain a newer version (old configuration) retries it only now and then.
     missed_reload: Arc<std::sync::Mutex<Option<(keyward_core::KeyVersion, std::time::Instant)>>>,
+    records: Arc<record_cache::RecordCaches>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -141,6 +143,7 @@ impl Keyward {
             secrets: parts.secrets,
             tenant_reference_prefixes: parts.tenant_reference_prefixes.into(),
             missed_reload: Arc::default(),
+            records: Arc::default(),
         };
         keyward.verify_master_keys().await?;
         keyward

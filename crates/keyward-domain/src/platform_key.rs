@@ -172,6 +172,8 @@ impl Keyward {
         action: &str,
         details: serde_json::Value,
     ) -> Result<PlatformKeyRecord, DomainError> {
+        // This process's cached key records are dropped at once; other processes' expire.
+        self.records.platform_keys.clear();
         let not_found = || DomainError::NotFound {
             what: "platform key",
         };
@@ -233,8 +235,18 @@ impl Keyward {
             return Err(DomainError::InvalidPlatformKey);
         }
         let lookup = &candidate[PREFIX.len()..PREFIX.len() + LOOKUP_LEN];
-        let Some(record) = self.store.platform_key_by_lookup(lookup).await? else {
-            return Err(DomainError::InvalidPlatformKey);
+        let record = match self.records.platform_keys.get(&lookup.to_owned()) {
+            Some(record) => record,
+            None => {
+                let read_at = std::time::Instant::now();
+                let Some(record) = self.store.platform_key_by_lookup(lookup).await? else {
+                    return Err(DomainError::InvalidPlatformKey);
+                };
+                self.records
+                    .platform_keys
+                    .insert(lookup.to_owned(), record.clone(), read_at);
+                record
+            }
         };
         let presented_hash = hash_hex(candidate);
         let matches: bool = presented_hash
