@@ -79,7 +79,9 @@ impl HttpService {
 /// The whole application router.
 pub fn router(state: AppState, config: &HttpConfig) -> Router {
     let (admin, _) = admin::router().split_for_parts();
-    let openapi = admin::openapi_json();
+    // Shared bytes, not a String: axum clones a route's handler for every connection it
+    // serves, and a 70 KiB document copied per connection was most of a stream's memory.
+    let openapi = axum::body::Bytes::from(admin::openapi_json());
     Router::new()
         .merge(admin)
         .route(
