@@ -1,9 +1,11 @@
 //! Keyward's own AWS identity, found the way AWS SDKs find it: environment variables, the
-//! shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, `AWS_PROFILE`), the container
-//! endpoint (ECS/EKS: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` / `_FULL_URI`), then the EC2
-//! instance metadata service (IMDSv2). Temporary credentials are refreshed five minutes
-//! before they expire. (Web identity and SSO profiles are not read; use the container or
-//! instance role, or export the variables.)
+//! shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, `AWS_PROFILE`), web identity (EKS
+//! IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, exchanged with STS
+//! `AssumeRoleWithWebIdentity`), the container endpoint (ECS / EKS Pod Identity:
+//! `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` / `_FULL_URI`), then the EC2 instance metadata
+//! service (IMDSv2). Temporary credentials are refreshed five minutes before they expire (the
+//! web identity token file is read anew each time, as Kubernetes rotates it). SSO profiles are
+//! not read.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -114,6 +116,9 @@ impl CredentialChain {
         if let Some(found) = self.read_shared_file()? {
             return Ok(found);
         }
+        if let Some(found) = self.assume_role_with_web_identity().await? {
+            return Ok(found);
+        }
         if let Some(found) = self.ask_container_endpoint().await? {
             return Ok(found);
         }
@@ -172,6 +177,94 @@ impl CredentialChain {
             })),
             _ => Ok(None),
         }
+    }
+
+    async fn assume_role_with_web_identity(&self) -> Result<Option<AwsCredentials>, CustodyError> {
+        let (Some(token_file), Some(role_arn)) = (
+            self.var("AWS_WEB_IDENTITY_TOKEN_FILE"),
+            self.var("AWS_ROLE_ARN"),
+        ) else {
+            return Ok(None);
+        };
+        let token = std::fs::read_to_string(&token_file)
+            .map(|token| Zeroizing::new(token.trim().to_owned()))
+            .map_err(|err| CustodyError::NotConfigured {
+                manager: MANAGER,
+                hint: format!("cannot read AWS_WEB_IDENTITY_TOKEN_FILE {token_file} ({err})"),
+            })?;
+        let session = self
+            .var("AWS_ROLE_SESSION_NAME")
+            .unwrap_or_else(|| format!("keyward-{}", std::process::id()));
+        let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|var| self.var(var))
+            .map(|region| region.trim().to_owned())
+            .filter(|region| super::is_region_name(region));
+        let endpoint = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|var| self.var(var))
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| match &region {
+                Some(region) => format!("https://sts.{region}.amazonaws.com"),
+                None => "https://sts.amazonaws.com".to_owned(),
+            });
+        let form = Zeroizing::new(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("Action", "AssumeRoleWithWebIdentity")
+                .append_pair("Version", "2011-06-15")
+                .append_pair("RoleArn", &role_arn)
+                .append_pair("RoleSessionName", &session)
+                .append_pair("WebIdentityToken", &token)
+                .finish(),
+        );
+        // Unsigned by design: the web identity token is the proof.
+        let request = self
+            .http
+            .request(reqwest::Method::POST, &format!("{endpoint}/"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.as_bytes().to_vec());
+        let answer = self.http.send("AWS STS", &endpoint, request).await?;
+        let body = String::from_utf8_lossy(&answer.body);
+        if answer.status != 200 {
+            let code = xml_text(&body, "Code").unwrap_or_default();
+            let message = xml_text(&body, "Message").unwrap_or_default();
+            return Err(CustodyError::Denied {
+                manager: "AWS STS",
+                permission: "sts:AssumeRoleWithWebIdentity".into(),
+                resource: format!("role {role_arn}"),
+                detail: format!(
+                    " (HTTP {}, {}: {}); check the role's trust policy for this cluster's OIDC provider",
+                    answer.status,
+                    crate::error::sanitize(code),
+                    crate::error::sanitize(message)
+                ),
+            });
+        }
+        let credentials = xml_text(&body, "Credentials").unwrap_or_default();
+        let field = |name: &str| xml_text(credentials, name).map(str::to_owned);
+        let (Some(access_key_id), Some(secret), Some(session_token)) = (
+            field("AccessKeyId"),
+            field("SecretAccessKey"),
+            field("SessionToken"),
+        ) else {
+            return Err(CustodyError::Malformed {
+                manager: "AWS STS",
+                action: "AssumeRoleWithWebIdentity".into(),
+                reason: "no Credentials with AccessKeyId, SecretAccessKey and SessionToken".into(),
+            });
+        };
+        let expires_at = field("Expiration").and_then(|text| {
+            time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(SystemTime::from)
+        });
+        Ok(Some(AwsCredentials {
+            access_key_id,
+            secret_access_key: Zeroizing::new(secret),
+            session_token: Some(Zeroizing::new(session_token)),
+            expires_at,
+            origin: "web identity",
+        }))
     }
 
     async fn ask_container_endpoint(&self) -> Result<Option<AwsCredentials>, CustodyError> {
@@ -268,6 +361,16 @@ impl CredentialChain {
     }
 }
 
+/// The text between the first `<tag>` and the next `</tag>`: enough for STS's flat answers,
+/// whose values (keys, tokens, dates, ARNs) contain no markup.
+fn xml_text<'a>(body: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = body.find(&open)? + open.len();
+    let length = body[start..].find(&close)?;
+    Some(&body[start..start + length])
+}
+
 fn no_credentials() -> CustodyError {
     CustodyError::NotConfigured {
         manager: MANAGER,
@@ -355,6 +458,16 @@ mod tests {
         assert_eq!(found.as_sigv4().access_key_id, "AKIAKW");
         assert_eq!(found.as_sigv4().session_token, Some("t"));
         assert!(format!("{found:?}").contains("[redacted]"));
+    }
+
+    #[test]
+    fn sts_answers_are_read_by_tag() {
+        let body = "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><SessionToken>tok/+=</SessionToken><SecretAccessKey>sec</SecretAccessKey><Expiration>2030-01-01T00:00:00Z</Expiration><AccessKeyId>ASIA1</AccessKeyId></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
+        let credentials = xml_text(body, "Credentials").unwrap();
+        assert_eq!(xml_text(credentials, "SessionToken"), Some("tok/+="));
+        assert_eq!(xml_text(credentials, "AccessKeyId"), Some("ASIA1"));
+        assert_eq!(xml_text(body, "Missing"), None);
+        assert_eq!(xml_text("<Code>x", "Code"), None);
     }
 
     #[test]

@@ -913,3 +913,75 @@ async fn a_tenant_admin_may_use_references_under_its_own_prefix_only() {
         .unwrap();
     assert_eq!(sneaky.status(), 400);
 }
+
+#[tokio::test]
+async fn an_eks_web_identity_is_exchanged_with_sts_for_the_kms_calls() {
+    let Some(km) = key_managers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        "eyJhbGciOiJSUzI1NiJ9.projected-service-account-token.sig",
+    )
+    .unwrap();
+    // No keys anywhere: no env keys, an empty HOME, no container endpoint, no instance role.
+    let env = vec![
+        ("AWS_ENDPOINT_URL".to_owned(), km.moto.clone()),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("HOME".to_owned(), dir.path().display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE".to_owned(),
+            token_file.display().to_string(),
+        ),
+        (
+            "AWS_ROLE_ARN".to_owned(),
+            "arn:aws:iam::123456789012:role/keyward".to_owned(),
+        ),
+    ];
+    let lookup = |env: Vec<(String, String)>| -> EnvLookup {
+        Arc::new(move |name| {
+            env.iter()
+                .find(|(var, _)| var == name)
+                .map(|(_, value)| value.clone())
+        })
+    };
+    let client = AwsClient::new(ManagerHttp::new().unwrap(), lookup(env.clone()));
+    let created = client
+        .call(KMS, "CreateKey", "us-east-1", &json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    let created: Value = serde_json::from_slice(&created).unwrap();
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+
+    // The same identity runs a KMS deployment end to end.
+    let source = format!("aws-kms:{arn}");
+    let app = TestApp::spawn_with_env(&[("KEYWARD_MASTER_KEY_SOURCE", &source)], &refs(&env)).await;
+    let tenant = app.create_tenant("acme").await;
+    connect(
+        &app,
+        &tenant,
+        "oa",
+        json!({"secret": "sk-irsa-0000000000000000001"}),
+    )
+    .await;
+    let (_, key) = app.issue_key(&tenant, "member").await;
+    let (status, answer) = chat(&app, &key, "oa").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!captured_logs().contains("projected-service-account-token"));
+
+    // Without the token file there is no identity, and the message says which file.
+    let mut broken = env.clone();
+    broken[4].1 = dir.path().join("missing").display().to_string();
+    let client = AwsClient::new(ManagerHttp::new().unwrap(), lookup(broken));
+    let err = client
+        .call(KMS, "ListKeys", "us-east-1", &json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("AWS_WEB_IDENTITY_TOKEN_FILE") && err.contains("missing"),
+        "{err}"
+    );
+}
