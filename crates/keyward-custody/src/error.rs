@@ -1,7 +1,7 @@
 //! Errors of the key-manager clients. Messages name the manager, endpoint, key id or
 //! reference, action and permission — never a secret, a token or a fetched value.
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum CustodyError {
     #[error("{manager} at {endpoint} cannot be reached ({reason}); check the address and that this host may connect to it")]
     Unreachable {

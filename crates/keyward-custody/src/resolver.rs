@@ -25,12 +25,26 @@ pub struct Managers {
     pub azure: Option<Arc<AzureKeyVault>>,
 }
 
-struct Cached {
-    value: Zeroizing<String>,
-    fetched_at: Instant,
+/// One reference's state. A failure is kept only to answer the callers that were waiting for
+/// that very fetch (no secret in it); it never stops a later caller from trying again.
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Empty,
+    Fetched {
+        value: Zeroizing<String>,
+        fetched_at: Instant,
+    },
+    Failed {
+        error: CustodyError,
+        at: Instant,
+    },
 }
 
-type Entry = Arc<tokio::sync::Mutex<Option<Cached>>>;
+/// How long a failure record is kept (it only serves callers already waiting).
+const FAILURE_KEPT: Duration = Duration::from_secs(1);
+
+type Entry = Arc<tokio::sync::Mutex<Slot>>;
 
 pub struct SecretResolver {
     managers: Managers,
@@ -55,16 +69,20 @@ impl SecretResolver {
         }
     }
 
-    fn entry(&self, key: &str) -> Entry {
-        let mut entries = match self.entries.lock() {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        match self.entries.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        entries.entry(key.to_owned()).or_default().clone()
+        }
+    }
+
+    fn entry(&self, key: &str) -> Entry {
+        self.entries().entry(key.to_owned()).or_default().clone()
     }
 
     /// The secret behind `reference`: from the cache if younger than the TTL and `refresh` is
-    /// false, else fetched now.
+    /// false, else fetched now. Callers that queued behind a fetch that failed get its error
+    /// rather than each waiting out their own attempt against a manager that is down.
     pub async fn resolve(
         &self,
         reference: &SecretReference,
@@ -74,51 +92,63 @@ impl SecretResolver {
             return self.fetch(reference).await;
         }
         let entry = self.entry(&reference.to_string());
+        let arrived = Instant::now();
         let mut slot = entry.lock().await;
-        if let Some(cached) = slot.as_ref() {
-            if !refresh && cached.fetched_at.elapsed() < self.ttl {
-                return Ok(cached.value.clone());
+        match &*slot {
+            Slot::Fetched { value, fetched_at } if !refresh && fetched_at.elapsed() < self.ttl => {
+                return Ok(value.clone());
+            }
+            Slot::Failed { error, at } if *at >= arrived => return Err(error.clone()),
+            _ => {}
+        }
+        // Nothing stale survives a refresh, failed or not.
+        *slot = Slot::Empty;
+        match self.fetch(reference).await {
+            Ok(value) => {
+                *slot = Slot::Fetched {
+                    value: value.clone(),
+                    fetched_at: Instant::now(),
+                };
+                Ok(value)
+            }
+            Err(error) => {
+                *slot = Slot::Failed {
+                    error: error.clone(),
+                    at: Instant::now(),
+                };
+                Err(error)
             }
         }
-        // Nothing stale survives a failed refresh.
-        *slot = None;
-        let value = self.fetch(reference).await?;
-        *slot = Some(Cached {
-            value: value.clone(),
-            fetched_at: Instant::now(),
-        });
-        Ok(value)
     }
 
-    /// Wipes cached secrets older than the TTL.
+    /// Wipes cached secrets older than the TTL (and old failure records).
     pub fn purge_expired(&self) {
-        let mut entries = match self.entries.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        entries.retain(|_, entry| {
+        let ttl = self.ttl;
+        self.entries().retain(|_, entry| {
             let Ok(mut slot) = entry.try_lock() else {
                 return true; // being fetched or read right now
             };
-            if slot
-                .as_ref()
-                .is_some_and(|cached| cached.fetched_at.elapsed() >= self.ttl)
-            {
-                *slot = None;
+            let expired = match &*slot {
+                Slot::Fetched { fetched_at, .. } => fetched_at.elapsed() >= ttl,
+                Slot::Failed { at, .. } => at.elapsed() >= FAILURE_KEPT,
+                Slot::Empty => true,
+            };
+            if expired {
+                *slot = Slot::Empty;
             }
-            slot.is_some()
+            !matches!(*slot, Slot::Empty)
         });
     }
 
     /// How many secrets are held in memory now (for tests and metrics).
     pub fn cached_count(&self) -> usize {
-        let entries = match self.entries.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        entries
+        self.entries()
             .values()
-            .filter(|entry| entry.try_lock().map_or(true, |slot| slot.is_some()))
+            .filter(|entry| {
+                entry
+                    .try_lock()
+                    .map_or(true, |slot| matches!(*slot, Slot::Fetched { .. }))
+            })
             .count()
     }
 
@@ -188,5 +218,96 @@ fn json_field_of(
             resource: format!("field {field} of secret {secret_id}"),
             detail: String::new(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::hashicorp::{VaultAuth, VaultSettings};
+    use crate::ManagerHttp;
+
+    /// A Vault that answers every request, slowly, with 503 (sealed), counting requests.
+    async fn sealed_vault() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        #[expect(clippy::disallowed_methods, reason = "a test server")]
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let counter = counter.clone();
+                #[expect(clippy::disallowed_methods, reason = "a test server")]
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let body = r#"{"errors":["Vault is sealed"]}"#;
+                    let answer = format!("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (address, requests)
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_on_a_failed_fetch_share_its_error_and_later_ones_retry() {
+        let (addr, requests) = sealed_vault().await;
+        let http = ManagerHttp::new().unwrap();
+        let vault = crate::VaultClient::new(
+            http.clone(),
+            VaultSettings {
+                addr,
+                namespace: None,
+                auth: VaultAuth::Token(Zeroizing::new("s.test".into())),
+            },
+        );
+        let env: crate::Env = Arc::new(|_| None);
+        let resolver = Arc::new(SecretResolver::new(
+            Managers {
+                aws: crate::AwsClient::new(http, env),
+                vault: Some(vault),
+                azure: None,
+            },
+            Duration::from_secs(60),
+        ));
+        let reference = SecretReference::parse("vault://secret/acme/openai#api_key").unwrap();
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let resolver = resolver.clone();
+            let reference = reference.clone();
+            callers.spawn(async move { resolver.resolve(&reference, false).await });
+        }
+        let mut errors = Vec::new();
+        while let Some(result) = callers.join_next().await {
+            errors.push(result.unwrap().unwrap_err().to_string());
+        }
+        assert_eq!(errors.len(), 5);
+        assert!(
+            errors.iter().all(|err| err.contains("sealed")),
+            "{errors:?}"
+        );
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            1,
+            "one fetch for five waiting callers"
+        );
+        assert_eq!(resolver.cached_count(), 0, "a failure holds no secret");
+
+        // A caller arriving afterwards tries again.
+        assert!(resolver.resolve(&reference, false).await.is_err());
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(FAILURE_KEPT).await;
+        resolver.purge_expired();
+        assert!(resolver.entries().is_empty());
     }
 }
