@@ -87,9 +87,23 @@ pub struct Parts {
     pub tenant_reference_prefixes: Vec<String>,
 }
 
-/// The domain facade shared by the HTTP layer and the CLI.
+/// The domain facade shared by the HTTP layer and the CLI. One shared allocation: handlers
+/// clone it several times per request, so a clone is a single reference-count increment.
 #[derive(Clone)]
 pub struct Keyward {
+    inner: Arc<KeywardInner>,
+}
+
+impl std::ops::Deref for Keyward {
+    type Target = KeywardInner;
+
+    fn deref(&self) -> &KeywardInner {
+        &self.inner
+    }
+}
+
+/// The facade's state, reached through [`Keyward`].
+pub struct KeywardInner {
     store: Store,
     vault: Arc<Vault>,
     egress: EgressPolicy,
@@ -126,7 +140,7 @@ impl Keyward {
             id: keyward_core::RequestId::generate().to_string().into(),
             host: instance::host_name(),
         };
-        let keyward = Self {
+        let inner = KeywardInner {
             store: parts.store.for_instance(&instance.id),
             instance: Arc::new(instance),
             vault: parts.vault,
@@ -144,6 +158,9 @@ impl Keyward {
             tenant_reference_prefixes: parts.tenant_reference_prefixes.into(),
             missed_reload: Arc::default(),
             records: Arc::default(),
+        };
+        let keyward = Self {
+            inner: Arc::new(inner),
         };
         keyward.verify_master_keys().await?;
         keyward
