@@ -112,12 +112,12 @@ impl AzureKeyVault {
             #[serde(default)]
             expires_in: u64,
         }
-        let granted: Granted =
-            serde_json::from_slice(&answer.body).map_err(|_| CustodyError::Malformed {
-                manager: "Microsoft Entra ID",
-                action: "the token request".into(),
-                reason: "no access_token".into(),
-            })?;
+        let granted: Granted = crate::error::decode(
+            &answer.body,
+            "Microsoft Entra ID",
+            "the token request",
+            "no access_token",
+        )?;
         let lifetime = Duration::from_secs(granted.expires_in);
         let refresh_at = Instant::now()
             + lifetime
@@ -152,11 +152,7 @@ impl AzureKeyVault {
                     value: Option<Zeroizing<String>>,
                 }
                 let secret: Secret =
-                    serde_json::from_slice(&answer.body).map_err(|_| CustodyError::Malformed {
-                        manager: MANAGER,
-                        action: "Get Secret".into(),
-                        reason: "not a JSON object".into(),
-                    })?;
+                    crate::error::decode(&answer.body, MANAGER, "Get Secret", "not a JSON object")?;
                 return secret.value.ok_or_else(|| CustodyError::Malformed {
                     manager: MANAGER,
                     action: "Get Secret".into(),

@@ -39,6 +39,31 @@ pub enum CustodyError {
     NotConfigured { manager: &'static str, hint: String },
 }
 
+impl CustodyError {
+    /// This error as the vault's error for the master-key source at `source_location`.
+    pub fn at_source(self, source_location: String) -> keyward_vault::VaultError {
+        keyward_vault::VaultError::KeyManager {
+            source_location,
+            message: self.to_string(),
+        }
+    }
+}
+
+/// Decodes a manager's JSON answer; one that does not have the documented shape is
+/// `Malformed`, saying what was `expected` (never quoting the answer: it may hold a secret).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    manager: &'static str,
+    action: impl Into<String>,
+    expected: &str,
+) -> Result<T, CustodyError> {
+    serde_json::from_slice(body).map_err(|_| CustodyError::Malformed {
+        manager,
+        action: action.into(),
+        reason: expected.to_owned(),
+    })
+}
+
 /// A manager's own error text, shortened and stripped of control characters before it is put
 /// in a message (it is untrusted input).
 pub(crate) fn sanitize(detail: &str) -> String {

@@ -152,12 +152,12 @@ impl VaultClient {
         }
         match answer.status {
             200 => {
-                let lookup: Lookup =
-                    serde_json::from_slice(&answer.body).map_err(|_| CustodyError::Malformed {
-                        manager: MANAGER,
-                        action: "auth/token/lookup-self".into(),
-                        reason: "no data".into(),
-                    })?;
+                let lookup: Lookup = crate::error::decode(
+                    &answer.body,
+                    MANAGER,
+                    "auth/token/lookup-self",
+                    "no data",
+                )?;
                 Ok(Some((lookup.data.ttl, lookup.data.renewable)))
             }
             // Vault answers 403 for a token that is invalid, expired or revoked.
@@ -229,12 +229,12 @@ impl VaultClient {
                         detail: format!(" ({})", vault_errors(answer.status, &answer.body)),
                     });
                 }
-                let auth: AuthAnswer =
-                    serde_json::from_slice(&answer.body).map_err(|_| CustodyError::Malformed {
-                        manager: MANAGER,
-                        action: "AppRole login".into(),
-                        reason: "no auth.client_token".into(),
-                    })?;
+                let auth: AuthAnswer = crate::error::decode(
+                    &answer.body,
+                    MANAGER,
+                    "AppRole login",
+                    "no auth.client_token",
+                )?;
                 tracing::debug!("logged in to vault with approle");
                 Ok(Session {
                     token: auth.auth.client_token,
@@ -387,11 +387,7 @@ impl VaultClient {
             }
         }
         let mut value: serde_json::Value =
-            serde_json::from_slice(&answer.body).map_err(|_| CustodyError::Malformed {
-                manager: MANAGER,
-                action: "a KV v2 read".into(),
-                reason: "not JSON".into(),
-            })?;
+            crate::error::decode(&answer.body, MANAGER, "a KV v2 read", "not JSON")?;
         let field_value = value
             .get_mut("data")
             .and_then(|data| data.get_mut("data"))
@@ -473,10 +469,7 @@ impl TransitWrapper {
     }
 
     fn vault_error(&self, err: CustodyError) -> VaultError {
-        VaultError::KeyManager {
-            source_location: self.location(),
-            message: err.to_string(),
-        }
+        err.at_source(self.location())
     }
 
     async fn transit(

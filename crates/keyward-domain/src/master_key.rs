@@ -112,6 +112,24 @@ impl Keyward {
         Ok(())
     }
 
+    /// Queues a re-wrap of every row to `primary`, for the runner to claim.
+    async fn queue_rewrap(&self, primary: KeyVersion) -> Result<(), DomainError> {
+        let now = Timestamp::now();
+        self.store
+            .insert_rewrap_job(&RewrapJob {
+                id: keyward_core::RequestId::generate().to_string(),
+                target_version: primary,
+                state: RewrapState::Pending,
+                done: 0,
+                total: 0,
+                failed: 0,
+                created_at: now,
+                finished_at: None,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Rows still sealed under a version other than the primary, and no job moving them (the
     /// configured source changed, e.g. `file:` → `aws-kms:`, a version was appended before a
     /// restart, or a crash came between a rotation and its job): queue the same online
@@ -132,19 +150,7 @@ impl Keyward {
         if behind == 0 || queued {
             return Ok(());
         }
-        let now = Timestamp::now();
-        self.store
-            .insert_rewrap_job(&RewrapJob {
-                id: keyward_core::RequestId::generate().to_string(),
-                target_version: primary,
-                state: RewrapState::Pending,
-                done: 0,
-                total: 0,
-                failed: 0,
-                created_at: now,
-                finished_at: None,
-            })
-            .await?;
+        self.queue_rewrap(primary).await?;
         tracing::info!(primary = %primary, rows = behind, source = %self.vault.source_location(), "new master key version from the configured source; re-wrap queued");
         Ok(())
     }
@@ -229,19 +235,7 @@ impl Keyward {
             });
         }
         self.verify_master_keys().await?;
-        let now = Timestamp::now();
-        self.store
-            .insert_rewrap_job(&RewrapJob {
-                id: keyward_core::RequestId::generate().to_string(),
-                target_version: primary,
-                state: RewrapState::Pending,
-                done: 0,
-                total: 0,
-                failed: 0,
-                created_at: now,
-                finished_at: None,
-            })
-            .await?;
+        self.queue_rewrap(primary).await?;
         tracing::info!(primary = %primary, "master key rotated; re-wrap queued");
         self.audit_operator(
             actor,

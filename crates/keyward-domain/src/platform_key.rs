@@ -235,7 +235,7 @@ impl Keyward {
             return Err(DomainError::InvalidPlatformKey);
         }
         let lookup = &candidate[PREFIX.len()..PREFIX.len() + LOOKUP_LEN];
-        let record = match self.records.platform_keys.get(&lookup.to_owned()) {
+        let record = match self.records.platform_keys.get(lookup) {
             Some(record) => record,
             None => {
                 let read_at = std::time::Instant::now();

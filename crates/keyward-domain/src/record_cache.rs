@@ -42,7 +42,11 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         }
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let entries = self.entries();
         entries
             .get(key)

@@ -99,6 +99,13 @@ impl Keyring {
                 return Err(malformed(line_number, "this version is listed twice"));
             }
         }
+        Self::non_empty(keys, source_location)
+    }
+
+    fn non_empty(
+        keys: BTreeMap<KeyVersion, (MasterKeyMaterial, KeyCheckValue)>,
+        source_location: &str,
+    ) -> Result<Self, VaultError> {
         if keys.is_empty() {
             return Err(VaultError::KeyringEmpty {
                 source_location: source_location.to_owned(),
@@ -120,15 +127,7 @@ impl Keyring {
             let check_value = KeyCheckValue::compute(&material)?;
             keys.insert(version, (material, check_value));
         }
-        if keys.is_empty() {
-            return Err(VaultError::KeyringEmpty {
-                source_location: source_location.to_owned(),
-            });
-        }
-        Ok(Self {
-            keys,
-            source_location: source_location.to_owned(),
-        })
+        Self::non_empty(keys, source_location)
     }
 
     /// Adds a previous source's versions. The same version from two sources must be the same

@@ -387,11 +387,12 @@ fn parse_temporary(body: &[u8], origin: &'static str) -> Result<AwsCredentials, 
         token: Option<Zeroizing<String>>,
         expiration: Option<String>,
     }
-    let parsed: Temporary = serde_json::from_slice(body).map_err(|_| CustodyError::Malformed {
-        manager: MANAGER,
-        action: format!("the {origin} request"),
-        reason: "no AccessKeyId/SecretAccessKey".into(),
-    })?;
+    let parsed: Temporary = crate::error::decode(
+        body,
+        MANAGER,
+        format!("the {origin} request"),
+        "no AccessKeyId/SecretAccessKey",
+    )?;
     let expires_at = parsed.expiration.as_deref().and_then(|text| {
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
             .ok()

@@ -30,10 +30,7 @@ impl KmsWrapper {
     }
 
     fn vault_error(&self, err: CustodyError) -> VaultError {
-        VaultError::KeyManager {
-            source_location: self.location(),
-            message: err.to_string(),
-        }
+        err.at_source(self.location())
     }
 
     fn fault(
@@ -90,11 +87,12 @@ impl KmsWrapper {
     ) -> Result<T, CustodyError> {
         let region = self.aws.region_for(&self.key_id)?;
         match self.aws.call(KMS, operation, &region, &body).await? {
-            Ok(answer) => serde_json::from_slice(&answer).map_err(|_| CustodyError::Malformed {
-                manager: MANAGER,
-                action: format!("KMS {operation}"),
-                reason: "missing or mistyped fields".into(),
-            }),
+            Ok(answer) => crate::error::decode(
+                &answer,
+                MANAGER,
+                format!("KMS {operation}"),
+                "missing or mistyped fields",
+            ),
             Err(fault) => Err(self.fault(permission, version, fault)),
         }
     }

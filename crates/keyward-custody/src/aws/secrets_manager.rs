@@ -56,11 +56,12 @@ pub async fn get_secret_string(
             });
         }
     };
-    let value: Value = serde_json::from_slice(&body).map_err(|_| CustodyError::Malformed {
-        manager: MANAGER,
-        action: "Secrets Manager GetSecretValue".into(),
-        reason: "not a JSON object".into(),
-    })?;
+    let value: Value = crate::error::decode(
+        &body,
+        MANAGER,
+        "Secrets Manager GetSecretValue",
+        "not a JSON object",
+    )?;
     value.secret_string.ok_or_else(|| CustodyError::Refused {
         manager: "AWS Secrets Manager",
         action: "secretsmanager:GetSecretValue".into(),

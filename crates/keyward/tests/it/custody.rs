@@ -72,14 +72,18 @@ fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-fn aws(endpoint: &str) -> Arc<AwsClient> {
-    let env = aws_env(endpoint);
-    let lookup: EnvLookup = Arc::new(move |name| {
-        env.iter()
+/// A process environment holding exactly `pairs`.
+fn env_lookup(pairs: Vec<(String, String)>) -> EnvLookup {
+    Arc::new(move |name| {
+        pairs
+            .iter()
             .find(|(var, _)| var == name)
             .map(|(_, value)| value.clone())
-    });
-    AwsClient::new(ManagerHttp::new().unwrap(), lookup)
+    })
+}
+
+fn aws(endpoint: &str) -> Arc<AwsClient> {
+    AwsClient::new(ManagerHttp::new().unwrap(), env_lookup(aws_env(endpoint)))
 }
 
 async fn aws_call(
@@ -170,6 +174,18 @@ async fn chat(app: &TestApp, key: &str, label: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A deployment on master-key `source`: tenant `acme` with an OpenAI credential `oa` holding
+/// `secret`, and a member key whose first call through it succeeds.
+async fn serving(source: &str, env: &[(String, String)], secret: &str) -> TestApp {
+    let app = TestApp::spawn_with_env(&[("KEYWARD_MASTER_KEY_SOURCE", source)], &refs(env)).await;
+    let tenant = app.create_tenant("acme").await;
+    connect(&app, &tenant, "oa", json!({ "secret": secret })).await;
+    let (_, key) = app.issue_key(&tenant, "member").await;
+    let (status, answer) = chat(&app, &key, "oa").await;
+    assert_eq!(status, 200, "{answer}");
+    app
+}
+
 /// Opens Keyward on a data directory the way `serve` does, for startup failures.
 async fn open(
     dir: &Path,
@@ -187,14 +203,7 @@ async fn open(
         ),
     ]);
     let config = Config::from_sources("", Path::new("test.toml"), &env).unwrap();
-    let process_env = process_env.to_vec();
-    let lookup: EnvLookup = Arc::new(move |name| {
-        process_env
-            .iter()
-            .find(|(var, _)| var == name)
-            .map(|(_, value)| value.clone())
-    });
-    keyward::startup::open_keyward(&config, lookup, None).await
+    keyward::startup::open_keyward(&config, env_lookup(process_env.to_vec()), None).await
 }
 
 /// Copies a stopped deployment's data directory (database, WAL, the harness's key file).
@@ -256,13 +265,8 @@ async fn a_kms_deployment_keeps_only_wrapped_data_keys_and_a_dump_with_its_key_f
     let arn = create_kms_key(&km).await;
     let env = aws_env(&km.moto);
     let source = format!("aws-kms:{arn}");
-    let app = TestApp::spawn_with_env(&[("KEYWARD_MASTER_KEY_SOURCE", &source)], &refs(&env)).await;
-    let tenant = app.create_tenant("acme").await;
     let canary = "sk-kms-canary-0123456789abcdef";
-    connect(&app, &tenant, "oa", json!({"secret": canary})).await;
-    let (_, key) = app.issue_key(&tenant, "member").await;
-    let (status, answer) = chat(&app, &key, "oa").await;
-    assert_eq!(status, 200, "{answer}");
+    let app = serving(&source, &env, canary).await;
     assert_eq!(app.mock.calls(canary), 1);
 
     // What the database holds: the data key wrapped by this KMS key, for this deployment.
@@ -445,21 +449,11 @@ async fn moving_from_a_key_file_to_kms_rewraps_every_row_online() {
         )
         .await;
     // (`app` keeps serving the mock the siblings call; it is not used again.)
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        status = moved
-            .operator(Method::GET, "/admin/v1/masterkey")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["versions"][0]["rows"] == 0 && status["rewrap"]["done"] == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let status = moved
+        .master_key_status_when(Duration::from_secs(20), |status| {
+            status["versions"][0]["rows"] == 0 && status["rewrap"]["done"] == 3
+        })
+        .await;
     assert_eq!(status["primary"], 2, "{status}");
     assert_eq!(status["versions"][0]["rows"], 0, "{status}");
     assert_eq!(status["versions"][1]["rows"], 3, "{status}");
@@ -487,20 +481,11 @@ async fn moving_from_a_key_file_to_kms_rewraps_every_row_online() {
         .await
         .unwrap();
     assert_eq!(rotated.status(), 202);
-    for _ in 0..100 {
-        status = kms_only
-            .operator(Method::GET, "/admin/v1/masterkey")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["versions"][2]["rows"] == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let status = kms_only
+        .master_key_status_when(Duration::from_secs(20), |status| {
+            status["versions"][2]["rows"] == 3
+        })
+        .await;
     assert_eq!(status["primary"], 3, "{status}");
     assert_eq!(status["versions"][2]["rows"], 3, "{status}");
     let store = kms_only.store().await;
@@ -939,14 +924,7 @@ async fn an_eks_web_identity_is_exchanged_with_sts_for_the_kms_calls() {
             "arn:aws:iam::123456789012:role/keyward".to_owned(),
         ),
     ];
-    let lookup = |env: Vec<(String, String)>| -> EnvLookup {
-        Arc::new(move |name| {
-            env.iter()
-                .find(|(var, _)| var == name)
-                .map(|(_, value)| value.clone())
-        })
-    };
-    let client = AwsClient::new(ManagerHttp::new().unwrap(), lookup(env.clone()));
+    let client = AwsClient::new(ManagerHttp::new().unwrap(), env_lookup(env.clone()));
     let created = client
         .call(KMS, "CreateKey", "us-east-1", &json!({}))
         .await
@@ -956,25 +934,18 @@ async fn an_eks_web_identity_is_exchanged_with_sts_for_the_kms_calls() {
     let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
 
     // The same identity runs a KMS deployment end to end.
-    let source = format!("aws-kms:{arn}");
-    let app = TestApp::spawn_with_env(&[("KEYWARD_MASTER_KEY_SOURCE", &source)], &refs(&env)).await;
-    let tenant = app.create_tenant("acme").await;
-    connect(
-        &app,
-        &tenant,
-        "oa",
-        json!({"secret": "sk-irsa-0000000000000000001"}),
+    serving(
+        &format!("aws-kms:{arn}"),
+        &env,
+        "sk-irsa-0000000000000000001",
     )
     .await;
-    let (_, key) = app.issue_key(&tenant, "member").await;
-    let (status, answer) = chat(&app, &key, "oa").await;
-    assert_eq!(status, 200, "{answer}");
     assert!(!captured_logs().contains("projected-service-account-token"));
 
     // Without the token file there is no identity, and the message says which file.
     let mut broken = env.clone();
     broken[4].1 = dir.path().join("missing").display().to_string();
-    let client = AwsClient::new(ManagerHttp::new().unwrap(), lookup(broken));
+    let client = AwsClient::new(ManagerHttp::new().unwrap(), env_lookup(broken));
     let err = client
         .call(KMS, "ListKeys", "us-east-1", &json!({}))
         .await

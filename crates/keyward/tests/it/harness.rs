@@ -228,6 +228,34 @@ impl TestApp {
         self.request(method, path).bearer_auth(ADMIN_TOKEN)
     }
 
+    /// `GET path` with the operator token, as JSON.
+    pub async fn operator_get(&self, path: &str) -> Value {
+        self.operator(Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /admin/v1/masterkey` until `done` holds on it or `patience` runs out; returns the
+    /// last status (the caller asserts on it).
+    pub async fn master_key_status_when(
+        &self,
+        patience: std::time::Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let status = self.operator_get("/admin/v1/masterkey").await;
+            if done(&status) || std::time::Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn with_key(&self, key: &str, method: Method, path: &str) -> RequestBuilder {
         self.request(method, path).bearer_auth(key)
     }

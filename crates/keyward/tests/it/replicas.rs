@@ -297,22 +297,12 @@ async fn one_rewrap_runs_once_across_three_replicas() {
         .unwrap();
     assert_eq!(started.status(), 202);
     // Every replica's maintenance loop competes for the job; the lease lets one work it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let status: Value = setup
-            .app
-            .operator(Method::GET, "/admin/v1/masterkey")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["rewrap"]["state"] == "done" || Instant::now() > deadline {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = setup
+        .app
+        .master_key_status_when(Duration::from_secs(30), |status| {
+            status["rewrap"]["state"] == "done"
+        })
+        .await;
     assert_eq!(status["rewrap"]["state"], "done", "{status}");
     // 41 credentials (the setup's and 40 more), each re-sealed exactly once.
     assert_eq!(status["rewrap"]["done"], 41, "{status}");
