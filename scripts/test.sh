@@ -27,6 +27,10 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The benchmark harness is a workspace of its own that the tests never build: check that its
+# lock file still matches the crates it uses (a stale lock breaks `bench/run.sh`).
+log "bench/Cargo.lock up to date"
+(cd bench && cargo metadata --locked --format-version 1 >/dev/null)
 # One Python venv for the test servers (moto, OpenBao) and the SDK suite.
 command -v python3 >/dev/null 2>&1 || apt_install python3
 venv="${TEST_PYTHON_VENV:-$PWD/.venv}"

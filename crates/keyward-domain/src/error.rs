@@ -132,7 +132,9 @@ impl DomainError {
             Self::CallAborted => ErrorCode::Internal,
             Self::Vault(_) => ErrorCode::Internal,
             Self::Store(StoreError::Conflict { .. }) => ErrorCode::Conflict,
-            Self::Store(StoreError::Unavailable(_)) => ErrorCode::ServiceUnavailable,
+            Self::Store(StoreError::Unavailable(_) | StoreError::Sqlite(_)) => {
+                ErrorCode::ServiceUnavailable
+            }
             Self::Store(_) => ErrorCode::Internal,
         }
     }

@@ -97,8 +97,33 @@ impl TryFrom<BudgetRow> for BudgetRecord {
     }
 }
 
-pub(crate) const BUDGET_COLUMNS: &str = "id, tenant_id, scope_kind, scope_id, period, \
-    hard_limit_micro_usd, soft_limit_micro_usd, created_at, updated_at";
+/// The `budgets` columns in [`BudgetRow`]'s order, as a literal for `concat!`.
+macro_rules! budget_columns {
+    () => {
+        "id, tenant_id, scope_kind, scope_id, period, hard_limit_micro_usd, \
+         soft_limit_micro_usd, created_at, updated_at"
+    };
+}
+pub(crate) use budget_columns;
+
+pub(crate) const BUDGET_COLUMNS: &str = budget_columns!();
+
+impl BudgetRow {
+    /// Reads a row selected with [`BUDGET_COLUMNS`] on the ledger writer's connection.
+    pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            tenant_id: row.get(1)?,
+            scope_kind: row.get(2)?,
+            scope_id: row.get(3)?,
+            period: row.get(4)?,
+            hard_limit_micro_usd: row.get(5)?,
+            soft_limit_micro_usd: row.get(6)?,
+            created_at: row.get(7)?,
+            updated_at: row.get(8)?,
+        })
+    }
+}
 
 impl Store {
     /// Creates or updates the budget for `(tenant, scope, period)`; returns it as stored. A

@@ -26,6 +26,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a query waits for a free connection before the store reports unavailable.
     pub acquire_timeout: Duration,
+    /// SQLite: the WAL size, in frames of one page, from which the checkpointer pauses the
+    /// ledger writer briefly so the WAL starts over instead of growing (default 16,384: 64 MiB).
+    pub wal_restart_frames: i64,
 }
 
 impl Default for StoreOptions {
@@ -33,6 +36,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
+            wal_restart_frames: crate::group_commit::RESTART_WAL_AT_FRAMES,
         }
     }
 }
@@ -118,8 +122,15 @@ impl Store {
         if !already_migrated(&pool, migrator).await {
             migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         }
-        let writer = (backend == Backend::Sqlite)
-            .then(|| std::sync::Arc::new(crate::group_commit::LedgerWriter::start(pool.clone())));
+        let writer = match backend {
+            Backend::Sqlite => Some(std::sync::Arc::new(
+                crate::group_commit::LedgerWriter::start(
+                    std::path::Path::new(url.trim_start_matches("sqlite://")),
+                    options.wal_restart_frames,
+                )?,
+            )),
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             backend,
@@ -138,7 +149,11 @@ impl Store {
         Ok(())
     }
 
+    /// Stops the ledger writer (after what is queued) and closes every connection.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.stop().await;
+        }
         self.pool.close().await;
     }
 }

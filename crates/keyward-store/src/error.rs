@@ -4,6 +4,9 @@
 pub enum StoreError {
     #[error("the database is unavailable ({0}); check store.url and that the database is reachable and writable")]
     Unavailable(#[source] sqlx::Error),
+    /// From the ledger writer's own SQLite connection (see `group_commit`).
+    #[error("the database is unavailable ({0}); check store.url and that the database is reachable and writable")]
+    Sqlite(#[source] Box<rusqlite::Error>),
     #[error("a {what} with this {field} already exists")]
     Conflict {
         what: &'static str,
@@ -53,5 +56,11 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         Self::Unavailable(err)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Sqlite(Box::new(err))
     }
 }

@@ -11,7 +11,8 @@ use keyward_core::{
     CredentialId, DepartmentId, PlatformKeyId, ProviderId, RequestId, TenantId, Timestamp,
 };
 
-use crate::budget::{BudgetRow, BUDGET_COLUMNS};
+use crate::budget::BudgetRow;
+use crate::ledger_sql::{self as sql, PendingRow, SettlementRow};
 use crate::{BudgetRecord, Page, PageRequest, Store, StoreError, WindowSpend};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,10 +199,6 @@ fn count(value: Option<i64>) -> Option<u64> {
     value.and_then(|value| u64::try_from(value).ok())
 }
 
-fn stored(value: Option<u64>) -> Option<i64> {
-    value.map(|value| i64::try_from(value).unwrap_or(i64::MAX))
-}
-
 impl TryFrom<CallRow> for CallRecord {
     type Error = StoreError;
     fn try_from(row: CallRow) -> Result<Self, StoreError> {
@@ -380,31 +377,25 @@ pub(crate) async fn insert_pending(
     call: &PendingCall,
     instance: Option<&str>,
 ) -> Result<(), StoreError> {
-    let tags = serde_json::to_string(&call.tags)
-        .map_err(|_| StoreError::corrupt("ledger", "tags", call.request_id))?;
-    sqlx::query(
-        "INSERT INTO ledger (request_id, created_at, tenant_id, key_id, department_id,
-             credential_id, credential_label, provider, endpoint, model_requested, status,
-             stream, tags, fallback_of, reserved_micro_usd, instance_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)",
-    )
-    .bind(call.request_id.to_string())
-    .bind(call.created_at.unix_millis())
-    .bind(call.tenant_id.to_string())
-    .bind(call.key_id.map(|id| id.to_string()))
-    .bind(call.department_id.map(|id| id.to_string()))
-    .bind(call.credential_id.to_string())
-    .bind(&call.credential_label)
-    .bind(call.provider.as_str())
-    .bind(call.endpoint)
-    .bind(&call.model_requested)
-    .bind(i64::from(call.stream))
-    .bind(tags)
-    .bind(call.fallback_of.map(|id| id.to_string()))
-    .bind(call.reserved_micro_usd)
-    .bind(instance)
-    .execute(&mut *connection)
-    .await?;
+    let row = PendingRow::of(call, instance)?;
+    sqlx::query(sql::INSERT_PENDING)
+        .bind(row.request_id)
+        .bind(row.created_at)
+        .bind(row.tenant_id)
+        .bind(row.key_id)
+        .bind(row.department_id)
+        .bind(row.credential_id)
+        .bind(row.credential_label)
+        .bind(row.provider)
+        .bind(row.endpoint)
+        .bind(row.model_requested)
+        .bind(row.stream)
+        .bind(row.tags)
+        .bind(row.fallback_of)
+        .bind(row.reserved_micro_usd)
+        .bind(row.instance)
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }
 
@@ -413,23 +404,16 @@ pub(crate) async fn applicable_budgets(
     connection: &mut sqlx::AnyConnection,
     call: &PendingCall,
 ) -> Result<Vec<BudgetRecord>, StoreError> {
-    sqlx::query_as::<_, BudgetRow>(&format!(
-        "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1 AND (scope_kind = 'tenant'
-             OR (scope_kind = 'department' AND scope_id = $2)
-             OR (scope_kind = 'key' AND scope_id = $3))"
-    ))
-    .bind(call.tenant_id.to_string())
-    .bind(
-        call.department_id
-            .map(|id| id.to_string())
-            .unwrap_or_default(),
-    )
-    .bind(call.key_id.map(|id| id.to_string()).unwrap_or_default())
-    .fetch_all(&mut *connection)
-    .await?
-    .into_iter()
-    .map(BudgetRecord::try_from)
-    .collect()
+    let [tenant, department, key] = sql::budget_scope(call);
+    sqlx::query_as::<_, BudgetRow>(sql::APPLICABLE_BUDGETS)
+        .bind(tenant)
+        .bind(department)
+        .bind(key)
+        .fetch_all(&mut *connection)
+        .await?
+        .into_iter()
+        .map(BudgetRecord::try_from)
+        .collect()
 }
 
 /// Reserves a call's worst case in each budget (its pending row already written); on
@@ -445,53 +429,30 @@ pub(crate) async fn reserve(
     let mut held = Vec::with_capacity(budgets.len());
     for budget in budgets {
         let window = budget.period.window(call.created_at).key;
-        sqlx::query(
-            "INSERT INTO budget_windows (budget_id, window_start, spent_micro_usd,
-                 reserved_micro_usd, soft_alerted) VALUES ($1, $2, 0, 0, 0)
-             ON CONFLICT (budget_id, window_start) DO NOTHING",
-        )
-        .bind(&budget.id)
-        .bind(&window)
-        .execute(&mut *connection)
-        .await?;
-        let reserved = sqlx::query(
-            "UPDATE budget_windows SET reserved_micro_usd = reserved_micro_usd + $3
-             WHERE budget_id = $1 AND window_start = $2 AND (
-                 (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1) IS NULL
-                 OR spent_micro_usd + reserved_micro_usd + $3
-                     <= (SELECT hard_limit_micro_usd FROM budgets WHERE id = $1))",
-        )
-        .bind(&budget.id)
-        .bind(&window)
-        .bind(call.reserved_micro_usd)
-        .execute(&mut *connection)
-        .await?;
-        if reserved.rows_affected() != 1 {
-            let spend: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT spent_micro_usd, reserved_micro_usd FROM budget_windows
-                 WHERE budget_id = $1 AND window_start = $2",
-            )
+        sqlx::query(sql::OPEN_WINDOW)
             .bind(&budget.id)
             .bind(&window)
-            .fetch_optional(&mut *connection)
+            .execute(&mut *connection)
             .await?;
-            let (spent, reserved) = spend.unwrap_or_default();
-            return Ok(Admission::OverBudget {
-                budget,
-                window,
-                spend: WindowSpend {
-                    spent_micro_usd: spent,
-                    reserved_micro_usd: reserved,
-                },
-            });
+        let reserved = sqlx::query(sql::RESERVE)
+            .bind(&budget.id)
+            .bind(&window)
+            .bind(call.reserved_micro_usd)
+            .execute(&mut *connection)
+            .await?;
+        if reserved.rows_affected() != 1 {
+            let spend: Option<(i64, i64)> = sqlx::query_as(sql::WINDOW_SPEND)
+                .bind(&budget.id)
+                .bind(&window)
+                .fetch_optional(&mut *connection)
+                .await?;
+            return Ok(sql::over_budget(budget, window, spend));
         }
         held.push((budget.id, window));
     }
-    let held = serde_json::to_string(&held)
-        .map_err(|_| StoreError::corrupt("ledger", "budget_windows", call.request_id))?;
-    sqlx::query("UPDATE ledger SET budget_windows = $2 WHERE request_id = $1")
+    sqlx::query(sql::HOLD_WINDOWS)
         .bind(call.request_id.to_string())
-        .bind(held)
+        .bind(sql::held_windows(call.request_id, &held)?)
         .execute(&mut *connection)
         .await?;
     Ok(Admission::Admitted)
@@ -505,39 +466,31 @@ pub(crate) async fn settle_in(
     settlement: &Settlement,
     at: Timestamp,
 ) -> Result<Settled, StoreError> {
-    let status = settlement.status.unwrap_or(CallStatus::ProviderError);
-    let held: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
-        "UPDATE ledger SET status = $1, http_status = $2, model_reported = $3,
-             provider_request_id = $4, input_tokens = $5, cached_input_tokens = $6,
-             cache_write_tokens = $7, output_tokens = $8, reasoning_tokens = $9,
-             latency_ms = $10, ttfb_ms = $11, settled_at = $12, cost_micro_usd = $14,
-             price_id = $15
-         WHERE request_id = $13 AND status = 'pending'
-         RETURNING reserved_micro_usd, budget_windows",
-    )
-    .bind(status.as_str())
-    .bind(settlement.http_status.map(i64::from))
-    .bind(settlement.model_reported.as_deref())
-    .bind(settlement.provider_request_id.as_deref())
-    .bind(stored(settlement.input_tokens))
-    .bind(stored(settlement.cached_input_tokens))
-    .bind(stored(settlement.cache_write_tokens))
-    .bind(stored(settlement.output_tokens))
-    .bind(stored(settlement.reasoning_tokens))
-    .bind(stored(settlement.latency_ms))
-    .bind(stored(settlement.ttfb_ms))
-    .bind(at.unix_millis())
-    .bind(request_id.to_string())
-    .bind(settlement.cost_micro_usd)
-    .bind(settlement.price_id.as_deref())
-    .fetch_optional(&mut *connection)
-    .await?;
+    let row = SettlementRow::of(request_id, settlement, at);
+    let held: Option<(Option<i64>, Option<String>)> = sqlx::query_as(sql::SETTLE)
+        .bind(row.status)
+        .bind(row.http_status)
+        .bind(row.model_reported)
+        .bind(row.provider_request_id)
+        .bind(row.input_tokens)
+        .bind(row.cached_input_tokens)
+        .bind(row.cache_write_tokens)
+        .bind(row.output_tokens)
+        .bind(row.reasoning_tokens)
+        .bind(row.latency_ms)
+        .bind(row.ttfb_ms)
+        .bind(row.settled_at)
+        .bind(&row.request_id)
+        .bind(row.cost_micro_usd)
+        .bind(row.price_id)
+        .fetch_optional(&mut *connection)
+        .await?;
     let Some((reserved, held)) = held else {
         return Ok(Settled::default());
     };
     let soft_limits_crossed = release_reservation(
         connection,
-        &request_id.to_string(),
+        &row.request_id,
         (reserved, held),
         Some(settlement.budget_charge_micro_usd),
     )
@@ -560,47 +513,33 @@ async fn release_reservation(
     let Some(held) = held else {
         return Ok(Vec::new());
     };
-    let held: Vec<(String, String)> = serde_json::from_str(&held)
-        .map_err(|_| StoreError::corrupt("ledger", "budget_windows", request_id))?;
     let reserved = reserved.unwrap_or(0);
     let charge = charge.unwrap_or(reserved);
     let mut crossed = Vec::new();
-    for (budget_id, window) in held {
-        sqlx::query(
-            "UPDATE budget_windows SET reserved_micro_usd = reserved_micro_usd - $3,
-                 spent_micro_usd = spent_micro_usd + $4
-             WHERE budget_id = $1 AND window_start = $2",
-        )
-        .bind(&budget_id)
-        .bind(&window)
-        .bind(reserved)
-        .bind(charge)
-        .execute(&mut *tx)
-        .await?;
-        let alerted = sqlx::query(
-            "UPDATE budget_windows SET soft_alerted = 1
-             WHERE budget_id = $1 AND window_start = $2 AND soft_alerted = 0
-                 AND spent_micro_usd >= (SELECT soft_limit_micro_usd FROM budgets WHERE id = $1)",
-        )
-        .bind(&budget_id)
-        .bind(&window)
-        .execute(&mut *tx)
-        .await?;
-        if alerted.rows_affected() == 1 {
-            let budget: BudgetRecord = sqlx::query_as::<_, BudgetRow>(&format!(
-                "SELECT {BUDGET_COLUMNS} FROM budgets WHERE id = $1"
-            ))
-            .bind(&budget_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_into()?;
-            let spent: i64 = sqlx::query_scalar(
-                "SELECT spent_micro_usd FROM budget_windows WHERE budget_id = $1 AND window_start = $2",
-            )
+    for (budget_id, window) in sql::parse_held_windows(request_id, &held)? {
+        sqlx::query(sql::RELEASE)
             .bind(&budget_id)
             .bind(&window)
-            .fetch_one(&mut *tx)
+            .bind(reserved)
+            .bind(charge)
+            .execute(&mut *tx)
             .await?;
+        let alerted = sqlx::query(sql::MARK_SOFT_ALERTED)
+            .bind(&budget_id)
+            .bind(&window)
+            .execute(&mut *tx)
+            .await?;
+        if alerted.rows_affected() == 1 {
+            let budget: BudgetRecord = sqlx::query_as::<_, BudgetRow>(sql::BUDGET)
+                .bind(&budget_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_into()?;
+            let spent: i64 = sqlx::query_scalar(sql::WINDOW_SPENT)
+                .bind(&budget_id)
+                .bind(&window)
+                .fetch_one(&mut *tx)
+                .await?;
             crossed.push(SoftLimitCrossed {
                 budget,
                 window,

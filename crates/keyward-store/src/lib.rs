@@ -18,6 +18,8 @@ mod error;
 mod group_commit;
 mod instance;
 mod ledger;
+mod ledger_sql;
+mod ledger_sqlite;
 mod master_key;
 mod page;
 mod platform_key;

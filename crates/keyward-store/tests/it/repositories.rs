@@ -423,3 +423,80 @@ async fn concurrent_admissions_commit_independently(db) {
     assert_eq!(rows.len(), 101);
 }
 }
+
+/// Under steady ledger writes a PASSIVE checkpoint never finds the WAL fully copied, and SQLite
+/// only starts a WAL over on a fully copied one: without the checkpointer's brief pause of the
+/// writer the WAL would grow for as long as traffic lasts. The WAL header's checkpoint sequence
+/// number counts the restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_ledger_writes_keep_restarting_the_sqlite_wal() {
+    let db = keyward_test_db::TestDb::sqlite();
+    let options = keyward_store::StoreOptions {
+        wal_restart_frames: 64,
+        ..keyward_store::StoreOptions::default()
+    };
+    let store = Store::open_with(db.url(), &options).await.unwrap();
+    let acme = tenant(&store, "acme").await;
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(4_500);
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        writers.spawn(async move {
+            let mut calls = 0_u64;
+            while std::time::Instant::now() < until {
+                let pending = keyward_store::PendingCall {
+                    request_id: keyward_core::RequestId::generate(),
+                    created_at: Timestamp::now(),
+                    tenant_id: acme,
+                    key_id: None,
+                    department_id: None,
+                    credential_id: CredentialId::generate(),
+                    credential_label: "c".into(),
+                    provider: ProviderId::OpenAi,
+                    endpoint: "/v1/chat/completions",
+                    model_requested: "gpt-4o-mini".into(),
+                    stream: false,
+                    tags: BTreeMap::new(),
+                    fallback_of: None,
+                    reserved_micro_usd: 0,
+                };
+                store.admit_call(&pending).await.unwrap();
+                let settlement = keyward_store::Settlement {
+                    status: Some(keyward_store::CallStatus::Ok),
+                    input_tokens: Some(7),
+                    ..keyward_store::Settlement::default()
+                };
+                let settled = store
+                    .settle_call(pending.request_id, &settlement, Timestamp::now())
+                    .await
+                    .unwrap();
+                assert!(settled.settled);
+                calls += 1;
+            }
+            calls
+        });
+    }
+    let mut calls = 0;
+    while let Some(done) = writers.join_next().await {
+        calls += done.unwrap();
+    }
+    let header = std::fs::read(db.dir().join("keyward.db-wal")).unwrap();
+    let restarts = u32::from_be_bytes(header[12..16].try_into().unwrap());
+    assert!(
+        restarts >= 2,
+        "the WAL restarted {restarts} times under {calls} calls"
+    );
+    let rows = store
+        .calls_between(
+            acme,
+            Timestamp::from_unix_millis(0),
+            Timestamp::from_unix_millis(i64::MAX),
+            None,
+            u32::MAX,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as u64, calls);
+    assert!(rows.iter().all(|row| row.input_tokens == Some(7)));
+    store.close().await;
+}

@@ -1,0 +1,214 @@
+//! The ledger's admission and settlement on the SQLite writer thread's own connection: the
+//! statements of `ledger_sql`, prepared once per connection and executed in place, with no hop
+//! to another thread per statement. Every function runs inside the transaction the writer
+//! opened (see `group_commit`) and follows the same steps as its sqlx twin in `ledger.rs`.
+
+use keyward_core::{RequestId, Timestamp};
+use rusqlite::{named_params, Connection, OptionalExtension};
+
+use crate::budget::BudgetRow;
+use crate::ledger_sql::{self as sql, PendingRow, SettlementRow};
+use crate::StoreError;
+use crate::{Admission, BudgetRecord, PendingCall, Settled, Settlement, SoftLimitCrossed};
+
+/// The pending row alone (one statement: atomic by itself).
+pub(crate) fn insert_pending(
+    connection: &Connection,
+    call: &PendingCall,
+    instance: Option<&str>,
+) -> Result<(), StoreError> {
+    let row = PendingRow::of(call, instance)?;
+    connection
+        .prepare_cached(sql::INSERT_PENDING)?
+        .execute(named_params! {
+            "$1": row.request_id,
+            "$2": row.created_at,
+            "$3": row.tenant_id,
+            "$4": row.key_id,
+            "$5": row.department_id,
+            "$6": row.credential_id,
+            "$7": row.credential_label,
+            "$8": row.provider,
+            "$9": row.endpoint,
+            "$10": row.model_requested,
+            "$11": row.stream,
+            "$12": row.tags,
+            "$13": row.fallback_of,
+            "$14": row.reserved_micro_usd,
+            "$15": row.instance,
+        })?;
+    Ok(())
+}
+
+/// The budgets that apply to a call: its tenant's, its department's, its key's.
+pub(crate) fn applicable_budgets(
+    connection: &Connection,
+    call: &PendingCall,
+) -> Result<Vec<BudgetRecord>, StoreError> {
+    let [tenant, department, key] = sql::budget_scope(call);
+    let mut statement = connection.prepare_cached(sql::APPLICABLE_BUDGETS)?;
+    let rows = statement.query_map(
+        named_params! { "$1": tenant, "$2": department, "$3": key },
+        BudgetRow::from_sqlite,
+    )?;
+    let mut budgets = Vec::new();
+    for row in rows {
+        budgets.push(BudgetRecord::try_from(row?)?);
+    }
+    Ok(budgets)
+}
+
+/// Reserves a call's worst case in each budget (its pending row already written); on
+/// `OverBudget` the caller rolls back.
+pub(crate) fn reserve(
+    connection: &Connection,
+    call: &PendingCall,
+    budgets: Vec<BudgetRecord>,
+) -> Result<Admission, StoreError> {
+    if budgets.is_empty() {
+        return Ok(Admission::Admitted);
+    }
+    let mut held = Vec::with_capacity(budgets.len());
+    for budget in budgets {
+        let window = budget.period.window(call.created_at).key;
+        let in_window = named_params! { "$1": budget.id, "$2": window };
+        connection
+            .prepare_cached(sql::OPEN_WINDOW)?
+            .execute(in_window)?;
+        let reserved = connection
+            .prepare_cached(sql::RESERVE)?
+            .execute(named_params! {
+                "$1": budget.id,
+                "$2": window,
+                "$3": call.reserved_micro_usd,
+            })?;
+        if reserved != 1 {
+            let spend = connection
+                .prepare_cached(sql::WINDOW_SPEND)?
+                .query_row(in_window, |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            return Ok(sql::over_budget(budget, window, spend));
+        }
+        held.push((budget.id, window));
+    }
+    connection
+        .prepare_cached(sql::HOLD_WINDOWS)?
+        .execute(named_params! {
+            "$1": call.request_id.to_string(),
+            "$2": sql::held_windows(call.request_id, &held)?,
+        })?;
+    Ok(Admission::Admitted)
+}
+
+/// Settles a pending row; a row that is not pending is left alone (`settled: false`).
+pub(crate) fn settle(
+    connection: &Connection,
+    request_id: RequestId,
+    settlement: &Settlement,
+    at: Timestamp,
+) -> Result<Settled, StoreError> {
+    let row = SettlementRow::of(request_id, settlement, at);
+    let held: Option<(Option<i64>, Option<String>)> = connection
+        .prepare_cached(sql::SETTLE)?
+        .query_row(
+            named_params! {
+                "$1": row.status,
+                "$2": row.http_status,
+                "$3": row.model_reported,
+                "$4": row.provider_request_id,
+                "$5": row.input_tokens,
+                "$6": row.cached_input_tokens,
+                "$7": row.cache_write_tokens,
+                "$8": row.output_tokens,
+                "$9": row.reasoning_tokens,
+                "$10": row.latency_ms,
+                "$11": row.ttfb_ms,
+                "$12": row.settled_at,
+                "$13": row.request_id,
+                "$14": row.cost_micro_usd,
+                "$15": row.price_id,
+            },
+            |returned| Ok((returned.get(0)?, returned.get(1)?)),
+        )
+        .optional()?;
+    let Some((reserved, held)) = held else {
+        return Ok(Settled::default());
+    };
+    let Some(held) = held else {
+        return Ok(Settled {
+            settled: true,
+            soft_limits_crossed: Vec::new(),
+        });
+    };
+    let reserved = reserved.unwrap_or(0);
+    let charge = settlement.budget_charge_micro_usd;
+    let mut crossed = Vec::new();
+    for (budget_id, window) in sql::parse_held_windows(&row.request_id, &held)? {
+        let in_window = named_params! { "$1": budget_id, "$2": window };
+        connection
+            .prepare_cached(sql::RELEASE)?
+            .execute(named_params! {
+                "$1": budget_id,
+                "$2": window,
+                "$3": reserved,
+                "$4": charge,
+            })?;
+        if connection
+            .prepare_cached(sql::MARK_SOFT_ALERTED)?
+            .execute(in_window)?
+            == 1
+        {
+            let budget = connection
+                .prepare_cached(sql::BUDGET)?
+                .query_row(named_params! { "$1": budget_id }, BudgetRow::from_sqlite)?
+                .try_into()?;
+            let spent_micro_usd = connection
+                .prepare_cached(sql::WINDOW_SPENT)?
+                .query_row(in_window, |row| row.get(0))?;
+            crossed.push(SoftLimitCrossed {
+                budget,
+                window,
+                spent_micro_usd,
+            });
+        }
+    }
+    Ok(Settled {
+        settled: true,
+        soft_limits_crossed: crossed,
+    })
+}
+
+/// Whether `err` is a constraint refusing one statement (SQLite undoes just that statement),
+/// as opposed to a failure that may have ended the transaction.
+pub(crate) fn is_constraint(err: &StoreError) -> bool {
+    match err {
+        StoreError::Sqlite(err) => matches!(
+            **err,
+            rusqlite::Error::SqliteFailure(failure, _)
+                if failure.code == rusqlite::ErrorCode::ConstraintViolation
+        ),
+        StoreError::Conflict { .. } | StoreError::Corrupt { .. } => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement the writer runs is valid SQLite and binds exactly the names given: a
+    /// `$N` missing from a statement is an error, not a silently unbound parameter.
+    #[test]
+    fn unknown_parameter_names_are_refused() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch("CREATE TABLE t (a INTEGER, b INTEGER)")
+            .unwrap();
+        let err = connection
+            .prepare("INSERT INTO t (a, b) VALUES ($1, $2)")
+            .unwrap()
+            .execute(named_params! { "$1": 1, "$3": 2 })
+            .unwrap_err();
+        assert!(matches!(err, rusqlite::Error::InvalidParameterName(name) if name == "$3"));
+    }
+}
