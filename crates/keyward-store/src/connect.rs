@@ -2,7 +2,9 @@
 //! embedded default) or PostgreSQL (`postgres://…`, for several replicas on one database).
 //!
 //! Every repository runs the same SQL on both, through sqlx's `Any` driver: the schema is
-//! portable (TEXT ids, BIGINT integers, no booleans) and statements use `$N` parameters.
+//! portable (TEXT ids, BIGINT integers, no booleans) and statements use `$N` parameters. The
+//! one exception is how SQLite's ledger writes are executed: the same statements, run by the
+//! group-commit writer thread on a rusqlite connection of its own (see `group_commit`).
 //! Each backend has its own migration directory; the two must describe the same schema.
 
 use std::time::Duration;
@@ -123,12 +125,20 @@ impl Store {
             migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         }
         let writer = match backend {
-            Backend::Sqlite => Some(std::sync::Arc::new(
-                crate::group_commit::LedgerWriter::start(
-                    std::path::Path::new(url.trim_start_matches("sqlite://")),
-                    options.wal_restart_frames,
-                )?,
-            )),
+            Backend::Sqlite => {
+                let path = sqlite_file(&connect_url)?;
+                let restart_frames = options.wal_restart_frames;
+                let writer = tokio::task::spawn_blocking(move || {
+                    crate::group_commit::LedgerWriter::start(&path, restart_frames)
+                })
+                .await
+                .map_err(|err| {
+                    StoreError::Unavailable(sqlx::Error::Protocol(format!(
+                        "the ledger writer could not start: {err}"
+                    )))
+                })??;
+                Some(std::sync::Arc::new(writer))
+            }
             Backend::Postgres => None,
         };
         Ok(Self {
@@ -156,6 +166,24 @@ impl Store {
         }
         self.pool.close().await;
     }
+}
+
+/// The file a `sqlite://` URL names, as sqlx reads it (so the ledger writer's own connection
+/// opens the very same file). An in-memory database is refused: a second connection would see
+/// another, empty one.
+fn sqlite_file(connect_url: &str) -> Result<std::path::PathBuf, StoreError> {
+    let options: sqlx::sqlite::SqliteConnectOptions =
+        connect_url.parse().map_err(|source| StoreError::Open {
+            location: connect_url.to_owned(),
+            source,
+        })?;
+    let path = options.get_filename();
+    if path.as_os_str() == ":memory:" || path.to_string_lossy().starts_with("file:sqlx-in-memory") {
+        return Err(StoreError::UnsupportedUrl {
+            url: connect_url.to_owned(),
+        });
+    }
+    Ok(path.to_path_buf())
 }
 
 /// Whether every embedded migration is applied (same checksum): then a runtime role without

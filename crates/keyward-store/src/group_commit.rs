@@ -28,16 +28,18 @@ use keyward_core::{RequestId, Timestamp};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ledger_sqlite::{applicable_budgets, insert_pending, is_constraint, reserve, settle};
+use crate::ledger_sqlite::{applicable_budgets, insert_pending, reserve, settle};
 use crate::{Admission, PendingCall, Settled, Settlement, StoreError};
 
 /// Most operations in one transaction.
 const MAX_BATCH: usize = 256;
 /// How often the WAL is checkpointed (see `checkpoints`).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// WAL size (frames of one page, 4 KiB) from which a checkpoint pauses the writer briefly so the
-/// WAL starts over (see `checkpoints`): 64 MiB, a few seconds of writes at full load.
+/// WAL size (frames of one 4 KiB page) from which a checkpoint pauses the writer briefly so the
+/// WAL starts over (see `checkpoints`): about 64 MiB, a few seconds of writes at full load.
 pub(crate) const RESTART_WAL_AT_FRAMES: i64 = 16_384;
+/// Longest the writer is paused waiting for readers when the WAL is to start over.
+const RESTART_WAIT: Duration = Duration::from_millis(50);
 /// Operations waiting for the writer before callers wait to enqueue.
 const QUEUE: usize = 4096;
 /// Prepared statements the writer keeps (it runs about a dozen).
@@ -63,8 +65,9 @@ enum Operation {
 enum Applied {
     /// Its result waits for the batch's commit.
     Kept(Outcome),
-    /// It failed in a way that may have ended the transaction: the batch is abandoned (why).
-    BatchBroken(Outcome, String),
+    /// It failed in a way that ended the transaction (its caller is told): the batch is
+    /// abandoned (why).
+    BatchBroken(String),
     /// A stop, answered at once (never reached: `write_batches` keeps stops out of batches).
     Stopped,
 }
@@ -109,6 +112,9 @@ impl LedgerWriter {
         let writer = open(path)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let checkpointer = open(path)?;
+        // The restarting pass waits this long for readers of the old WAL, then gives up until
+        // the next second (the writer is paused meanwhile).
+        checkpointer.busy_timeout(RESTART_WAIT)?;
         let (queue, receiver) = mpsc::channel(QUEUE);
         // Held by the writer around each batch; taken by the checkpointer to pause it.
         let gate = std::sync::Arc::new(Mutex::new(()));
@@ -195,8 +201,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     )?;
     connection.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; \
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0;",
     )?;
     Ok(connection)
 }
@@ -257,9 +262,12 @@ fn write_batches(
 /// Under steady writes a checkpoint never finds the WAL fully copied (the writer appends while
 /// it runs), and SQLite only starts the WAL over from its beginning when a write transaction
 /// begins on a fully copied one: the file would grow without bound. So when a pass leaves
-/// frames behind and the WAL has reached `StoreOptions::wal_restart_frames`, the last pass copies them
-/// with the writer held between two batches (a pause of a few milliseconds, measured 4 ms at
-/// 500 calls/s), and the writer's next transaction restarts the WAL.
+/// frames behind and the WAL has reached `StoreOptions::wal_restart_frames`, a second PASSIVE
+/// pass copies what the first left, and a TRUNCATE pass, with the writer held between two
+/// batches, copies the rest, starts the WAL over and truncates the file (a pause of a few
+/// milliseconds, measured 4 ms at 500 calls/s; at most [`RESTART_WAIT`] more while a reader
+/// still uses the old WAL). Doing the restart here rather than leaving it to whichever
+/// connection writes next also works when that is one of the pool's.
 fn checkpoints(
     connection: Connection,
     restart_at_frames: i64,
@@ -269,13 +277,13 @@ fn checkpoints(
 ) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
     {
-        let checkpointed = match checkpoint(&connection) {
+        let checkpointed = match checkpoint(&connection, "PASSIVE") {
             Ok(Checkpoint { frames }) if frames >= restart_at_frames => {
                 // A second pass copies what was written during the first, so the paused
                 // third one has little left to copy.
-                checkpoint(&connection).and_then(|_| {
+                checkpoint(&connection, "PASSIVE").and_then(|_| {
                     let _paused = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                    checkpoint(&connection)
+                    checkpoint(&connection, "TRUNCATE")
                 })
             }
             other => other,
@@ -293,8 +301,11 @@ struct Checkpoint {
     frames: i64,
 }
 
-fn checkpoint(connection: &Connection) -> rusqlite::Result<Checkpoint> {
-    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+/// One checkpoint pass in `mode`: PASSIVE copies what it can and waits for nothing; TRUNCATE
+/// (writer paused) also waits up to [`RESTART_WAIT`] for readers, then starts the WAL over and
+/// truncates its file.
+fn checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<Checkpoint> {
+    connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
         Ok(Checkpoint {
             frames: row.get(1)?,
         })
@@ -323,11 +334,10 @@ fn apply(connection: &mut Connection, operations: Vec<Operation>) {
         match apply_one(&transaction, operation) {
             Applied::Kept(outcome) => outcomes.push(outcome),
             Applied::Stopped => {}
-            Applied::BatchBroken(outcome, err) => {
-                // A savepoint could not be ended, a settlement failed half-way, or an error
-                // may have ended the transaction: none of the batch may be reported done, and
-                // the operations not yet applied are answered too.
-                outcomes.push(outcome);
+            Applied::BatchBroken(err) => {
+                // A savepoint could not be opened or ended, or an error ended the
+                // transaction: none of the batch may be reported done, and the operations not
+                // yet applied are answered too.
                 if let Err(err) = transaction.rollback() {
                     tracing::warn!(error = %err, "rolling back a failed ledger batch failed");
                 }
@@ -352,56 +362,35 @@ fn apply(connection: &mut Connection, operations: Vec<Operation>) {
     }
 }
 
-/// One operation inside the batch's transaction. A single-statement admission (no budget
-/// applies) needs no savepoint: SQLite undoes a failed statement by itself.
+/// One operation inside the batch's transaction, in a savepoint of its own: a refusal or a
+/// failure of one operation is rolled back alone and the batch goes on, unless the failure
+/// ended the transaction itself (SQLite is back in autocommit), which breaks the batch.
 fn apply_one(connection: &Connection, operation: Operation) -> Applied {
-    match operation {
+    if let Err(err) = savepoint(connection, "SAVEPOINT op") {
+        let message = format!("a savepoint could not be opened: {err}");
+        return match operation {
+            Operation::Stop(done) => {
+                let _ = done.send(());
+                Applied::Stopped
+            }
+            operation => {
+                operation.fail(&message);
+                Applied::BatchBroken(message)
+            }
+        };
+    }
+    let (outcome, keep) = match operation {
         Operation::Admit {
             call,
             instance,
             reply,
         } => {
-            let budgets = match applicable_budgets(connection, &call) {
-                Ok(budgets) => budgets,
-                Err(err) => {
-                    let message = err.to_string();
-                    return Applied::BatchBroken(Outcome::Admit(reply, Err(err)), message);
-                }
-            };
-            if budgets.is_empty() {
-                return match insert_pending(connection, &call, instance.as_deref()) {
-                    Ok(()) => Applied::Kept(Outcome::Admit(reply, Ok(Admission::Admitted))),
-                    // A constraint refused this one row; SQLite undid that statement alone.
-                    Err(err) if is_constraint(&err) => {
-                        Applied::Kept(Outcome::Admit(reply, Err(err)))
-                    }
-                    // Anything else (I/O, full disk) may have rolled the whole transaction
-                    // back: nothing in the batch may be reported done.
-                    Err(err) => {
-                        let message = err.to_string();
-                        Applied::BatchBroken(Outcome::Admit(reply, Err(err)), message)
-                    }
-                };
-            }
-            if let Err(err) = connection.execute_batch("SAVEPOINT op") {
-                return Applied::BatchBroken(
-                    Outcome::Admit(reply, Err(unavailable("a savepoint could not be opened"))),
-                    err.to_string(),
-                );
-            }
-            let result = insert_pending(connection, &call, instance.as_deref())
-                .and_then(|()| reserve(connection, &call, budgets));
+            let result = applicable_budgets(connection, &call).and_then(|budgets| {
+                insert_pending(connection, &call, instance.as_deref())?;
+                reserve(connection, &call, budgets)
+            });
             let keep = matches!(result, Ok(Admission::Admitted));
-            let outcome = Outcome::Admit(reply, result);
-            let end = if keep {
-                "RELEASE SAVEPOINT op"
-            } else {
-                "ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op"
-            };
-            match connection.execute_batch(end) {
-                Ok(()) => Applied::Kept(outcome),
-                Err(err) => Applied::BatchBroken(outcome, err.to_string()),
-            }
+            (Outcome::Admit(reply, result), keep)
         }
         Operation::Settle {
             request_id,
@@ -409,23 +398,44 @@ fn apply_one(connection: &Connection, operation: Operation) -> Applied {
             at,
             reply,
         } => {
-            // No savepoint: a settlement has no refusal to undo, and if one of its statements
-            // fails the whole batch is rolled back (and every caller told), so a settlement is
-            // never half-applied.
-            match settle(connection, request_id, &settlement, at) {
-                Ok(settled) => Applied::Kept(Outcome::Settle(reply, Ok(settled))),
-                Err(err) => {
-                    let message = err.to_string();
-                    Applied::BatchBroken(Outcome::Settle(reply, Err(err)), message)
-                }
-            }
+            let result = settle(connection, request_id, &settlement, at);
+            let keep = result.is_ok();
+            (Outcome::Settle(reply, result), keep)
         }
-        // `write_batches` never passes a stop to `apply`.
+        // Never reached: `write_batches` keeps stops out of batches.
         Operation::Stop(done) => {
             let _ = done.send(());
-            Applied::Stopped
+            return match savepoint(connection, "RELEASE SAVEPOINT op") {
+                Ok(()) => Applied::Stopped,
+                Err(err) => Applied::BatchBroken(format!("a savepoint could not be ended: {err}")),
+            };
+        }
+    };
+    if connection.is_autocommit() {
+        // The failure rolled the whole transaction back: nothing in the batch is written.
+        let message = "the transaction was rolled back by an error".to_owned();
+        outcome.fail(&message);
+        return Applied::BatchBroken(message);
+    }
+    let end = if keep {
+        savepoint(connection, "RELEASE SAVEPOINT op")
+    } else {
+        savepoint(connection, "ROLLBACK TO SAVEPOINT op")
+            .and_then(|()| savepoint(connection, "RELEASE SAVEPOINT op"))
+    };
+    match end {
+        Ok(()) => Applied::Kept(outcome),
+        Err(err) => {
+            let message = format!("a savepoint could not be ended: {err}");
+            outcome.fail(&message);
+            Applied::BatchBroken(message)
         }
     }
+}
+
+/// Runs a savepoint statement, prepared once per connection.
+fn savepoint(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn unavailable(message: &str) -> StoreError {

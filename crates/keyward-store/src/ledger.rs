@@ -239,10 +239,10 @@ impl TryFrom<CallRow> for CallRecord {
 impl Store {
     /// Commits a call's `pending` row and reserves its worst-case cost in every budget that
     /// applies (tenant, department, key; each period), in one transaction. If a hard limit
-    /// would be passed, nothing is written. The ledger insert comes first so the transaction
-    /// holds the write lock from its first statement (SQLite) and budget rows are locked by
-    /// the conditional updates (PostgreSQL): concurrent admissions serialise on the counters.
-    /// On SQLite the work goes to the group-commit writer (one transaction for many calls).
+    /// would be passed, nothing is written. On PostgreSQL the ledger insert comes first and
+    /// budget rows are locked by the conditional updates: concurrent admissions serialise on
+    /// the counters. On SQLite the work goes to the group-commit writer (one `BEGIN IMMEDIATE`
+    /// transaction for many calls, each in a savepoint), the only writer of the ledger.
     pub async fn admit_call(&self, call: &PendingCall) -> Result<Admission, StoreError> {
         if let Some(writer) = &self.writer {
             return writer.admit(call.clone(), self.instance.clone()).await;

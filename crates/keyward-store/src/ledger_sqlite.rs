@@ -178,26 +178,46 @@ pub(crate) fn settle(
     })
 }
 
-/// Whether `err` is a constraint refusing one statement (SQLite undoes just that statement),
-/// as opposed to a failure that may have ended the transaction.
-pub(crate) fn is_constraint(err: &StoreError) -> bool {
-    match err {
-        StoreError::Sqlite(err) => matches!(
-            **err,
-            rusqlite::Error::SqliteFailure(failure, _)
-                if failure.code == rusqlite::ErrorCode::ConstraintViolation
-        ),
-        StoreError::Conflict { .. } | StoreError::Corrupt { .. } => true,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every statement the writer runs is valid SQLite and binds exactly the names given: a
-    /// `$N` missing from a statement is an error, not a silently unbound parameter.
+    /// Each statement the writer runs, with the names it binds: prepared on a migrated
+    /// database, each must be valid SQLite and use exactly `$1`..`$N` (a `$N` in the SQL that
+    /// the writer does not bind would silently be NULL).
+    #[tokio::test]
+    async fn every_statement_binds_exactly_the_parameters_it_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kw.db");
+        let store = crate::Store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.close().await;
+        let connection = Connection::open(&path).unwrap();
+        for (sql, bound) in [
+            (sql::INSERT_PENDING, 15),
+            (sql::APPLICABLE_BUDGETS, 3),
+            (sql::OPEN_WINDOW, 2),
+            (sql::RESERVE, 3),
+            (sql::WINDOW_SPEND, 2),
+            (sql::HOLD_WINDOWS, 2),
+            (sql::SETTLE, 15),
+            (sql::RELEASE, 4),
+            (sql::MARK_SOFT_ALERTED, 2),
+            (sql::BUDGET, 1),
+            (sql::WINDOW_SPENT, 2),
+        ] {
+            let statement = connection.prepare(sql).unwrap();
+            let mut names: Vec<String> = (1..=statement.parameter_count())
+                .map(|index| statement.parameter_name(index).unwrap().to_owned())
+                .collect();
+            names.sort_by_key(|name| name[1..].parse::<u32>().unwrap());
+            let expected: Vec<String> = (1..=bound).map(|n| format!("${n}")).collect();
+            assert_eq!(names, expected, "{sql}");
+        }
+    }
+
+    /// The writer binds by name: a name the statement lacks is an error, never ignored.
     #[test]
     fn unknown_parameter_names_are_refused() {
         let connection = Connection::open_in_memory().unwrap();

@@ -7,6 +7,8 @@
 //!   tenant's row.
 //! - SQL is portable (`$N` placeholders, TEXT ids, BIGINT milliseconds, no booleans), so a
 //!   PostgreSQL backend runs the same statements; nothing SQLite-specific leaves this crate.
+//!   SQLite's ledger writes run the same statement texts (`ledger_sql`) on the group-commit
+//!   writer's own connection.
 
 mod audit;
 mod budget;

@@ -2,4 +2,4 @@
 -- which serves every query on status (the sweep of pending rows). Each call inserts into and
 -- settles through every index of the ledger, so the redundant one cost a page write on both
 -- commits of every call.
-DROP INDEX ledger_by_status;
+DROP INDEX IF EXISTS ledger_by_status;
