@@ -29,6 +29,29 @@ async fn tenant(store: &Store, name: &str) -> TenantId {
     tenant.id
 }
 
+/// A call without budgets, as the gateway admits one.
+fn pending_call(
+    tenant: TenantId,
+    request_id: keyward_core::RequestId,
+) -> keyward_store::PendingCall {
+    keyward_store::PendingCall {
+        request_id,
+        created_at: Timestamp::now(),
+        tenant_id: tenant,
+        key_id: None,
+        department_id: None,
+        credential_id: CredentialId::generate(),
+        credential_label: "c".into(),
+        provider: ProviderId::OpenAi,
+        endpoint: "/v1/chat/completions",
+        model_requested: "gpt-4o-mini".into(),
+        stream: false,
+        tags: BTreeMap::new(),
+        fallback_of: None,
+        reserved_micro_usd: 0,
+    }
+}
+
 fn sealed(blob: &str, version: u32) -> SealedSecret {
     SealedSecret {
         blob: blob.into(),
@@ -378,22 +401,7 @@ keyward_test_db::on_both_backends! {
 async fn concurrent_admissions_commit_independently(db) {
     let test = store(&db).await;
     let acme = tenant(&test.store, "acme").await;
-    let call = |request_id: keyward_core::RequestId| keyward_store::PendingCall {
-        request_id,
-        created_at: Timestamp::now(),
-        tenant_id: acme,
-        key_id: None,
-        department_id: None,
-        credential_id: CredentialId::generate(),
-        credential_label: "c".into(),
-        provider: ProviderId::OpenAi,
-        endpoint: "/v1/chat/completions",
-        model_requested: "gpt-4o-mini".into(),
-        stream: false,
-        tags: BTreeMap::new(),
-        fallback_of: None,
-        reserved_micro_usd: 0,
-    };
+    let call = |request_id| pending_call(acme, request_id);
     let duplicate = keyward_core::RequestId::generate();
     test.store.admit_call(&call(duplicate)).await.unwrap();
     let mut admissions = tokio::task::JoinSet::new();
@@ -444,22 +452,7 @@ async fn steady_ledger_writes_keep_restarting_the_sqlite_wal() {
         writers.spawn(async move {
             let mut calls = 0_u64;
             while std::time::Instant::now() < until {
-                let pending = keyward_store::PendingCall {
-                    request_id: keyward_core::RequestId::generate(),
-                    created_at: Timestamp::now(),
-                    tenant_id: acme,
-                    key_id: None,
-                    department_id: None,
-                    credential_id: CredentialId::generate(),
-                    credential_label: "c".into(),
-                    provider: ProviderId::OpenAi,
-                    endpoint: "/v1/chat/completions",
-                    model_requested: "gpt-4o-mini".into(),
-                    stream: false,
-                    tags: BTreeMap::new(),
-                    fallback_of: None,
-                    reserved_micro_usd: 0,
-                };
+                let pending = pending_call(acme, keyward_core::RequestId::generate());
                 store.admit_call(&pending).await.unwrap();
                 let settlement = keyward_store::Settlement {
                     status: Some(keyward_store::CallStatus::Ok),
