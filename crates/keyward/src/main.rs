@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the C library's allocator: a request allocates and frees hundreds of
+/// small buffers, and glibc's malloc was ~10 % of the server's CPU under load (see
+/// `docs/performance.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = keyward::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
