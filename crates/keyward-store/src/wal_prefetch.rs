@@ -35,7 +35,7 @@ const FRAME_HEADER_BYTES: u64 = 24;
 /// a 32-bit integer in the machine's byte order.
 const MX_FRAME_OFFSET: u64 = 16;
 /// Fewest frames read ahead of the writer (with 4 KiB pages, about 4 MiB).
-pub(crate) const MIN_AHEAD_FRAMES: u64 = 1024;
+const MIN_AHEAD_FRAMES: u64 = 1024;
 /// Ticks of writing, at the last tick's pace, the window covers.
 const AHEAD_TICKS: u64 = 4;
 
