@@ -278,12 +278,13 @@ enum MasterkeyCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), &ProcessEnv)?;
     let serving = matches!(cli.command, Command::Serve);
+    // Held to the end of `run`: dropping it writes the last buffered log lines.
+    let mut _log_flush = None;
     if serving {
-        telemetry::init(
-            config.log_level,
-            config.log_format,
-            BoxMakeWriter::new(std::io::stdout),
-        );
+        let (log, flush) = crate::log_buffer::BufferedLog::start(std::io::stdout())
+            .context("cannot start the log writer thread")?;
+        _log_flush = Some(flush);
+        telemetry::init(config.log_level, config.log_format, BoxMakeWriter::new(log));
     } else {
         // CLI output is on stdout; logs go to stderr: warnings, unless debug or trace is set.
         let level = if config.log_level > LevelFilter::INFO {

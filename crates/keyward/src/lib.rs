@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 mod custody;
+pub mod log_buffer;
 mod output;
 mod secret_input;
 pub mod startup;
