@@ -1,9 +1,10 @@
 //! Group commit of ledger writes on SQLite: admissions and settlements from every request go to
 //! one writer thread, which applies as many as are waiting in one transaction and answers each
-//! caller only after the transaction has committed. An admission that reserves budgets runs in
-//! its own savepoint, so a call refused by a budget is rolled back alone; a single-statement
-//! admission needs none (SQLite undoes a failed statement); a settlement has nothing to refuse,
-//! so a failure in one rolls the whole batch back and every caller in it is told.
+//! caller only after the transaction has committed. The admission or settlement of a call no
+//! budget applies to is one statement, which SQLite undoes by itself if it fails; one that
+//! reserves or releases budgets runs in its own savepoint, so a call refused by a budget is
+//! rolled back alone. An error that ends the transaction itself fails the whole batch, and
+//! every caller in it is told.
 //!
 //! The writer is a dedicated thread with a connection of its own (rusqlite, on the SQLite that
 //! sqlx links) and its statements prepared once: a batch runs there start to finish, so a call
@@ -28,7 +29,9 @@ use keyward_core::{RequestId, Timestamp};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ledger_sqlite::{applicable_budgets, insert_pending, reserve, settle};
+use crate::ledger_sqlite::{
+    admit_unbudgeted, applicable_budgets, insert_pending, reserve, settle, settle_unbudgeted,
+};
 use crate::wal_prefetch::WalPrefetch;
 use crate::{Admission, PendingCall, Settled, Settlement, StoreError};
 
@@ -418,10 +421,21 @@ impl Drop for BatchTransaction<'_> {
     }
 }
 
-/// One operation inside the batch's transaction, in a savepoint of its own: a refusal or a
-/// failure of one operation is rolled back alone and the batch goes on, unless the failure
-/// ended the transaction itself (SQLite is back in autocommit), which breaks the batch.
+/// One operation inside the batch's transaction. A call no budget applies to is one statement,
+/// which SQLite undoes by itself if it fails; any other runs in a savepoint of its own. Either
+/// way a refusal or a failure of one operation is undone alone and the batch goes on, unless
+/// the failure ended the transaction itself (SQLite is back in autocommit), which breaks the
+/// batch.
 fn apply_one(connection: &Connection, operation: Operation) -> Applied {
+    let operation = match apply_unbudgeted(connection, operation) {
+        Unbudgeted::Applied(outcome) if connection.is_autocommit() => {
+            let message = "the transaction was rolled back by an error".to_owned();
+            outcome.fail(&message);
+            return Applied::BatchBroken(message);
+        }
+        Unbudgeted::Applied(outcome) => return Applied::Kept(outcome),
+        Unbudgeted::Budgeted(operation) => operation,
+    };
     if let Err(err) = savepoint(connection, "SAVEPOINT op") {
         let message = format!("a savepoint could not be opened: {err}");
         return match operation {
@@ -486,6 +500,56 @@ fn apply_one(connection: &Connection, operation: Operation) -> Applied {
             outcome.fail(&message);
             Applied::BatchBroken(message)
         }
+    }
+}
+
+/// What the single-statement attempt of an operation did.
+enum Unbudgeted {
+    /// Done, or failed and undone by SQLite (the outcome says which).
+    Applied(Outcome),
+    /// Budgets apply (or the row is not pending): nothing was written, the full steps follow.
+    Budgeted(Operation),
+}
+
+/// The admission or settlement of a call no budget applies to, as one statement: the pending
+/// row inserted unless a budget applies; the row settled unless it holds budget windows.
+fn apply_unbudgeted(connection: &Connection, operation: Operation) -> Unbudgeted {
+    match operation {
+        Operation::Admit {
+            call,
+            instance,
+            reply,
+        } => match admit_unbudgeted(connection, &call, instance.as_deref()) {
+            Ok(true) => Unbudgeted::Applied(Outcome::Admit(reply, Ok(Admission::Admitted))),
+            Ok(false) => Unbudgeted::Budgeted(Operation::Admit {
+                call,
+                instance,
+                reply,
+            }),
+            Err(err) => Unbudgeted::Applied(Outcome::Admit(reply, Err(err))),
+        },
+        Operation::Settle {
+            request_id,
+            settlement,
+            at,
+            reply,
+        } => match settle_unbudgeted(connection, request_id, &settlement, at) {
+            Ok(true) => Unbudgeted::Applied(Outcome::Settle(
+                reply,
+                Ok(Settled {
+                    settled: true,
+                    soft_limits_crossed: Vec::new(),
+                }),
+            )),
+            Ok(false) => Unbudgeted::Budgeted(Operation::Settle {
+                request_id,
+                settlement,
+                at,
+                reply,
+            }),
+            Err(err) => Unbudgeted::Applied(Outcome::Settle(reply, Err(err))),
+        },
+        stop @ Operation::Stop(_) => Unbudgeted::Budgeted(stop),
     }
 }
 

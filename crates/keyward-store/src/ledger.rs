@@ -239,13 +239,17 @@ impl TryFrom<CallRow> for CallRecord {
 impl Store {
     /// Commits a call's `pending` row and reserves its worst-case cost in every budget that
     /// applies (tenant, department, key; each period), in one transaction. If a hard limit
-    /// would be passed, nothing is written. On PostgreSQL the ledger insert comes first and
-    /// budget rows are locked by the conditional updates: concurrent admissions serialise on
-    /// the counters. On SQLite the work goes to the group-commit writer (one `BEGIN IMMEDIATE`
+    /// would be passed, nothing is written. On PostgreSQL a call no budget applies to is one
+    /// autocommitted statement; otherwise the ledger insert comes first and budget rows are
+    /// locked by the conditional updates: concurrent admissions serialise on the counters. On
+    /// SQLite the work goes to the group-commit writer (one `BEGIN IMMEDIATE`
     /// transaction for many calls, each in a savepoint), the only writer of the ledger.
     pub async fn admit_call(&self, call: &PendingCall) -> Result<Admission, StoreError> {
         if let Some(writer) = &self.writer {
             return writer.admit(call.clone(), self.instance.clone()).await;
+        }
+        if self.admit_unbudgeted(call).await? {
+            return Ok(Admission::Admitted);
         }
         let mut tx = self.pool.begin().await?;
         let admission = admit_in(&mut tx, call, self.instance.as_deref()).await?;
@@ -267,10 +271,36 @@ impl Store {
         if let Some(writer) = &self.writer {
             return writer.settle(request_id, settlement.clone(), at).await;
         }
+        let row = SettlementRow::of(request_id, settlement, at);
+        if bind_settlement(sqlx::query_as(sql::SETTLE_UNBUDGETED), &row)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some()
+        {
+            // One statement, autocommit: the row held no budget window, nothing to release.
+            return Ok(Settled {
+                settled: true,
+                soft_limits_crossed: Vec::new(),
+            });
+        }
         let mut tx = self.pool.begin().await?;
         let settled = settle_in(&mut tx, request_id, settlement, at).await?;
         tx.commit().await?;
         Ok(settled)
+    }
+
+    /// The admission of a call no budget applies to, as one autocommitted statement (one round
+    /// trip instead of four: begin, read budgets, insert, commit). `false`: budgets apply and
+    /// nothing was written.
+    async fn admit_unbudgeted(&self, call: &PendingCall) -> Result<bool, StoreError> {
+        let row = PendingRow::of(call, self.instance.as_deref())?;
+        let [_, department, key] = sql::budget_scope(call);
+        let inserted = bind_pending(sqlx::query(sql::INSERT_PENDING_UNBUDGETED), row)
+            .bind(department)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(inserted.rows_affected() == 1)
     }
 
     /// Marks `interrupted` the `pending` rows of the given dead instances, and, with
@@ -378,7 +408,15 @@ pub(crate) async fn insert_pending(
     instance: Option<&str>,
 ) -> Result<(), StoreError> {
     let row = PendingRow::of(call, instance)?;
-    sqlx::query(sql::INSERT_PENDING)
+    bind_pending(sqlx::query(sql::INSERT_PENDING), row)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+/// A statement with a pending row's values bound as $1..$15.
+fn bind_pending<'q>(query: AnyQuery<'q>, row: PendingRow<'q>) -> AnyQuery<'q> {
+    query
         .bind(row.request_id)
         .bind(row.created_at)
         .bind(row.tenant_id)
@@ -394,9 +432,30 @@ pub(crate) async fn insert_pending(
         .bind(row.fallback_of)
         .bind(row.reserved_micro_usd)
         .bind(row.instance)
-        .execute(&mut *connection)
-        .await?;
-    Ok(())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+type HeldQuery<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Any, (Option<i64>, Option<String>), sqlx::any::AnyArguments<'q>>;
+
+/// A settling statement with a settlement's values bound as $1..$15.
+fn bind_settlement<'q>(query: HeldQuery<'q>, row: &'q SettlementRow<'q>) -> HeldQuery<'q> {
+    query
+        .bind(row.status)
+        .bind(row.http_status)
+        .bind(row.model_reported)
+        .bind(row.provider_request_id)
+        .bind(row.input_tokens)
+        .bind(row.cached_input_tokens)
+        .bind(row.cache_write_tokens)
+        .bind(row.output_tokens)
+        .bind(row.reasoning_tokens)
+        .bind(row.latency_ms)
+        .bind(row.ttfb_ms)
+        .bind(row.settled_at)
+        .bind(&row.request_id)
+        .bind(row.cost_micro_usd)
+        .bind(row.price_id)
 }
 
 /// The budgets that apply to a call: its tenant's, its department's, its key's.
@@ -467,22 +526,7 @@ pub(crate) async fn settle_in(
     at: Timestamp,
 ) -> Result<Settled, StoreError> {
     let row = SettlementRow::of(request_id, settlement, at);
-    let held: Option<(Option<i64>, Option<String>)> = sqlx::query_as(sql::SETTLE)
-        .bind(row.status)
-        .bind(row.http_status)
-        .bind(row.model_reported)
-        .bind(row.provider_request_id)
-        .bind(row.input_tokens)
-        .bind(row.cached_input_tokens)
-        .bind(row.cache_write_tokens)
-        .bind(row.output_tokens)
-        .bind(row.reasoning_tokens)
-        .bind(row.latency_ms)
-        .bind(row.ttfb_ms)
-        .bind(row.settled_at)
-        .bind(&row.request_id)
-        .bind(row.cost_micro_usd)
-        .bind(row.price_id)
+    let held = bind_settlement(sqlx::query_as(sql::SETTLE), &row)
         .fetch_optional(&mut *connection)
         .await?;
     let Some((reserved, held)) = held else {

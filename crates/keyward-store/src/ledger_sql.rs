@@ -12,11 +12,41 @@ use keyward_core::{RequestId, Timestamp};
 use crate::budget::budget_columns;
 use crate::{Admission, BudgetRecord, PendingCall, Settlement, StoreError, WindowSpend};
 
+/// The pending row's columns, and the values [`PendingRow`] binds to them ($1..$15).
+macro_rules! pending_row {
+    (columns) => {
+        "request_id, created_at, tenant_id, key_id, department_id, credential_id,
+         credential_label, provider, endpoint, model_requested, status, stream, tags,
+         fallback_of, reserved_micro_usd, instance_id"
+    };
+    (values) => {
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15"
+    };
+}
+
 /// The pending row, before the call goes upstream ($1..$15 in [`PendingRow`]'s order).
-pub(crate) const INSERT_PENDING: &str = "INSERT INTO ledger (request_id, created_at, tenant_id,
-         key_id, department_id, credential_id, credential_label, provider, endpoint,
-         model_requested, status, stream, tags, fallback_of, reserved_micro_usd, instance_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, $14, $15)";
+pub(crate) const INSERT_PENDING: &str = concat!(
+    "INSERT INTO ledger (",
+    pending_row!(columns),
+    ") VALUES (",
+    pending_row!(values),
+    ")"
+);
+
+/// The pending row of a call no budget applies to, in one statement: inserted (one row
+/// affected) only if the call's tenant has no budget, its department ($16, or "") none, its
+/// key ($17, or "") none. Zero rows: budgets apply, so the call takes the full admission
+/// (budgets read, reserved, in a transaction). As in that transaction, budgets are read as of
+/// the statement's start.
+pub(crate) const INSERT_PENDING_UNBUDGETED: &str = concat!(
+    "INSERT INTO ledger (",
+    pending_row!(columns),
+    ") SELECT ",
+    pending_row!(values),
+    " WHERE NOT EXISTS (SELECT 1 FROM budgets WHERE tenant_id = $3 AND (scope_kind = 'tenant'
+         OR (scope_kind = 'department' AND scope_id = $16)
+         OR (scope_kind = 'key' AND scope_id = $17)))"
+);
 
 /// The budgets that apply to a call: its tenant's ($1), its department's ($2), its key's ($3).
 pub(crate) const APPLICABLE_BUDGETS: &str = concat!(
@@ -48,15 +78,32 @@ pub(crate) const WINDOW_SPEND: &str = "SELECT spent_micro_usd, reserved_micro_us
 /// Records on row $1 the windows its reservation is held in ($2, see [`held_windows`]).
 pub(crate) const HOLD_WINDOWS: &str = "UPDATE ledger SET budget_windows = $2 WHERE request_id = $1";
 
+/// The settlement of row $13 if still pending ($1..$15 in [`SettlementRow`]'s order).
+macro_rules! settle_pending_row {
+    () => {
+        "UPDATE ledger SET status = $1, http_status = $2,
+             model_reported = $3, provider_request_id = $4, input_tokens = $5,
+             cached_input_tokens = $6, cache_write_tokens = $7, output_tokens = $8,
+             reasoning_tokens = $9, latency_ms = $10, ttfb_ms = $11, settled_at = $12,
+             cost_micro_usd = $14, price_id = $15
+         WHERE request_id = $13 AND status = 'pending'"
+    };
+}
+
 /// Settles row $13 if still pending ($1..$15 in [`SettlementRow`]'s order); returns what it
 /// held.
-pub(crate) const SETTLE: &str = "UPDATE ledger SET status = $1, http_status = $2,
-         model_reported = $3, provider_request_id = $4, input_tokens = $5,
-         cached_input_tokens = $6, cache_write_tokens = $7, output_tokens = $8,
-         reasoning_tokens = $9, latency_ms = $10, ttfb_ms = $11, settled_at = $12,
-         cost_micro_usd = $14, price_id = $15
-     WHERE request_id = $13 AND status = 'pending'
-     RETURNING reserved_micro_usd, budget_windows";
+pub(crate) const SETTLE: &str = concat!(
+    settle_pending_row!(),
+    " RETURNING reserved_micro_usd, budget_windows"
+);
+
+/// [`SETTLE`] for a row that holds no budget window, in one statement with nothing to
+/// release: a row returned means settled. None: the row is not pending or holds windows, so
+/// it takes the full settlement (releases, soft limits, in a transaction).
+pub(crate) const SETTLE_UNBUDGETED: &str = concat!(
+    settle_pending_row!(),
+    " AND budget_windows IS NULL RETURNING reserved_micro_usd, budget_windows"
+);
 
 /// Moves reservation $3 out of budget $1's window $2 and adds charge $4 to its spend.
 pub(crate) const RELEASE: &str = "UPDATE budget_windows

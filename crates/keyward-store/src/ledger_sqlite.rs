@@ -4,7 +4,7 @@
 //! opened (see `group_commit`) and follows the same steps as its sqlx twin in `ledger.rs`.
 
 use keyward_core::{RequestId, Timestamp};
-use rusqlite::{named_params, Connection, OptionalExtension};
+use rusqlite::{named_params, Connection, OptionalExtension, ToSql};
 
 use crate::budget::BudgetRow;
 use crate::ledger_sql::{self as sql, PendingRow, SettlementRow};
@@ -18,26 +18,60 @@ pub(crate) fn insert_pending(
     instance: Option<&str>,
 ) -> Result<(), StoreError> {
     let row = PendingRow::of(call, instance)?;
-    connection
-        .prepare_cached(sql::INSERT_PENDING)?
-        .execute(named_params! {
-            "$1": row.request_id,
-            "$2": row.created_at,
-            "$3": row.tenant_id,
-            "$4": row.key_id,
-            "$5": row.department_id,
-            "$6": row.credential_id,
-            "$7": row.credential_label,
-            "$8": row.provider,
-            "$9": row.endpoint,
-            "$10": row.model_requested,
-            "$11": row.stream,
-            "$12": row.tags,
-            "$13": row.fallback_of,
-            "$14": row.reserved_micro_usd,
-            "$15": row.instance,
-        })?;
+    execute_pending(connection, sql::INSERT_PENDING, &row, None)?;
     Ok(())
+}
+
+/// The whole admission of a call no budget applies to (one statement: atomic by itself).
+/// `false`: budgets apply and nothing was written.
+pub(crate) fn admit_unbudgeted(
+    connection: &Connection,
+    call: &PendingCall,
+    instance: Option<&str>,
+) -> Result<bool, StoreError> {
+    let row = PendingRow::of(call, instance)?;
+    let [_, department, key] = sql::budget_scope(call);
+    let inserted = execute_pending(
+        connection,
+        sql::INSERT_PENDING_UNBUDGETED,
+        &row,
+        Some((&department, &key)),
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Runs `statement` with a pending row bound as $1..$15 and, if given, the department and
+/// key scopes as $16 and $17; returns the rows inserted.
+fn execute_pending(
+    connection: &Connection,
+    statement: &str,
+    row: &PendingRow<'_>,
+    scopes: Option<(&str, &str)>,
+) -> rusqlite::Result<usize> {
+    let mut params: Vec<(&str, &dyn ToSql)> = vec![
+        ("$1", &row.request_id),
+        ("$2", &row.created_at),
+        ("$3", &row.tenant_id),
+        ("$4", &row.key_id),
+        ("$5", &row.department_id),
+        ("$6", &row.credential_id),
+        ("$7", &row.credential_label),
+        ("$8", &row.provider),
+        ("$9", &row.endpoint),
+        ("$10", &row.model_requested),
+        ("$11", &row.stream),
+        ("$12", &row.tags),
+        ("$13", &row.fallback_of),
+        ("$14", &row.reserved_micro_usd),
+        ("$15", &row.instance),
+    ];
+    if let Some((department, key)) = &scopes {
+        params.push(("$16", department));
+        params.push(("$17", key));
+    }
+    connection
+        .prepare_cached(statement)?
+        .execute(params.as_slice())
 }
 
 /// The budgets that apply to a call: its tenant's, its department's, its key's.
@@ -100,16 +134,27 @@ pub(crate) fn reserve(
     Ok(Admission::Admitted)
 }
 
-/// Settles a pending row; a row that is not pending is left alone (`settled: false`).
-pub(crate) fn settle(
+/// Settles a pending row that holds no budget window (one statement: atomic by itself).
+/// `false`: the row is not pending or holds windows, and nothing was written.
+pub(crate) fn settle_unbudgeted(
     connection: &Connection,
     request_id: RequestId,
     settlement: &Settlement,
     at: Timestamp,
-) -> Result<Settled, StoreError> {
+) -> Result<bool, StoreError> {
     let row = SettlementRow::of(request_id, settlement, at);
-    let held: Option<(Option<i64>, Option<String>)> = connection
-        .prepare_cached(sql::SETTLE)?
+    Ok(settle_row(connection, sql::SETTLE_UNBUDGETED, &row)?.is_some())
+}
+
+/// Runs a settling `statement` with the settlement bound as $1..$15; returns what the row
+/// held, if it was settled.
+fn settle_row(
+    connection: &Connection,
+    statement: &str,
+    row: &SettlementRow<'_>,
+) -> rusqlite::Result<Option<(Option<i64>, Option<String>)>> {
+    connection
+        .prepare_cached(statement)?
         .query_row(
             named_params! {
                 "$1": row.status,
@@ -130,7 +175,18 @@ pub(crate) fn settle(
             },
             |returned| Ok((returned.get(0)?, returned.get(1)?)),
         )
-        .optional()?;
+        .optional()
+}
+
+/// Settles a pending row; a row that is not pending is left alone (`settled: false`).
+pub(crate) fn settle(
+    connection: &Connection,
+    request_id: RequestId,
+    settlement: &Settlement,
+    at: Timestamp,
+) -> Result<Settled, StoreError> {
+    let row = SettlementRow::of(request_id, settlement, at);
+    let held = settle_row(connection, sql::SETTLE, &row)?;
     let Some((reserved, held)) = held else {
         return Ok(Settled::default());
     };

@@ -432,6 +432,88 @@ async fn concurrent_admissions_commit_independently(db) {
 }
 }
 
+keyward_test_db::on_both_backends! {
+// A budget of any scope (tenant, department, key) is reserved against and settled into: the
+// one-statement admission and settlement PostgreSQL uses for calls without budgets must step
+// aside for every call one applies to, and only for those.
+async fn every_budget_scope_is_reserved_and_settled_and_unbudgeted_calls_pass(db) {
+    use keyward_core::{BudgetPeriod, DepartmentId, PlatformKeyId, RequestId};
+    use keyward_store::{Admission, BudgetRecord, BudgetScopeKind, Settlement, WindowSpend};
+
+    let test = store(&db).await;
+    let acme = tenant(&test.store, "acme").await;
+    let department = DepartmentId::generate();
+    let key = PlatformKeyId::generate();
+    let budget = |scope_kind, scope_id: String, hard| BudgetRecord {
+        id: format!("budget-{}", scope_kind_name(scope_kind)),
+        tenant_id: acme.to_string(),
+        scope_kind,
+        scope_id,
+        period: BudgetPeriod::Total,
+        hard_limit_micro_usd: Some(hard),
+        soft_limit_micro_usd: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    };
+    let call = |department_id, key_id, reserved| keyward_store::PendingCall {
+        department_id,
+        key_id,
+        reserved_micro_usd: reserved,
+        ..pending_call(acme, RequestId::generate())
+    };
+    let settlement = |charge| Settlement {
+        status: Some(keyward_store::CallStatus::Ok),
+        budget_charge_micro_usd: charge,
+        ..Settlement::default()
+    };
+
+    // No budget yet: admitted, settled once, and a second settlement finds nothing pending.
+    let free = call(Some(department), Some(key), 1_000_000);
+    assert!(matches!(test.store.admit_call(&free).await.unwrap(), Admission::Admitted));
+    let settled = test.store.settle_call(free.request_id, &settlement(5), Timestamp::now()).await.unwrap();
+    assert!(settled.settled);
+    let again = test.store.settle_call(free.request_id, &settlement(5), Timestamp::now()).await.unwrap();
+    assert!(!again.settled, "a settled row is not settled twice");
+
+    for (scope_kind, scope_id, in_scope, out_of_scope) in [
+        (BudgetScopeKind::Key, key.to_string(), call(None, Some(key), 1_000), call(None, Some(PlatformKeyId::generate()), 1_000)),
+        (BudgetScopeKind::Department, department.to_string(), call(Some(department), None, 1_000), call(Some(DepartmentId::generate()), None, 1_000)),
+        (BudgetScopeKind::Tenant, String::new(), call(None, None, 1_000), call(None, None, 1_000)),
+    ] {
+        // Budgets stay: the key's and the department's do not apply to the later scopes' calls.
+        let name = scope_kind_name(scope_kind);
+        let record = test.store.put_budget(&budget(scope_kind, scope_id.clone(), 100)).await.unwrap();
+        let refused = test.store.admit_call(&in_scope).await.unwrap();
+        assert!(matches!(refused, Admission::OverBudget { .. }), "{name} budget: {refused:?}");
+        assert!(test.store.call(acme, in_scope.request_id).await.unwrap().is_none(), "{name}: refused, nothing written");
+        if scope_kind != BudgetScopeKind::Tenant {
+            assert!(matches!(test.store.admit_call(&out_of_scope).await.unwrap(), Admission::Admitted), "{name}: another {name} is not limited");
+        }
+        // With room, the call is reserved against, then its charge is settled into the window.
+        test.store.put_budget(&budget(scope_kind, scope_id, 10_000)).await.unwrap();
+        let window = BudgetPeriod::Total.window(Timestamp::now()).key;
+        let fits = call(in_scope.department_id, in_scope.key_id, 1_000);
+        assert!(matches!(test.store.admit_call(&fits).await.unwrap(), Admission::Admitted));
+        assert_eq!(
+            test.store.window_spend(&record.id, &window).await.unwrap(),
+            WindowSpend { spent_micro_usd: 0, reserved_micro_usd: 1_000 },
+            "{name}: reserved"
+        );
+        let settled = test.store.settle_call(fits.request_id, &settlement(300), Timestamp::now()).await.unwrap();
+        assert!(settled.settled);
+        assert_eq!(
+            test.store.window_spend(&record.id, &window).await.unwrap(),
+            WindowSpend { spent_micro_usd: 300, reserved_micro_usd: 0 },
+            "{name}: the reservation became the charge"
+        );
+    }
+}
+}
+
+fn scope_kind_name(kind: keyward_store::BudgetScopeKind) -> &'static str {
+    kind.as_str()
+}
+
 /// Under steady ledger writes a PASSIVE checkpoint never finds the WAL fully copied, and SQLite
 /// only starts a WAL over on a fully copied one: without the checkpointer's brief pause of the
 /// writer the WAL file would grow for as long as traffic lasts. With it, the WAL starts over
