@@ -243,7 +243,8 @@ impl Store {
     /// autocommitted statement; otherwise the ledger insert comes first and budget rows are
     /// locked by the conditional updates: concurrent admissions serialise on the counters. On
     /// SQLite the work goes to the group-commit writer (one `BEGIN IMMEDIATE`
-    /// transaction for many calls, each in a savepoint), the only writer of the ledger.
+    /// transaction for many calls; a call budgets apply to in a savepoint of its own), the only
+    /// writer of the ledger.
     pub async fn admit_call(&self, call: &PendingCall) -> Result<Admission, StoreError> {
         if let Some(writer) = &self.writer {
             return writer.admit(call.clone(), self.instance.clone()).await;
