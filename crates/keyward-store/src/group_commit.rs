@@ -428,11 +428,7 @@ impl Drop for BatchTransaction<'_> {
 /// batch.
 fn apply_one(connection: &Connection, operation: Operation) -> Applied {
     let operation = match apply_unbudgeted(connection, operation) {
-        Unbudgeted::Applied(outcome) if connection.is_autocommit() => {
-            let message = "the transaction was rolled back by an error".to_owned();
-            outcome.fail(&message);
-            return Applied::BatchBroken(message);
-        }
+        Unbudgeted::Applied(outcome) if connection.is_autocommit() => return rolled_back(outcome),
         Unbudgeted::Applied(outcome) => return Applied::Kept(outcome),
         Unbudgeted::Budgeted(operation) => operation,
     };
@@ -482,10 +478,7 @@ fn apply_one(connection: &Connection, operation: Operation) -> Applied {
         }
     };
     if connection.is_autocommit() {
-        // The failure rolled the whole transaction back: nothing in the batch is written.
-        let message = "the transaction was rolled back by an error".to_owned();
-        outcome.fail(&message);
-        return Applied::BatchBroken(message);
+        return rolled_back(outcome);
     }
     let end = if keep {
         savepoint(connection, "RELEASE SAVEPOINT op")
@@ -501,6 +494,14 @@ fn apply_one(connection: &Connection, operation: Operation) -> Applied {
             Applied::BatchBroken(message)
         }
     }
+}
+
+/// An operation's failure rolled the whole transaction back (SQLite is in autocommit again):
+/// nothing in the batch is written, so its caller is told and the batch breaks.
+fn rolled_back(outcome: Outcome) -> Applied {
+    let message = "the transaction was rolled back by an error".to_owned();
+    outcome.fail(&message);
+    Applied::BatchBroken(message)
 }
 
 /// What the single-statement attempt of an operation did.

@@ -285,7 +285,7 @@ impl Store {
             });
         }
         let mut tx = self.pool.begin().await?;
-        let settled = settle_in(&mut tx, request_id, settlement, at).await?;
+        let settled = settle_in(&mut tx, &row, settlement).await?;
         tx.commit().await?;
         Ok(settled)
     }
@@ -522,12 +522,10 @@ pub(crate) async fn reserve(
 /// pending is left alone (`settled: false`).
 pub(crate) async fn settle_in(
     connection: &mut sqlx::AnyConnection,
-    request_id: RequestId,
+    row: &SettlementRow<'_>,
     settlement: &Settlement,
-    at: Timestamp,
 ) -> Result<Settled, StoreError> {
-    let row = SettlementRow::of(request_id, settlement, at);
-    let held = bind_settlement(sqlx::query_as(sql::SETTLE), &row)
+    let held = bind_settlement(sqlx::query_as(sql::SETTLE), row)
         .fetch_optional(&mut *connection)
         .await?;
     let Some((reserved, held)) = held else {

@@ -88,7 +88,7 @@ impl<W: Write + Send + 'static> BufferedLog<W> {
     }
 }
 
-impl<W: Write> Shared<W> {
+impl<W> Shared<W> {
     fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -96,7 +96,9 @@ impl<W: Write> Shared<W> {
     fn output(&self) -> MutexGuard<'_, W> {
         self.output.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
+impl<W: Write> Shared<W> {
     /// The writing thread: waits for a first line, lets more gather for [`FLUSH_DELAY`], writes
     /// them all; ends once closed and empty.
     fn write_batches(&self) {
@@ -194,11 +196,7 @@ impl<'a, W: Write + 'a> MakeWriter<'a> for BufferedLog<W> {
 
 impl<W> Drop for FlushOnDrop<W> {
     fn drop(&mut self) {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
+        self.shared.pending().closed = true;
         self.shared.arrived.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
