@@ -32,15 +32,15 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ledger_sqlite::{
     admit_unbudgeted, applicable_budgets, insert_pending, reserve, settle, settle_unbudgeted,
 };
-use crate::wal_prefetch::WalPrefetch;
+use crate::wal_pacing::WalPacing;
 use crate::{Admission, PendingCall, Settled, Settlement, StoreError};
 
 /// Most operations in one transaction.
 const MAX_BATCH: usize = 256;
 /// How often the WAL is checkpointed (see `checkpoints`).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// How often the part of the WAL written next is asked for (see [`WalPrefetch`]).
-const PREFETCH_EVERY: Duration = Duration::from_millis(100);
+/// How often the WAL is read ahead of the writer and synced behind it (see [`WalPacing`]).
+const PACE_EVERY: Duration = Duration::from_millis(100);
 /// WAL size (frames of one 4 KiB page) from which a checkpoint pauses the writer briefly so the
 /// WAL starts over (see `checkpoints`): about 64 MiB, a few seconds of writes at full load.
 pub(crate) const RESTART_WAL_AT_FRAMES: i64 = 16_384;
@@ -122,7 +122,7 @@ impl LedgerWriter {
         // the next second (the writer is paused meanwhile).
         checkpointer.busy_timeout(RESTART_WAIT)?;
         let page_size: u64 = checkpointer.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-        let prefetch = WalPrefetch::new(path, page_size);
+        let pacing = WalPacing::new(path, page_size);
         let (queue, receiver) = mpsc::channel(QUEUE);
         // Held by the writer around each batch; taken by the checkpointer to pause it.
         let gate = std::sync::Arc::new(Mutex::new(()));
@@ -140,7 +140,7 @@ impl LedgerWriter {
             .spawn(move || {
                 let wal = Wal {
                     connection: checkpointer,
-                    prefetch,
+                    pacing,
                     restart_at_frames: wal_restart_frames,
                 };
                 checkpoints(wal, &gate, &stopped, done);
@@ -278,14 +278,15 @@ fn write_batches(
 /// it runs), and SQLite only starts the WAL over from its beginning when a write transaction
 /// begins on a fully copied one: the file would grow without bound. So when a pass leaves
 /// frames behind and the WAL has reached `StoreOptions::wal_restart_frames`, a second PASSIVE
-/// pass copies what the first left, and a RESTART pass, with the writer held between two
-/// batches, copies the rest (a pause of a few milliseconds, measured 4 ms at 500 calls/s; at
-/// most [`RESTART_WAIT`] more while a reader still uses the old WAL). The next write starts the
-/// WAL over from the beginning of its file, whose size stays that of about one cycle.
+/// pass copies what the first left, the file system is flushed, and a RESTART pass, with the
+/// writer held between two batches, copies and syncs the rest (a pause of a few milliseconds,
+/// measured 3-4 ms at 2,000 calls/s; at most [`RESTART_WAIT`] more while a reader still uses
+/// the old WAL). The next write starts the WAL over from the beginning of its file, whose size
+/// stays that of about one cycle.
 ///
-/// Between passes, every [`PREFETCH_EVERY`], it asks the kernel to cache the part of the WAL
-/// file the writer reaches next ([`WalPrefetch`]), so that no commit waits for the disk to
-/// read a page it half-overwrites.
+/// Between passes, every [`PACE_EVERY`], it asks the kernel to cache the part of the WAL file
+/// the writer reaches next and syncs what the writer wrote since ([`WalPacing`]), so that no
+/// commit waits for the disk, to read a page it half-overwrites or behind a sync.
 fn checkpoints(
     mut wal: Wal,
     writer: &Mutex<()>,
@@ -293,18 +294,18 @@ fn checkpoints(
     done: oneshot::Sender<()>,
 ) {
     let mut last_checkpoint = std::time::Instant::now();
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(PREFETCH_EVERY) {
-        wal.prefetch.ahead();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(PACE_EVERY) {
+        wal.pacing.tick();
         if last_checkpoint.elapsed() < CHECKPOINT_EVERY {
             continue;
         }
         last_checkpoint = std::time::Instant::now();
         let checkpointed = match checkpoint(&wal.connection, "PASSIVE") {
             Ok(Checkpoint { frames }) if frames >= wal.restart_at_frames => {
-                wal.prefetch.restart();
-                // A second pass copies what was written during the first, so the paused
-                // third one has little left to copy.
+                // A second pass copies what was written during the first, and the flush syncs
+                // it, so the paused third one has little left to copy or sync.
                 checkpoint(&wal.connection, "PASSIVE").and_then(|_| {
+                    wal.pacing.before_restart();
                     let _paused = writer.lock().unwrap_or_else(PoisonError::into_inner);
                     checkpoint(&wal.connection, "RESTART")
                 })
@@ -322,7 +323,7 @@ fn checkpoints(
 /// What the checkpoint thread owns.
 struct Wal {
     connection: Connection,
-    prefetch: WalPrefetch,
+    pacing: WalPacing,
     /// `StoreOptions::wal_restart_frames`.
     restart_at_frames: i64,
 }

@@ -28,7 +28,7 @@ mod platform_key;
 mod route;
 mod tenant;
 mod tenant_price;
-mod wal_prefetch;
+mod wal_pacing;
 
 pub use audit::{verify_chain, AuditRecord, ChainBreak, NewAuditEntry, GENESIS_HASH};
 pub use budget::{BudgetRecord, BudgetScopeKind, WindowSpend};
