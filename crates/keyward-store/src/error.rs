@@ -6,7 +6,7 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     /// From the ledger writer's own SQLite connection (see `group_commit`).
     #[error("the database is unavailable ({0}); check store.url and that the database is reachable and writable")]
-    Sqlite(#[source] Box<rusqlite::Error>),
+    Sqlite(#[source] SqliteError),
     #[error("a {what} with this {field} already exists")]
     Conflict {
         what: &'static str,
@@ -61,6 +61,12 @@ impl From<sqlx::Error> for StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
-        Self::Sqlite(Box::new(err))
+        Self::Sqlite(SqliteError(Box::new(err)))
     }
 }
+
+/// An error of the ledger writer's SQLite connection. Opaque, so the SQLite binding the
+/// writer uses stays an implementation detail of this crate.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SqliteError(Box<rusqlite::Error>);

@@ -36,7 +36,7 @@ pub use connect::{redact_url, Backend, Store, StoreOptions};
 pub use credential::{CredentialRecord, CredentialStatus, NewCredential, RewrapCandidate};
 pub use custody::WrappedDataKeyRecord;
 pub use department::DepartmentRecord;
-pub use error::StoreError;
+pub use error::{SqliteError, StoreError};
 pub use instance::InstanceRecord;
 pub use ledger::{
     Admission, CallRecord, CallStatus, PendingCall, RoutedRequests, Settled, Settlement,

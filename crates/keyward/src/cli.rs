@@ -298,6 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             BoxMakeWriter::new(std::io::stderr),
         );
     }
+    telemetry::log_panics();
     let env: EnvLookup = Arc::new(|name| std::env::var(name).ok());
     let (alerts, alert_receiver) = if serving && config.webhook.is_some() {
         let (sender, receiver) = keyward_domain::alert_channel();

@@ -24,3 +24,97 @@ pub fn init(level: LevelFilter, format: LogFormat, writer: BoxMakeWriter) -> boo
     };
     result.is_ok()
 }
+
+/// Replaces the standard panic message (printed to stderr) with one error event through the
+/// logger: the thread's name and the source location, so a thread that dies (the ledger
+/// writer, a request task) is seen where the operator looks. The message itself is logged only
+/// when it is a literal from the source: a formatted one may quote whatever the thread held (a
+/// slicing panic quotes the string, `Result::expect` the error), and no body or secret may
+/// reach the logs.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|panic| {
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let location = panic
+            .location()
+            .map(|location| format!("{}:{}", location.file(), location.line()));
+        let message = panic
+            .payload()
+            .downcast_ref::<&'static str>()
+            .copied()
+            .unwrap_or("[not logged: it may quote data]");
+        tracing::error!(
+            thread,
+            location = location.as_deref().unwrap_or("unknown"),
+            message,
+            "a thread panicked: this is a bug in Keyward, please report it with this line"
+        );
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `body` on a thread named `name` whose log events go to the returned text.
+    fn log_of_thread(name: &str, body: impl FnOnce() + Send + 'static) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_writer(move || writer.clone())
+                    .finish();
+                let _default = tracing::subscriber::set_default(subscriber);
+                body();
+            })
+            .unwrap();
+        assert!(thread.join().is_err(), "the thread was to panic");
+        let text = captured.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn a_panic_is_logged_with_its_thread_and_place_but_never_a_formatted_message() {
+        let previous = std::panic::take_hook();
+        log_panics();
+        let canary = "sk-canary-panic-7f3a";
+        let formatted = log_of_thread("keyward-canary", move || {
+            let held = format!("{canary} held by the thread");
+            panic!("could not parse {held}");
+        });
+        let literal = log_of_thread("keyward-literal", || panic!("a literal message"));
+        std::panic::set_hook(previous);
+
+        assert!(formatted.contains("a thread panicked"), "{formatted}");
+        assert!(
+            formatted.contains("\"thread\":\"keyward-canary\""),
+            "{formatted}"
+        );
+        assert!(formatted.contains("telemetry.rs:"), "{formatted}");
+        assert!(formatted.contains("\"level\":\"ERROR\""), "{formatted}");
+        assert!(!formatted.contains(canary), "{formatted}");
+        assert!(
+            literal.contains("\"message\":\"a literal message\""),
+            "{literal}"
+        );
+    }
+}
