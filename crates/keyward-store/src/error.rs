@@ -44,6 +44,25 @@ impl StoreError {
         }
     }
 
+    /// Whether the same statement may succeed on another connection: the connection was lost
+    /// (I/O, a server shutting down or restarting: SQLSTATE classes 08 and 57P), the pool had
+    /// none free, or PostgreSQL aborted a transaction that conflicted with another (40001,
+    /// 40P01).
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
+            Self::Unavailable(sqlx::Error::Database(database)) => {
+                database.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "40001"
+                        || code == "40P01"
+                })
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupt(table: &'static str, column: &'static str, id: impl ToString) -> Self {
         Self::Corrupt {
             table,

@@ -11,9 +11,16 @@ use keyward_core::{
     CredentialId, DepartmentId, PlatformKeyId, ProviderId, RequestId, TenantId, Timestamp,
 };
 
+use sqlx::pool::PoolConnection;
+use sqlx::Connection;
+
 use crate::budget::BudgetRow;
 use crate::ledger_sql::{self as sql, PendingRow, SettlementRow};
 use crate::{BudgetRecord, Page, PageRequest, Store, StoreError, WindowSpend};
+
+/// Times a PostgreSQL settlement that failed transiently is tried again (see
+/// [`Store::settle_call`]).
+const SETTLE_RETRIES: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallStatus {
@@ -263,6 +270,13 @@ impl Store {
 
     /// Settles a pending row and moves its reservation to spent (by the settlement's budget
     /// charge), in one transaction. Reports soft limits this settlement crossed.
+    ///
+    /// The call it records has been made and paid for, so on PostgreSQL a settlement that
+    /// fails for a reason another connection may not have (see [`StoreError::is_transient`]:
+    /// a connection the server closed, after a restart or a failover) is tried again, up to
+    /// [`SETTLE_RETRIES`] times, each on a connection first tested with a round trip. Trying
+    /// again is safe: a settlement only changes a row still `pending`, so one that committed
+    /// before its answer was lost is not applied twice (the retry reports `settled: false`).
     pub async fn settle_call(
         &self,
         request_id: RequestId,
@@ -273,21 +287,38 @@ impl Store {
             return writer.settle(request_id, settlement.clone(), at).await;
         }
         let row = SettlementRow::of(request_id, settlement, at);
-        if bind_settlement(sqlx::query_as(sql::SETTLE_UNBUDGETED), &row)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some()
-        {
-            // One statement, autocommit: the row held no budget window, nothing to release.
-            return Ok(Settled {
-                settled: true,
-                soft_limits_crossed: Vec::new(),
-            });
+        let mut connection = self.pool.acquire().await?;
+        let mut retries = 0;
+        loop {
+            match settle_on(&mut connection, &row, settlement).await {
+                Err(err) if err.is_transient() && retries < SETTLE_RETRIES => {
+                    retries += 1;
+                    tracing::warn!(%request_id, retries, error = %err, "settling the ledger row failed; trying again on another connection");
+                    connection.close_on_drop();
+                    connection = self.tested_connection().await?;
+                }
+                settled => return settled,
+            }
         }
-        let mut tx = self.pool.begin().await?;
-        let settled = settle_in(&mut tx, &row, settlement).await?;
-        tx.commit().await?;
-        Ok(settled)
+    }
+
+    /// A pooled connection that has just answered a round trip; one that does not is closed
+    /// and the next is tried (a restarted server leaves every pooled connection closed).
+    async fn tested_connection(&self) -> Result<PoolConnection<sqlx::Any>, StoreError> {
+        let mut tries = 0;
+        loop {
+            let mut connection = self.pool.acquire().await?;
+            match connection.ping().await {
+                Ok(()) => return Ok(connection),
+                Err(err) if tries >= self.pool.options().get_max_connections() => {
+                    return Err(err.into())
+                }
+                Err(_) => {
+                    tries += 1;
+                    connection.close_on_drop();
+                }
+            }
+        }
     }
 
     /// The admission of a call no budget applies to, as one autocommitted statement (one round
@@ -520,6 +551,30 @@ pub(crate) async fn reserve(
 
 /// Settles a pending row on `connection` (inside the caller's transaction); a row that is not
 /// pending is left alone (`settled: false`).
+/// Settles on `connection`: one autocommitted statement for a row that held no budget
+/// window, otherwise [`settle_in`] in a transaction.
+async fn settle_on(
+    connection: &mut sqlx::AnyConnection,
+    row: &SettlementRow<'_>,
+    settlement: &Settlement,
+) -> Result<Settled, StoreError> {
+    if bind_settlement(sqlx::query_as(sql::SETTLE_UNBUDGETED), row)
+        .fetch_optional(&mut *connection)
+        .await?
+        .is_some()
+    {
+        // Nothing to release.
+        return Ok(Settled {
+            settled: true,
+            soft_limits_crossed: Vec::new(),
+        });
+    }
+    let mut tx = connection.begin().await?;
+    let settled = settle_in(&mut tx, row, settlement).await?;
+    tx.commit().await?;
+    Ok(settled)
+}
+
 pub(crate) async fn settle_in(
     connection: &mut sqlx::AnyConnection,
     row: &SettlementRow<'_>,

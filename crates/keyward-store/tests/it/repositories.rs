@@ -586,3 +586,61 @@ async fn steady_ledger_writes_keep_restarting_the_sqlite_wal() {
     assert!(rows.iter().all(|row| row.input_tokens == Some(7)));
     store.close().await;
 }
+
+/// A settlement records a call already made and paid for. When PostgreSQL has closed the
+/// pool's connections (a restart, a failover, an operator ending sessions) and one still looks
+/// idle and fresh, the settlement's first statement fails on it; the settlement is tried again
+/// on a tested connection and lands.
+#[tokio::test]
+async fn a_settlement_lands_after_postgres_closed_the_pooled_connections() {
+    use sqlx::{Connection, Executor};
+
+    let Some(db) = keyward_test_db::TestDb::postgres().await else {
+        return;
+    };
+    let store = Store::open(db.url()).await.unwrap();
+    let acme = tenant(&store, "acme").await;
+    let paid = pending_call(acme, keyward_core::RequestId::generate());
+    store.admit_call(&paid).await.unwrap();
+
+    // End every session of the store's pool from outside it, and wait until they are gone.
+    let mut operator = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let others =
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    operator
+        .execute(format!("SELECT pg_terminate_backend(pid) {others}").as_str())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let left: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {others}"))
+            .fetch_one(&mut operator)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{left} sessions left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let settlement = keyward_store::Settlement {
+        status: Some(keyward_store::CallStatus::Ok),
+        input_tokens: Some(11),
+        output_tokens: Some(5),
+        ..keyward_store::Settlement::default()
+    };
+    let settled = store
+        .settle_call(paid.request_id, &settlement, Timestamp::now())
+        .await
+        .unwrap();
+    assert!(settled.settled);
+    let row = store.call(acme, paid.request_id).await.unwrap().unwrap();
+    assert_eq!(row.status, keyward_store::CallStatus::Ok);
+    assert_eq!((row.input_tokens, row.output_tokens), (Some(11), Some(5)));
+    let _ = operator.close().await;
+    store.close().await;
+}
