@@ -276,7 +276,9 @@ impl Store {
     /// a connection the server closed, after a restart or a failover) is tried again, up to
     /// [`SETTLE_RETRIES`] times, each on a connection first tested with a round trip. Trying
     /// again is safe: a settlement only changes a row still `pending`, so one that committed
-    /// before its answer was lost is not applied twice (the retry reports `settled: false`).
+    /// before its answer was lost is not applied twice. The retry then reports
+    /// `settled: false` and no soft limit crossed, so the alerts of a limit the lost attempt
+    /// crossed are not sent.
     pub async fn settle_call(
         &self,
         request_id: RequestId,
@@ -294,7 +296,10 @@ impl Store {
                 Err(err) if err.is_transient() && retries < SETTLE_RETRIES => {
                     retries += 1;
                     tracing::warn!(%request_id, retries, error = %err, "settling the ledger row failed; trying again on another connection");
+                    // Given back (closed) before another is taken: a pool of one would wait
+                    // for itself otherwise.
                     connection.close_on_drop();
+                    drop(connection);
                     connection = self.tested_connection().await?;
                 }
                 settled => return settled,
@@ -302,17 +307,20 @@ impl Store {
         }
     }
 
-    /// A pooled connection that has just answered a round trip; one that does not is closed
-    /// and the next is tried (a restarted server leaves every pooled connection closed).
+    /// A pooled connection that has just answered a round trip within the pool's acquire
+    /// timeout; one that does not is closed and the next is tried (a restarted server leaves
+    /// every pooled connection closed; a failed-over one may leave them silent).
     async fn tested_connection(&self) -> Result<PoolConnection<sqlx::Any>, StoreError> {
+        let options = self.pool.options();
         let mut tries = 0;
         loop {
             let mut connection = self.pool.acquire().await?;
-            match connection.ping().await {
+            let answered = tokio::time::timeout(options.get_acquire_timeout(), connection.ping())
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+            match answered {
                 Ok(()) => return Ok(connection),
-                Err(err) if tries >= self.pool.options().get_max_connections() => {
-                    return Err(err.into())
-                }
+                Err(err) if tries >= options.get_max_connections() => return Err(err.into()),
                 Err(_) => {
                     tries += 1;
                     connection.close_on_drop();
@@ -549,8 +557,6 @@ pub(crate) async fn reserve(
     Ok(Admission::Admitted)
 }
 
-/// Settles a pending row on `connection` (inside the caller's transaction); a row that is not
-/// pending is left alone (`settled: false`).
 /// Settles on `connection`: one autocommitted statement for a row that held no budget
 /// window, otherwise [`settle_in`] in a transaction.
 async fn settle_on(
@@ -575,6 +581,8 @@ async fn settle_on(
     Ok(settled)
 }
 
+/// Settles a pending row on `connection` (inside the caller's transaction); a row that is not
+/// pending is left alone (`settled: false`).
 pub(crate) async fn settle_in(
     connection: &mut sqlx::AnyConnection,
     row: &SettlementRow<'_>,

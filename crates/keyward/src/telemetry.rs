@@ -38,7 +38,7 @@ pub fn log_panics() {
         let location = panic
             .location()
             .map(|location| format!("{}:{}", location.file(), location.line()));
-        let message = panic
+        let panic_message = panic
             .payload()
             .downcast_ref::<&'static str>()
             .copied()
@@ -46,7 +46,7 @@ pub fn log_panics() {
         tracing::error!(
             thread,
             location = location.as_deref().unwrap_or("unknown"),
-            message,
+            panic_message,
             "a thread panicked: this is a bug in Keyward, please report it with this line"
         );
     }));
@@ -113,8 +113,10 @@ mod tests {
         assert!(formatted.contains("\"level\":\"ERROR\""), "{formatted}");
         assert!(!formatted.contains(canary), "{formatted}");
         assert!(
-            literal.contains("\"message\":\"a literal message\""),
+            literal.contains("\"panic_message\":\"a literal message\""),
             "{literal}"
         );
+        // One `message` key per line: log pipelines drop or rewrite lines with two.
+        assert_eq!(literal.matches("\"message\":").count(), 1, "{literal}");
     }
 }

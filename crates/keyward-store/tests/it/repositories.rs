@@ -598,7 +598,12 @@ async fn a_settlement_lands_after_postgres_closed_the_pooled_connections() {
     let Some(db) = keyward_test_db::TestDb::postgres().await else {
         return;
     };
-    let store = Store::open(db.url()).await.unwrap();
+    // A pool of one: the closed connection must be given back before another can be taken.
+    let options = keyward_store::StoreOptions {
+        max_connections: 1,
+        ..keyward_store::StoreOptions::default()
+    };
+    let store = Store::open_with(db.url(), &options).await.unwrap();
     let acme = tenant(&store, "acme").await;
     let paid = pending_call(acme, keyward_core::RequestId::generate());
     store.admit_call(&paid).await.unwrap();
@@ -633,14 +638,52 @@ async fn a_settlement_lands_after_postgres_closed_the_pooled_connections() {
         output_tokens: Some(5),
         ..keyward_store::Settlement::default()
     };
-    let settled = store
-        .settle_call(paid.request_id, &settlement, Timestamp::now())
-        .await
-        .unwrap();
+    // The store's warnings, to see that the first attempt met a closed connection (one idle
+    // for a second would have been tested and replaced before use: no retry to prove).
+    let warnings = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let warnings = warnings.clone();
+            move || warnings.clone()
+        })
+        .finish();
+    let settled = {
+        let _default = tracing::subscriber::set_default(subscriber);
+        store
+            .settle_call(paid.request_id, &settlement, Timestamp::now())
+            .await
+            .unwrap()
+    };
     assert!(settled.settled);
+    let warnings = warnings.text();
+    assert!(
+        warnings.contains("trying again on another connection"),
+        "no retry logged: {warnings}"
+    );
     let row = store.call(acme, paid.request_id).await.unwrap().unwrap();
     assert_eq!(row.status, keyward_store::CallStatus::Ok);
     assert_eq!((row.input_tokens, row.output_tokens), (Some(11), Some(5)));
     let _ = operator.close().await;
     store.close().await;
+}
+
+/// Log output gathered in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
