@@ -71,7 +71,9 @@ cleanup() {
 trap cleanup EXIT
 
 # --- mock provider -------------------------------------------------------------------------------
-pin "$mock_cpu" "$mock_bin" --listen 127.0.0.1:0 > "$work/mock.out" 2>"$work/mock.err" &
+# `exec`: the recorded pid is the mock itself, so the cleanup stops it (a backgrounded `pin`
+# would leave the mock running after the harness ends).
+(exec taskset -c "$mock_cpu" "$mock_bin" --listen 127.0.0.1:0 > "$work/mock.out" 2>"$work/mock.err") &
 pids+=($!)
 for _ in $(seq 100); do grep -q listening "$work/mock.out" 2>/dev/null && break; sleep 0.05; done
 mock_addr="$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["listening"])' "$work/mock.out")"
