@@ -96,7 +96,7 @@ impl Store {
                 source,
             })?
             .disable_statement_logging();
-        let pool = AnyPoolOptions::new()
+        let pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             // No round trip to test a connection before every query: a local SQLite file
@@ -107,15 +107,6 @@ impl Store {
             // One closed while busy fails the statement it next runs (an admission answers
             // 503; a settlement is retried on a tested connection, see `Store::settle_call`).
             .test_before_acquire(false)
-            .before_acquire(move |connection, meta| {
-                Box::pin(async move {
-                    if backend == Backend::Postgres && meta.idle_for >= TEST_IDLE_CONNECTION_AFTER {
-                        // A failed test closes it and the pool hands out another.
-                        return Ok(connection.ping().await.is_ok());
-                    }
-                    Ok(true)
-                })
-            })
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -129,7 +120,21 @@ impl Store {
                     }
                     Ok(())
                 })
-            })
+            });
+        let pool_options = match backend {
+            // A failed test closes the connection and the pool hands out another. Only
+            // PostgreSQL gets the hook: on SQLite it would be a boxed future per acquire.
+            Backend::Postgres => pool_options.before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < TEST_IDLE_CONNECTION_AFTER {
+                        return Ok(true);
+                    }
+                    Ok(connection.ping().await.is_ok())
+                })
+            }),
+            Backend::Sqlite => pool_options,
+        };
+        let pool = pool_options
             .connect_with(connect)
             .await
             .map_err(|source| StoreError::Open { location, source })?;

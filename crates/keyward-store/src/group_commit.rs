@@ -536,13 +536,9 @@ fn apply_unbudgeted(connection: &Connection, operation: Operation) -> Unbudgeted
             at,
             reply,
         } => match settle_unbudgeted(connection, request_id, &settlement, at) {
-            Ok(true) => Unbudgeted::Applied(Outcome::Settle(
-                reply,
-                Ok(Settled {
-                    settled: true,
-                    soft_limits_crossed: Vec::new(),
-                }),
-            )),
+            Ok(true) => {
+                Unbudgeted::Applied(Outcome::Settle(reply, Ok(Settled::nothing_released())))
+            }
             Ok(false) => Unbudgeted::Budgeted(Operation::Settle {
                 request_id,
                 settlement,

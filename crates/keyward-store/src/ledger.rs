@@ -119,6 +119,16 @@ pub struct Settled {
     pub soft_limits_crossed: Vec<SoftLimitCrossed>,
 }
 
+impl Settled {
+    /// Settled a row that held no budget window: nothing released, no limit crossed.
+    pub(crate) fn nothing_released() -> Self {
+        Self {
+            settled: true,
+            soft_limits_crossed: Vec::new(),
+        }
+    }
+}
+
 /// What is known when the call ends.
 #[derive(Clone, Debug, Default)]
 pub struct Settlement {
@@ -569,11 +579,7 @@ async fn settle_on(
         .await?
         .is_some()
     {
-        // Nothing to release.
-        return Ok(Settled {
-            settled: true,
-            soft_limits_crossed: Vec::new(),
-        });
+        return Ok(Settled::nothing_released());
     }
     let mut tx = connection.begin().await?;
     let settled = settle_in(&mut tx, row, settlement).await?;

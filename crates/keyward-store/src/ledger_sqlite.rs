@@ -191,10 +191,7 @@ pub(crate) fn settle(
         return Ok(Settled::default());
     };
     let Some(held) = held else {
-        return Ok(Settled {
-            settled: true,
-            soft_limits_crossed: Vec::new(),
-        });
+        return Ok(Settled::nothing_released());
     };
     let reserved = reserved.unwrap_or(0);
     let charge = settlement.budget_charge_micro_usd;

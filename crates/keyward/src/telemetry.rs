@@ -54,23 +54,8 @@ pub fn log_panics() {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::log_buffer::tests::Captured;
 
     /// Runs `body` on a thread named `name` whose log events go to the returned text.
     fn log_of_thread(name: &str, body: impl FnOnce() + Send + 'static) -> String {
@@ -88,8 +73,7 @@ mod tests {
             })
             .unwrap();
         assert!(thread.join().is_err(), "the thread was to panic");
-        let text = captured.0.lock().unwrap().clone();
-        String::from_utf8(text).unwrap()
+        captured.text()
     }
 
     #[test]
