@@ -12,11 +12,11 @@ use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::provider::Translation;
 use crate::sse::{SseEvent, SseParser};
 use crate::translate::anthropic_stream::AnthropicToOpenAi;
 use crate::translate::anthropic_to_openai::OpenAiToAnthropic;
 use crate::translate::bedrock::BedrockToOpenAi;
+use crate::translate::Translation;
 
 /// A stream rewritten from the provider's format into the client's.
 enum Translator {
@@ -28,7 +28,7 @@ enum Translator {
 }
 
 fn bedrock_to_openai(include_usage: bool) -> BedrockToOpenAi {
-    let now = crate::provider::unix_now();
+    let now = crate::translate::unix_now();
     BedrockToOpenAi::new(format!("chatcmpl-{now}"), String::new(), now, include_usage)
 }
 
@@ -177,7 +177,7 @@ impl CompletionStream {
     ) -> (Self, oneshot::Receiver<StreamOutcome>) {
         let translator = translation.map(|translation| match translation {
             Translation::AnthropicToOpenAi { include_usage } => Translator::ToOpenAi(
-                AnthropicToOpenAi::new(include_usage, crate::provider::unix_now()),
+                AnthropicToOpenAi::new(include_usage, crate::translate::unix_now()),
             ),
             Translation::OpenAiToAnthropic => Translator::ToAnthropic(OpenAiToAnthropic::new()),
             Translation::BedrockToOpenAi { include_usage } => {
@@ -264,98 +264,112 @@ impl CompletionStream {
     /// Returns whether the event goes to the client.
     fn inspect(&mut self, event: &SseEvent) -> bool {
         match self.dialect {
-            Dialect::OpenAi => {
-                if event.data.trim() == "[DONE]" {
-                    self.saw_terminal = true;
-                    return true;
-                }
-                let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else {
-                    return true;
-                };
-                self.usage
-                    .set_model(chunk.get("model").and_then(Value::as_str));
-                let usage = chunk.get("usage").filter(|usage| usage.is_object());
-                if let Some(usage) = usage {
-                    self.usage.merge_openai(usage);
-                }
-                // Groq has reported usage under `x_groq.usage`.
-                if let Some(usage) = chunk.get("x_groq").and_then(|groq| groq.get("usage")) {
-                    self.usage.merge_openai(usage);
-                }
-                let usage_only = usage.is_some()
-                    && chunk
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(Vec::is_empty);
-                !(self.hide_usage_chunk && usage_only)
-            }
-            Dialect::Bedrock => {
-                let name = event.name.as_deref().unwrap_or_default();
-                if name.starts_with("exception:") {
-                    self.saw_error_event = true;
-                } else if name == "metadata" {
-                    if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
-                        if let Some(usage) = data.get("usage") {
-                            self.usage.merge_bedrock(usage);
-                        }
-                    }
-                    self.saw_terminal = true;
-                }
-                false
-            }
-            Dialect::OpenAiResponses => {
-                let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
-                    return true;
-                };
-                let kind = event
-                    .name
-                    .as_deref()
-                    .or_else(|| data.get("type").and_then(Value::as_str));
-                if let Some("response.completed" | "response.incomplete" | "response.failed") = kind
-                {
-                    let response = data.get("response").unwrap_or(&Value::Null);
-                    self.usage
-                        .set_model(response.get("model").and_then(Value::as_str));
-                    if let Some(usage) = response.get("usage") {
-                        self.usage.merge_responses(usage);
-                    }
-                    self.saw_terminal = true;
-                    self.saw_error_event |= kind == Some("response.failed");
-                }
-                if kind == Some("error") {
-                    self.saw_error_event = true;
-                }
-                true
-            }
-            Dialect::Anthropic => {
-                let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
-                    return true;
-                };
-                match event
-                    .name
-                    .as_deref()
-                    .or_else(|| data.get("type").and_then(Value::as_str))
-                {
-                    Some("message_start") => {
-                        let message = data.get("message").unwrap_or(&Value::Null);
-                        self.usage
-                            .set_model(message.get("model").and_then(Value::as_str));
-                        if let Some(usage) = message.get("usage") {
-                            self.usage.merge_anthropic(usage);
-                        }
-                    }
-                    Some("message_delta") => {
-                        if let Some(usage) = data.get("usage") {
-                            self.usage.merge_anthropic(usage);
-                        }
-                    }
-                    Some("message_stop") => self.saw_terminal = true,
-                    Some("error") => self.saw_error_event = true,
-                    _ => {}
-                }
-                true
-            }
+            Dialect::OpenAi => self.inspect_openai(event),
+            Dialect::Bedrock => self.inspect_bedrock(event),
+            Dialect::OpenAiResponses => self.inspect_responses(event),
+            Dialect::Anthropic => self.inspect_anthropic(event),
         }
+    }
+
+    /// An OpenAI chat chunk: usage (also Groq's `x_groq.usage`) and the model; a usage-only
+    /// chunk the client did not ask for is hidden.
+    fn inspect_openai(&mut self, event: &SseEvent) -> bool {
+        if event.data.trim() == "[DONE]" {
+            self.saw_terminal = true;
+            return true;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else {
+            return true;
+        };
+        self.usage
+            .set_model(chunk.get("model").and_then(Value::as_str));
+        let usage = chunk.get("usage").filter(|usage| usage.is_object());
+        if let Some(usage) = usage {
+            self.usage.merge_openai(usage);
+        }
+        // Groq has reported usage under `x_groq.usage`.
+        if let Some(usage) = chunk.get("x_groq").and_then(|groq| groq.get("usage")) {
+            self.usage.merge_openai(usage);
+        }
+        let usage_only = usage.is_some()
+            && chunk
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty);
+        !(self.hide_usage_chunk && usage_only)
+    }
+
+    /// A Bedrock ConverseStream event: usage from `metadata`, which also ends the stream; the
+    /// events are translated, never forwarded as they are.
+    fn inspect_bedrock(&mut self, event: &SseEvent) -> bool {
+        let name = event.name.as_deref().unwrap_or_default();
+        if name.starts_with("exception:") {
+            self.saw_error_event = true;
+        } else if name == "metadata" {
+            if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
+                if let Some(usage) = data.get("usage") {
+                    self.usage.merge_bedrock(usage);
+                }
+            }
+            self.saw_terminal = true;
+        }
+        false
+    }
+
+    /// A Responses API event: usage and model from the final `response.*` event.
+    fn inspect_responses(&mut self, event: &SseEvent) -> bool {
+        let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+            return true;
+        };
+        let kind = event
+            .name
+            .as_deref()
+            .or_else(|| data.get("type").and_then(Value::as_str));
+        if let Some("response.completed" | "response.incomplete" | "response.failed") = kind {
+            let response = data.get("response").unwrap_or(&Value::Null);
+            self.usage
+                .set_model(response.get("model").and_then(Value::as_str));
+            if let Some(usage) = response.get("usage") {
+                self.usage.merge_responses(usage);
+            }
+            self.saw_terminal = true;
+            self.saw_error_event |= kind == Some("response.failed");
+        }
+        if kind == Some("error") {
+            self.saw_error_event = true;
+        }
+        true
+    }
+
+    /// An Anthropic Messages event: model and input usage from `message_start`, output usage
+    /// from `message_delta`, the end from `message_stop`.
+    fn inspect_anthropic(&mut self, event: &SseEvent) -> bool {
+        let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+            return true;
+        };
+        match event
+            .name
+            .as_deref()
+            .or_else(|| data.get("type").and_then(Value::as_str))
+        {
+            Some("message_start") => {
+                let message = data.get("message").unwrap_or(&Value::Null);
+                self.usage
+                    .set_model(message.get("model").and_then(Value::as_str));
+                if let Some(usage) = message.get("usage") {
+                    self.usage.merge_anthropic(usage);
+                }
+            }
+            Some("message_delta") => {
+                if let Some(usage) = data.get("usage") {
+                    self.usage.merge_anthropic(usage);
+                }
+            }
+            Some("message_stop") => self.saw_terminal = true,
+            Some("error") => self.saw_error_event = true,
+            _ => {}
+        }
+        true
     }
 }
 

@@ -5,9 +5,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use url::Url;
 
-use super::Translation;
 use super::{base_url, join, sensitive, Plan, Target};
 use crate::stream::Dialect;
+use crate::translate::Translation;
 use crate::{ClientHeaders, PromptBody, RouteRequest, RouterError};
 
 const DEFAULT_VERSION: &str = "2023-06-01";

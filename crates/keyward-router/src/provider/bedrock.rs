@@ -6,8 +6,9 @@ use reqwest::header::{HeaderMap, HeaderName};
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::{base_url, sensitive, Plan, Target, Translation};
+use super::{base_url, sensitive, Plan, Target};
 use crate::stream::Dialect;
+use crate::translate::Translation;
 use crate::{PromptBody, RouteRequest, RouterError};
 
 /// What signing needs, held only for this call.

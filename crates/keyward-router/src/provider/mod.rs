@@ -4,6 +4,7 @@
 mod anthropic;
 mod bedrock;
 mod openai;
+mod response;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,10 +17,12 @@ use tokio::sync::oneshot;
 use url::Url;
 
 use crate::stream::Dialect;
+use crate::translate::{CompleteAnswer, Translation};
 use crate::{
     ClientHeaders, CompletionBody, CompletionStream, EgressClient, PromptBody, RouteRequest,
     RouterError, StreamOutcome, Surface, UsageReport,
 };
+use response::ResponseHead;
 
 /// Where and as whom to call: one tenant credential, opened for this call only.
 pub struct Target {
@@ -81,19 +84,6 @@ pub(crate) struct Plan {
     pub translation: Option<Translation>,
 }
 
-/// A response translation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Translation {
-    /// Anthropic Messages → OpenAI chat completions; `include_usage` as the client asked.
-    AnthropicToOpenAi { include_usage: bool },
-    /// OpenAI chat completions → Anthropic Messages.
-    OpenAiToAnthropic,
-    /// Bedrock Converse → OpenAI chat completions.
-    BedrockToOpenAi { include_usage: bool },
-    /// Bedrock Converse → Anthropic Messages (through the OpenAI shape).
-    BedrockToAnthropic,
-}
-
 /// A header value that must not appear in debug output of the client or its logs.
 pub(crate) fn sensitive(value: &str) -> Result<HeaderValue, RouterError> {
     let mut header = HeaderValue::from_str(value).map_err(|_| RouterError::BadSecret)?;
@@ -128,7 +118,8 @@ pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, RouterError> {
 }
 
 /// Whether calls on `surface` can go to a `provider` credential (chat completions and messages
-/// cross between OpenAI-style and Anthropic providers by translation; Bedrock is not built yet).
+/// cross between OpenAI-style, Anthropic and Bedrock providers by translation; the
+/// Responses API and embeddings only reach providers that serve them).
 pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     match surface {
         Surface::Messages => true,
@@ -144,11 +135,91 @@ pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
+/// The request for one call on `target`: the provider family's plan and the body to send,
+/// signed when the provider needs it (Bedrock's SigV4 covers the exact bytes).
+fn plan(
+    surface: Surface,
+    target: &Target,
+    prompt: &PromptBody,
+    route: &RouteRequest,
+    client: &ClientHeaders,
+) -> Result<(Plan, Vec<u8>), RouterError> {
+    if !supports(surface, target.provider) {
+        return Err(RouterError::Unsupported {
+            surface: surface.endpoint(),
+            provider: target.provider.as_str(),
+        });
+    }
+    let mut prompt = prompt.attempt_copy();
+    let mut signing = None;
+    let mut plan = match (surface, target.provider) {
+        (Surface::ChatCompletions, ProviderId::Bedrock) => {
+            let (plan, sign) = bedrock::plan(target, &mut prompt, route)?;
+            signing = Some(sign);
+            plan
+        }
+        (Surface::Messages, ProviderId::Bedrock) => {
+            let as_openai = crate::translate::anthropic_to_openai::request(
+                prompt.json(),
+                &target.model,
+                "max_tokens",
+            )?;
+            prompt.replace(as_openai);
+            let (mut plan, sign) = bedrock::plan(target, &mut prompt, route)?;
+            plan.translation = Some(Translation::BedrockToAnthropic);
+            signing = Some(sign);
+            plan
+        }
+        (Surface::ChatCompletions, ProviderId::Anthropic) => {
+            anthropic::plan_from_openai(target, &mut prompt, route, client)?
+        }
+        (Surface::Messages, ProviderId::Anthropic) => anthropic::plan(target, &mut prompt, client)?,
+        (Surface::Messages, _) => openai::plan_from_anthropic(target, &mut prompt, route)?,
+        (Surface::ChatCompletions | Surface::Embeddings | Surface::Responses, _) => {
+            openai::plan(surface, target, &mut prompt, route)?
+        }
+    };
+    let body = prompt.to_vec();
+    if let Some(signing) = &signing {
+        bedrock::sign(&mut plan, signing, &body)?;
+    }
+    Ok((plan, body))
+}
+
+/// A whole answer, translated to the client's format, with its usage and the key verdict.
+fn complete_reply(
+    plan: &Plan,
+    head: ResponseHead,
+    bytes: Bytes,
+    model: &str,
+    first_byte: Duration,
+    started: Instant,
+) -> CompleteReply {
+    let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let answer = CompleteAnswer {
+        status: head.status,
+        model,
+        provider_request_id: head.provider_request_id.as_deref(),
+        aws_error_type: head.aws_error_type.as_deref(),
+    };
+    let body = crate::translate::complete(plan.translation, &answer, json.as_ref(), bytes);
+    let usage = head.usage(plan.dialect, json.as_ref(), model);
+    let key_rejected = head.key_rejected(plan.dialect, json.as_ref());
+    let content_type = match plan.translation {
+        Some(_) => Some("application/json".to_owned()),
+        None => head.content_type,
+    };
+    CompleteReply {
+        status: head.status,
+        content_type,
+        retry_after: head.retry_after,
+        provider_request_id: head.provider_request_id,
+        body: CompletionBody::new(body),
+        usage,
+        key_rejected,
+        first_byte,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// The provider client.
@@ -174,84 +245,13 @@ impl Router {
         route: &RouteRequest,
         client: &ClientHeaders,
     ) -> Result<UpstreamReply, RouterError> {
-        let mut prompt = prompt.attempt_copy();
-        if !supports(surface, target.provider) {
-            return Err(RouterError::Unsupported {
-                surface: surface.endpoint(),
-                provider: target.provider.as_str(),
-            });
-        }
-        let mut signing = None;
-        let mut plan = match (surface, target.provider) {
-            (Surface::ChatCompletions, ProviderId::Bedrock) => {
-                let (plan, sign) = bedrock::plan(target, &mut prompt, route)?;
-                signing = Some(sign);
-                plan
-            }
-            (Surface::Messages, ProviderId::Bedrock) => {
-                let as_openai = crate::translate::anthropic_to_openai::request(
-                    prompt.json(),
-                    &target.model,
-                    "max_tokens",
-                )?;
-                prompt.replace(as_openai);
-                let (mut plan, sign) = bedrock::plan(target, &mut prompt, route)?;
-                plan.translation = Some(Translation::BedrockToAnthropic);
-                signing = Some(sign);
-                plan
-            }
-            (Surface::ChatCompletions, ProviderId::Anthropic) => {
-                anthropic::plan_from_openai(target, &mut prompt, route, client)?
-            }
-            (Surface::Messages, ProviderId::Anthropic) => {
-                anthropic::plan(target, &mut prompt, client)?
-            }
-            (Surface::Messages, _) => openai::plan_from_anthropic(target, &mut prompt, route)?,
-            (Surface::ChatCompletions | Surface::Embeddings | Surface::Responses, _) => {
-                openai::plan(surface, target, &mut prompt, route)?
-            }
-        };
+        let (plan, body) = plan(surface, target, prompt, route, client)?;
         self.egress.check_literal(&plan.url)?;
-        let body = prompt.to_vec();
-        if let Some(signing) = &signing {
-            bedrock::sign(&mut plan, signing, &body)?;
-        }
-        drop(signing);
         let started = Instant::now();
-        let request = self
-            .egress
-            .client
-            .post(plan.url.clone())
-            .headers(plan.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        let response = tokio::time::timeout(self.egress.first_byte_timeout, request.send())
-            .await
-            .map_err(|_| RouterError::Timeout {
-                seconds: self.egress.first_byte_timeout.as_secs(),
-            })?
-            .map_err(|err| self.egress.classify(&err))?;
+        let response = self.post(&plan, body).await?;
         let first_byte = started.elapsed();
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|value| value.chars().take(200).collect::<String>())
-        };
-        let content_type = header("content-type");
-        let provider_request_id = header("x-request-id")
-            .or_else(|| header("request-id"))
-            .or_else(|| header("x-amzn-requestid"));
-        let aws_error_type = bedrock::error_type(header("x-amzn-errortype").as_deref());
-        let retry_after = header("retry-after");
-        let is_event_stream = content_type.as_deref().is_some_and(|value| {
-            value.starts_with("text/event-stream")
-                || value.starts_with("application/vnd.amazon.eventstream")
-        });
-
-        if route.stream && (200..300).contains(&status) && is_event_stream {
+        let head = ResponseHead::read(&response);
+        if route.stream && head.success() && head.is_event_stream() {
             let (stream, outcome) = CompletionStream::new(
                 Box::pin(response.bytes_stream()),
                 plan.dialect,
@@ -259,115 +259,41 @@ impl Router {
                 started,
                 plan.translation,
             );
-            let stream = stream.with_model(&target.model);
             return Ok(UpstreamReply::Streaming(Box::new(StreamingReply {
-                status,
-                content_type,
-                provider_request_id,
-                stream,
+                status: head.status,
+                content_type: head.content_type,
+                provider_request_id: head.provider_request_id,
+                stream: stream.with_model(&target.model),
                 outcome,
             })));
         }
-
         // The whole answer within the first-byte budget again: the idle timeout alone would let
         // a provider trickle a body forever.
-        let bytes =
-            tokio::time::timeout(self.egress.first_byte_timeout, self.read_bounded(response))
-                .await
-                .map_err(|_| RouterError::Timeout {
-                    seconds: self.egress.first_byte_timeout.as_secs(),
-                })??;
-        let json: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-        let body = match (plan.translation, &json) {
-            (Some(Translation::AnthropicToOpenAi { .. }), Some(json)) => {
-                let translated = if (200..300).contains(&status) {
-                    crate::translate::openai_to_anthropic::response(json, unix_now())
-                } else {
-                    crate::translate::openai_to_anthropic::error(json)
-                };
-                CompletionBody::new(Bytes::from(translated.to_string()))
-            }
-            (Some(Translation::BedrockToAnthropic), json) => {
-                let translated = if (200..300).contains(&status) {
-                    let id = provider_request_id.clone().unwrap_or_default();
-                    let as_openai = crate::translate::bedrock::response(
-                        json.as_ref().unwrap_or(&serde_json::Value::Null),
-                        &target.model,
-                        &id,
-                        unix_now(),
-                    );
-                    crate::translate::anthropic_to_openai::response(&as_openai)
-                } else {
-                    let as_openai =
-                        crate::translate::bedrock::error(json.as_ref(), aws_error_type.as_deref());
-                    crate::translate::anthropic_to_openai::error(&as_openai, status)
-                };
-                CompletionBody::new(Bytes::from(translated.to_string()))
-            }
-            (Some(Translation::BedrockToOpenAi { .. }), json) => {
-                let translated = if (200..300).contains(&status) {
-                    let id = provider_request_id.clone().unwrap_or_default();
-                    crate::translate::bedrock::response(
-                        json.as_ref().unwrap_or(&serde_json::Value::Null),
-                        &target.model,
-                        &id,
-                        unix_now(),
-                    )
-                } else {
-                    crate::translate::bedrock::error(json.as_ref(), aws_error_type.as_deref())
-                };
-                CompletionBody::new(Bytes::from(translated.to_string()))
-            }
-            (Some(Translation::OpenAiToAnthropic), Some(json)) => {
-                let translated = if (200..300).contains(&status) {
-                    crate::translate::anthropic_to_openai::response(json)
-                } else {
-                    crate::translate::anthropic_to_openai::error(json, status)
-                };
-                CompletionBody::new(Bytes::from(translated.to_string()))
-            }
-            _ => CompletionBody::new(bytes),
-        };
-        let content_type = if plan.translation.is_some() {
-            Some("application/json".to_owned())
-        } else {
-            content_type
-        };
-        let mut usage = UsageReport::default();
-        if (200..300).contains(&status) {
-            if let Some(json) = &json {
-                usage.set_model(json.get("model").and_then(|model| model.as_str()));
-                if let Some(reported) = json.get("usage") {
-                    match plan.dialect {
-                        Dialect::OpenAi => usage.merge_openai(reported),
-                        Dialect::Anthropic => usage.merge_anthropic(reported),
-                        Dialect::OpenAiResponses => usage.merge_responses(reported),
-                        Dialect::Bedrock => usage.merge_bedrock(reported),
-                    }
-                }
-            }
-        }
-        if plan.dialect == Dialect::Bedrock && (200..300).contains(&status) {
-            usage.set_model(Some(&target.model));
-        }
-        let key_rejected = match plan.dialect {
-            Dialect::Bedrock => {
-                bedrock::key_rejected(status, aws_error_type.as_deref(), json.as_ref())
-            }
-            Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
-            Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
-        };
-        Ok(UpstreamReply::Complete(Box::new(CompleteReply {
-            status,
-            content_type,
-            retry_after,
-            provider_request_id,
-            body,
-            usage,
-            key_rejected,
+        let bytes = self
+            .within_first_byte_budget(self.read_bounded(response))
+            .await??;
+        Ok(UpstreamReply::Complete(Box::new(complete_reply(
+            &plan,
+            head,
+            bytes,
+            &target.model,
             first_byte,
-            elapsed: started.elapsed(),
-        })))
+            started,
+        ))))
+    }
+
+    /// POSTs the planned request and waits for the answer's head.
+    async fn post(&self, plan: &Plan, body: Vec<u8>) -> Result<reqwest::Response, RouterError> {
+        let request = self
+            .egress
+            .client
+            .post(plan.url.clone())
+            .headers(plan.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        self.within_first_byte_budget(request.send())
+            .await?
+            .map_err(|err| self.egress.classify(&err))
     }
 
     /// A cheap real call that proves the credential works: the provider's model list.
@@ -384,47 +310,37 @@ impl Router {
             ProviderId::Bedrock => bedrock::sign_get(target, &url, headers)?,
             _ => headers,
         };
-        let response = tokio::time::timeout(
-            self.egress.first_byte_timeout,
-            self.egress.client.get(url).headers(headers).send(),
-        )
-        .await
-        .map_err(|_| RouterError::Timeout {
-            seconds: self.egress.first_byte_timeout.as_secs(),
-        })?
-        .map_err(|err| self.egress.classify(&err))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|value| value.chars().take(200).collect::<String>())
-        };
-        let provider_request_id = header("x-request-id")
-            .or_else(|| header("request-id"))
-            .or_else(|| header("x-amzn-requestid"));
-        let aws_error_type = bedrock::error_type(header("x-amzn-errortype").as_deref());
+        let request = self.egress.client.get(url).headers(headers);
+        let response = self
+            .within_first_byte_budget(request.send())
+            .await?
+            .map_err(|err| self.egress.classify(&err))?;
+        let head = ResponseHead::read(&response);
         let body = self.read_bounded(response).await?;
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        let key_rejected = match dialect {
-            Dialect::Bedrock => {
-                bedrock::key_rejected(status, aws_error_type.as_deref(), json.as_ref())
-            }
-            Dialect::OpenAi | Dialect::OpenAiResponses => openai::key_rejected(status),
-            Dialect::Anthropic => anthropic::key_rejected(status, json.as_ref()),
-        };
         // An AWS key that authenticates but may not list models is still a working key.
-        let accepted = (200..300).contains(&status)
+        let accepted = head.success()
             || (dialect == Dialect::Bedrock
-                && aws_error_type.as_deref() == Some("AccessDeniedException"));
+                && head.aws_error_type.as_deref() == Some("AccessDeniedException"));
         Ok(Verification {
-            status,
+            status: head.status,
             accepted,
-            key_rejected,
-            provider_request_id,
+            key_rejected: head.key_rejected(dialect, json.as_ref()),
+            provider_request_id: head.provider_request_id,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// `future`, or `Timeout` once the first-byte budget (`egress.first_byte_timeout`) is spent.
+    async fn within_first_byte_budget<T>(
+        &self,
+        future: impl std::future::Future<Output = T>,
+    ) -> Result<T, RouterError> {
+        tokio::time::timeout(self.egress.first_byte_timeout, future)
+            .await
+            .map_err(|_| RouterError::Timeout {
+                seconds: self.egress.first_byte_timeout.as_secs(),
+            })
     }
 
     async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Bytes, RouterError> {

@@ -85,7 +85,7 @@ pub(crate) fn plan_from_anthropic(
         crate::translate::anthropic_to_openai::request(prompt.json(), &target.model, max_field)?;
     prompt.replace(translated);
     let mut plan = plan(Surface::ChatCompletions, target, prompt, route)?;
-    plan.translation = Some(super::Translation::OpenAiToAnthropic);
+    plan.translation = Some(crate::translate::Translation::OpenAiToAnthropic);
     Ok(plan)
 }
 
