@@ -78,6 +78,11 @@ uuid_id!(
     "department"
 );
 uuid_id!(
+    /// A spending cap of a tenant, a department or a platform key.
+    BudgetId,
+    "budget"
+);
+uuid_id!(
     /// One client request; equal to the `x-keyward-request-id` header and the ledger row id.
     RequestId,
     "request"

@@ -19,7 +19,7 @@ pub mod sigv4;
 pub mod timestamp;
 
 pub use error_code::ErrorCode;
-pub use id::{CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId};
+pub use id::{BudgetId, CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId};
 pub use period::{format_usd, parse_usd, BudgetPeriod, Window};
 pub use provider::ProviderId;
 pub use sealed::{KeyVersion, SealedSecret};

@@ -70,14 +70,12 @@ impl Keyward {
     }
 
     pub(crate) async fn soft_limit_crossed(&self, crossed: SoftLimitCrossed) {
-        let Ok(tenant) = crossed.budget.tenant_id.parse::<TenantId>() else {
-            return;
-        };
+        let tenant = crossed.budget.tenant_id;
         tracing::warn!(tenant = %tenant, budget = %crossed.budget.id, window = crossed.window, "soft budget limit crossed");
         self.raise_alert(
             tenant,
             "budget.soft_limit_crossed",
-            &crossed.budget.id,
+            &crossed.budget.id.to_string(),
             serde_json::json!({
                 "budget_id": crossed.budget.id,
                 "scope_kind": crossed.budget.scope_kind.as_str(),

@@ -145,8 +145,8 @@ impl Keyward {
         let (kind, scope_id) = self.budget_scope(scope, &input.scope).await?;
         let now = Timestamp::now();
         let record = BudgetRecord {
-            id: keyward_core::RequestId::generate().to_string(),
-            tenant_id: scope.tenant().to_string(),
+            id: keyward_core::BudgetId::generate(),
+            tenant_id: scope.tenant(),
             scope_kind: kind,
             scope_id,
             period,
@@ -160,7 +160,7 @@ impl Keyward {
         self.audit(
             scope,
             "budget.set",
-            &stored.id,
+            &stored.id.to_string(),
             serde_json::json!({
                 "scope": input.scope,
                 "period": period.as_str(),
@@ -174,7 +174,7 @@ impl Keyward {
 
     /// The tenant's budgets with their current windows' spend.
     pub async fn budgets(&self, scope: &TenantScope) -> Result<Vec<BudgetStatus>, DomainError> {
-        let records = self.store.budgets(&scope.tenant().to_string()).await?;
+        let records = self.store.budgets(scope.tenant()).await?;
         let mut statuses = Vec::with_capacity(records.len());
         for record in records {
             statuses.push(self.budget_status(scope, record).await?);
@@ -188,7 +188,7 @@ impl Keyward {
         record: BudgetRecord,
     ) -> Result<BudgetStatus, DomainError> {
         let window = record.period.window(Timestamp::now()).key;
-        let spend = self.store.window_spend(&record.id, &window).await?;
+        let spend = self.store.window_spend(record.id, &window).await?;
         let name = match record.scope_kind {
             BudgetScopeKind::Tenant => "tenant".to_owned(),
             BudgetScopeKind::Key => format!("key:{}", record.scope_id),

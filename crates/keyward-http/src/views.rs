@@ -224,7 +224,7 @@ impl From<BudgetStatus> for BudgetView {
         Self {
             hard_limit_usd: status.hard_limit_usd(),
             soft_limit_usd: status.soft_limit_usd(),
-            id: status.record.id,
+            id: status.record.id.to_string(),
             scope: status.scope,
             period: status.record.period.as_str().to_owned(),
             window: status.window,

@@ -33,8 +33,8 @@ async fn main() {
     let now = Timestamp::now();
     store
         .put_budget(&BudgetRecord {
-            id: RequestId::generate().to_string(),
-            tenant_id: tenant.to_string(),
+            id: keyward_core::BudgetId::generate(),
+            tenant_id: tenant,
             scope_kind: BudgetScopeKind::Tenant,
             scope_id: String::new(),
             period: BudgetPeriod::Month,

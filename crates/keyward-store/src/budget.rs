@@ -8,7 +8,7 @@
 //! - Windows are created lazily by the first call in them; a budget created mid-window starts
 //!   from the ledger's recorded cost for that window and scope.
 
-use keyward_core::{BudgetPeriod, Timestamp, Window};
+use keyward_core::{BudgetId, BudgetPeriod, TenantId, Timestamp, Window};
 
 use crate::{Store, StoreError};
 
@@ -46,8 +46,8 @@ impl BudgetScopeKind {
 
 #[derive(Clone, Debug)]
 pub struct BudgetRecord {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: BudgetId,
+    pub tenant_id: TenantId,
     pub scope_kind: BudgetScopeKind,
     /// Empty for the tenant scope; else a department or platform key id.
     pub scope_id: String,
@@ -86,8 +86,8 @@ impl TryFrom<BudgetRow> for BudgetRecord {
             scope_kind: BudgetScopeKind::parse(&row.scope_kind)
                 .ok_or_else(|| corrupt("scope_kind"))?,
             period: BudgetPeriod::parse(&row.period).ok_or_else(|| corrupt("period"))?,
-            id: row.id,
-            tenant_id: row.tenant_id,
+            id: row.id.parse().map_err(|_| corrupt("id"))?,
+            tenant_id: row.tenant_id.parse().map_err(|_| corrupt("tenant_id"))?,
             scope_id: row.scope_id,
             hard_limit_micro_usd: row.hard_limit_micro_usd,
             soft_limit_micro_usd: row.soft_limit_micro_usd,
@@ -135,8 +135,8 @@ impl Store {
              ON CONFLICT (tenant_id, scope_kind, scope_id, period) DO UPDATE SET
                  hard_limit_micro_usd = $6, soft_limit_micro_usd = $7, updated_at = $8"
         ))
-        .bind(&budget.id)
-        .bind(&budget.tenant_id)
+        .bind(budget.id.to_string())
+        .bind(budget.tenant_id.to_string())
         .bind(budget.scope_kind.as_str())
         .bind(&budget.scope_id)
         .bind(budget.period.as_str())
@@ -149,7 +149,7 @@ impl Store {
             "SELECT {BUDGET_COLUMNS} FROM budgets
              WHERE tenant_id = $1 AND scope_kind = $2 AND scope_id = $3 AND period = $4"
         ))
-        .bind(&budget.tenant_id)
+        .bind(budget.tenant_id.to_string())
         .bind(budget.scope_kind.as_str())
         .bind(&budget.scope_id)
         .bind(budget.period.as_str())
@@ -160,7 +160,7 @@ impl Store {
         let exists: Option<i64> = sqlx::query_scalar(
             "SELECT spent_micro_usd FROM budget_windows WHERE budget_id = $1 AND window_start = $2",
         )
-        .bind(&stored.id)
+        .bind(stored.id.to_string())
         .bind(&window.key)
         .fetch_optional(&mut *tx)
         .await?;
@@ -170,7 +170,7 @@ impl Store {
                 "INSERT INTO budget_windows (budget_id, window_start, spent_micro_usd,
                      reserved_micro_usd, soft_alerted) VALUES ($1, $2, $3, 0, 0)",
             )
-            .bind(&stored.id)
+            .bind(stored.id.to_string())
             .bind(&window.key)
             .bind(spent)
             .execute(&mut *tx)
@@ -180,12 +180,12 @@ impl Store {
         Ok(stored)
     }
 
-    pub async fn budgets(&self, tenant: &str) -> Result<Vec<BudgetRecord>, StoreError> {
+    pub async fn budgets(&self, tenant: TenantId) -> Result<Vec<BudgetRecord>, StoreError> {
         sqlx::query_as::<_, BudgetRow>(&format!(
             "SELECT {BUDGET_COLUMNS} FROM budgets WHERE tenant_id = $1
              ORDER BY scope_kind, scope_id, period"
         ))
-        .bind(tenant)
+        .bind(tenant.to_string())
         .fetch_all(&self.pool)
         .await?
         .into_iter()
@@ -196,14 +196,14 @@ impl Store {
     /// A budget's counters in one window (zero if no call fell in it yet).
     pub async fn window_spend(
         &self,
-        budget_id: &str,
+        budget_id: BudgetId,
         window: &str,
     ) -> Result<WindowSpend, StoreError> {
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT spent_micro_usd, reserved_micro_usd FROM budget_windows
              WHERE budget_id = $1 AND window_start = $2",
         )
-        .bind(budget_id)
+        .bind(budget_id.to_string())
         .bind(window)
         .fetch_optional(&self.pool)
         .await?;
@@ -230,7 +230,7 @@ async fn recorded_cost(
         "SELECT CAST(SUM(cost_micro_usd) AS BIGINT) FROM ledger WHERE tenant_id = $1 AND created_at >= $2
              AND created_at < $3 AND status <> 'pending'{scope_filter}"
     ))
-    .bind(&budget.tenant_id)
+    .bind(budget.tenant_id.to_string())
     .bind(window.start.unix_millis())
     .bind(window.end.unix_millis())
     .bind(&budget.scope_id)

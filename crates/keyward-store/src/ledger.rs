@@ -539,25 +539,25 @@ pub(crate) async fn reserve(
     for budget in budgets {
         let window = budget.period.window(call.created_at).key;
         sqlx::query(sql::OPEN_WINDOW)
-            .bind(&budget.id)
+            .bind(budget.id.to_string())
             .bind(&window)
             .execute(&mut *connection)
             .await?;
         let reserved = sqlx::query(sql::RESERVE)
-            .bind(&budget.id)
+            .bind(budget.id.to_string())
             .bind(&window)
             .bind(call.reserved_micro_usd)
             .execute(&mut *connection)
             .await?;
         if reserved.rows_affected() != 1 {
             let spend: Option<(i64, i64)> = sqlx::query_as(sql::WINDOW_SPEND)
-                .bind(&budget.id)
+                .bind(budget.id.to_string())
                 .bind(&window)
                 .fetch_optional(&mut *connection)
                 .await?;
             return Ok(sql::over_budget(budget, window, spend));
         }
-        held.push((budget.id, window));
+        held.push((budget.id.to_string(), window));
     }
     sqlx::query(sql::HOLD_WINDOWS)
         .bind(call.request_id.to_string())

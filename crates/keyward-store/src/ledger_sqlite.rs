@@ -105,14 +105,15 @@ pub(crate) fn reserve(
     let mut held = Vec::with_capacity(budgets.len());
     for budget in budgets {
         let window = budget.period.window(call.created_at).key;
-        let in_window = named_params! { "$1": budget.id, "$2": window };
+        let budget_id = budget.id.to_string();
+        let in_window = named_params! { "$1": budget_id, "$2": window };
         connection
             .prepare_cached(sql::OPEN_WINDOW)?
             .execute(in_window)?;
         let reserved = connection
             .prepare_cached(sql::RESERVE)?
             .execute(named_params! {
-                "$1": budget.id,
+                "$1": budget_id,
                 "$2": window,
                 "$3": call.reserved_micro_usd,
             })?;
@@ -123,7 +124,7 @@ pub(crate) fn reserve(
                 .optional()?;
             return Ok(sql::over_budget(budget, window, spend));
         }
-        held.push((budget.id, window));
+        held.push((budget_id, window));
     }
     connection
         .prepare_cached(sql::HOLD_WINDOWS)?

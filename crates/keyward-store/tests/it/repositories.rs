@@ -445,8 +445,8 @@ async fn every_budget_scope_is_reserved_and_settled_and_unbudgeted_calls_pass(db
     let department = DepartmentId::generate();
     let key = PlatformKeyId::generate();
     let budget = |scope_kind, scope_id: String, hard| BudgetRecord {
-        id: format!("budget-{}", scope_kind_name(scope_kind)),
-        tenant_id: acme.to_string(),
+        id: keyward_core::BudgetId::generate(),
+        tenant_id: acme,
         scope_kind,
         scope_id,
         period: BudgetPeriod::Total,
@@ -495,14 +495,14 @@ async fn every_budget_scope_is_reserved_and_settled_and_unbudgeted_calls_pass(db
         let fits = call(in_scope.department_id, in_scope.key_id, 1_000);
         assert!(matches!(test.store.admit_call(&fits).await.unwrap(), Admission::Admitted));
         assert_eq!(
-            test.store.window_spend(&record.id, &window).await.unwrap(),
+            test.store.window_spend(record.id, &window).await.unwrap(),
             WindowSpend { spent_micro_usd: 0, reserved_micro_usd: 1_000 },
             "{name}: reserved"
         );
         let settled = test.store.settle_call(fits.request_id, &settlement(300), Timestamp::now()).await.unwrap();
         assert!(settled.settled);
         assert_eq!(
-            test.store.window_spend(&record.id, &window).await.unwrap(),
+            test.store.window_spend(record.id, &window).await.unwrap(),
             WindowSpend { spent_micro_usd: 300, reserved_micro_usd: 0 },
             "{name}: the reservation became the charge"
         );
