@@ -60,14 +60,6 @@ pub struct TenantScope {
 }
 
 impl TenantScope {
-    /// The scope of an authenticated platform key's own tenant, for model calls.
-    pub(crate) fn for_platform_key(tenant: TenantId, key: PlatformKeyId) -> Self {
-        Self {
-            tenant,
-            actor: ActorName::Key(key),
-        }
-    }
-
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }

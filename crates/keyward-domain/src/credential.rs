@@ -133,6 +133,19 @@ impl Keyward {
             .ok_or(DomainError::NotFound { what: "credential" })
     }
 
+    /// Ids of a tenant's credentials, for tests and tools.
+    pub async fn credential_id_by_label(
+        &self,
+        scope: &TenantScope,
+        label: &str,
+    ) -> Result<CredentialId, DomainError> {
+        self.store
+            .credential_by_label(scope.tenant(), label)
+            .await?
+            .map(|credential| credential.id)
+            .ok_or(DomainError::NotFound { what: "credential" })
+    }
+
     pub async fn credentials(
         &self,
         scope: &TenantScope,

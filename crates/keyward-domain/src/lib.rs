@@ -47,7 +47,6 @@ pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
 pub use inference::{CallContext, InferenceReply, LedgerMode, ServedBy};
-pub use keyward_router as router;
 pub use keyward_store::TenantPriceRecord;
 pub use keyward_store::{
     AuditRecord, BudgetRecord, CallRecord, CallStatus, CredentialRecord, CredentialStatus,
@@ -67,6 +66,12 @@ pub use route::RouteTargetInput;
 pub use usage::{
     usage_range, GroupBy, PlatformInvoiceDay, UsageAggregator, UsageGroup, USAGE_PAGE,
 };
+
+/// The router types a caller of [`Keyward::infer`] hands in; nothing else of the router is
+/// reachable through the domain (the architecture test holds the list).
+pub mod router {
+    pub use keyward_router::{ClientHeaders, PromptBody, Surface};
+}
 
 /// What the domain is built from.
 pub struct Parts {
@@ -175,8 +180,15 @@ impl Keyward {
         self.secrets.purge_expired();
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Whether the database answers a trivial query (`/readyz`).
+    pub async fn ping_store(&self) -> Result<(), DomainError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Stops the ledger writer after what is queued and closes every database connection;
+    /// the last step of a shutdown, after [`Keyward::deregister`].
+    pub async fn close_store(&self) {
+        self.store.close().await;
     }
 
     pub fn metrics(&self) -> &Metrics {

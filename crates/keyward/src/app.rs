@@ -144,7 +144,7 @@ impl Application {
         upkeep.close();
         upkeep.wait().await;
         self.keyward.deregister().await;
-        self.keyward.store().close().await;
+        self.keyward.close_store().await;
         tracing::info!("keyward stopped");
         Ok(())
     }

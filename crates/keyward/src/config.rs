@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use keyward_core::egress_policy::EgressPolicy;
 use keyward_core::secret::AdminToken;
+use keyward_domain::LedgerMode;
 
 /// One configuration key.
 pub struct KeySpec {
@@ -65,12 +66,6 @@ pub const KEYS: &[KeySpec] = &[
 
 /// Environment variables that are not config keys but belong to Keyward.
 const OTHER_ENV: &[&str] = &["KEYWARD_CONFIG"];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LedgerMode {
-    Strict,
-    BestEffort,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -301,199 +296,137 @@ fn value<'a>(raw: &'a BTreeMap<String, String>, dotted: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-struct Problems<'a>(&'a mut Vec<String>);
+/// Reads validated values out of the merged keys, noting every bad one so that all of them are
+/// reported at once.
+struct Keys<'a> {
+    raw: &'a BTreeMap<String, String>,
+    problems: &'a mut Vec<String>,
+}
 
-impl Problems<'_> {
+impl<'a> Keys<'a> {
+    fn get(&self, key: &str) -> &'a str {
+        value(self.raw, key)
+    }
+
     fn expected<T>(&mut self, key: &str, expected: &str) -> Option<T> {
-        self.0.push(format!("`{key}`: expected {expected}"));
+        self.problems.push(format!("`{key}`: expected {expected}"));
         None
+    }
+
+    /// A number within `range`.
+    fn number<T: std::str::FromStr + PartialOrd>(
+        &mut self,
+        key: &str,
+        range: std::ops::RangeInclusive<T>,
+        expected: &str,
+    ) -> Option<T> {
+        self.get(key)
+            .parse::<T>()
+            .ok()
+            .filter(|number| range.contains(number))
+            .or_else(|| self.expected(key, expected))
+    }
+
+    /// A duration such as `10s`; with `nonzero`, `0s` is refused.
+    fn duration(&mut self, key: &str, nonzero: bool, expected: &str) -> Option<Duration> {
+        parse_duration(self.get(key))
+            .filter(|duration| !(nonzero && duration.is_zero()))
+            .or_else(|| self.expected(key, expected))
+    }
+
+    /// The text, when `valid` accepts it.
+    fn text(&mut self, key: &str, valid: impl Fn(&str) -> bool, expected: &str) -> Option<String> {
+        Some(self.get(key).to_owned())
+            .filter(|text| valid(text))
+            .or_else(|| self.expected(key, expected))
+    }
+
+    /// A comma list whose every item `valid` accepts.
+    fn list(
+        &mut self,
+        key: &str,
+        valid: impl Fn(&str) -> bool,
+        expected: &str,
+    ) -> Option<Vec<String>> {
+        Some(comma_list(self.get(key)))
+            .filter(|items| items.iter().all(|item| valid(item)))
+            .or_else(|| self.expected(key, expected))
     }
 }
 
 fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<Config> {
-    let mut report = Problems(problems);
-    let listen = value(raw, "server.listen")
+    let mut keys = Keys { raw, problems };
+    let listen = keys
+        .get("server.listen")
         .parse::<SocketAddr>()
         .ok()
         .or_else(|| {
-            report.expected(
+            keys.expected(
                 "server.listen",
                 "an address and port such as 127.0.0.1:8080 or [::]:8080",
             )
         });
-    let max_body_bytes = value(raw, "server.max_body_bytes")
-        .parse::<usize>()
-        .ok()
-        .filter(|bytes| (1024..=1 << 30).contains(bytes))
-        .or_else(|| {
-            report.expected(
-                "server.max_body_bytes",
-                "a byte count between 1024 and 1073741824",
-            )
-        });
-    let shutdown_grace = parse_duration(value(raw, "server.shutdown_grace"))
-        .or_else(|| report.expected("server.shutdown_grace", "a duration such as 10s or 500ms"));
-    let store_url = Some(value(raw, "store.url").to_owned())
-        .filter(|url| {
-            ["sqlite://", "postgres://", "postgresql://"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len())
-        })
-        .or_else(|| {
-            report.expected(
-                "store.url",
-                "a database URL such as sqlite://./keyward-data/keyward.db or postgres://keyward@db.internal/keyward",
-            )
-        });
-    let store_max_connections = value(raw, "store.max_connections")
-        .parse::<u32>()
-        .ok()
-        .filter(|connections| (1..=1000).contains(connections))
-        .or_else(|| report.expected("store.max_connections", "a whole number from 1 to 1000"));
-    let master_key_source = Some(value(raw, "master_key.source").to_owned())
-        .filter(|source| is_master_key_source(source))
-        .or_else(|| {
-            report.expected(
-                "master_key.source",
-                "file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
-            )
-        });
-    let master_key_previous_sources = Some(comma_list(value(raw, "master_key.previous_sources")))
-        .filter(|sources| sources.iter().all(|source| is_master_key_source(source)))
-        .or_else(|| {
-            report.expected(
-                "master_key.previous_sources",
-                "a comma list of file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
-            )
-        });
-    let tenant_reference_prefixes =
-        Some(comma_list(value(raw, "secrets.tenant_reference_prefixes")))
-            .filter(|prefixes| prefixes.iter().all(|prefix| is_tenant_prefix(prefix)))
-            .or_else(|| {
-                report.expected(
-                    "secrets.tenant_reference_prefixes",
-                    "a comma list of vault://, aws-sm:// or azure-kv:// prefixes, each with `{tenant}` followed by `/`, `#` or `-` (e.g. vault://secret/tenants/{tenant}/), so that no tenant's prefix covers another's",
-                )
-            });
-    let azure_vault_url = Some(value(raw, "secrets.azure_vault_url").to_owned())
-        .filter(|url| url.contains("{vault}") && https_or_loopback(url))
-        .or_else(|| {
-            report.expected(
-                "secrets.azure_vault_url",
-                "an https:// URL containing {vault} (http:// only to 127.0.0.1 or localhost)",
-            )
-        });
-    let vault_role_id =
-        Some(value(raw, "vault.role_id")).map(|id| (!id.is_empty()).then(|| id.to_owned()));
-    let vault_secret_id_file = match (
-        value(raw, "vault.role_id"),
-        value(raw, "vault.secret_id_file"),
-    ) {
-        ("", "") => Some(None),
-        (role, file) if !role.is_empty() && !file.is_empty() => Some(Some(PathBuf::from(file))),
-        _ => report.expected(
-            "vault.secret_id_file",
-            "set together with vault.role_id (both or neither)",
-        ),
-    };
-    let vault_approle_mount = Some(
-        value(raw, "vault.approle_mount")
-            .trim_matches('/')
-            .to_owned(),
-    )
-    .filter(|mount| !mount.is_empty())
-    .or_else(|| report.expected("vault.approle_mount", "a mount path such as approle"));
-    let admin_token = match value(raw, "admin.token") {
-        "" => Some(None),
-        token if token.len() >= 16 => {
-            Some(Some(std::sync::Arc::new(AdminToken::new(token.to_owned()))))
-        }
-        _ => report.expected(
-            "admin.token",
-            "at least 16 characters (use a long random token)",
-        ),
-    };
-    let egress = match EgressPolicy::parse_list(value(raw, "egress.allow_private")) {
+    let max_body_bytes = keys.number(
+        "server.max_body_bytes",
+        1024..=1 << 30,
+        "a byte count between 1024 and 1073741824",
+    );
+    let shutdown_grace = keys.duration(
+        "server.shutdown_grace",
+        false,
+        "a duration such as 10s or 500ms",
+    );
+    let store_url = keys.text("store.url", is_database_url, "a database URL such as sqlite://./keyward-data/keyward.db or postgres://keyward@db.internal/keyward");
+    let store_max_connections = keys.number(
+        "store.max_connections",
+        1..=1000,
+        "a whole number from 1 to 1000",
+    );
+    let master_key_source = keys.text(
+        "master_key.source",
+        is_master_key_source,
+        "file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
+    );
+    let master_key_previous_sources = keys.list(
+        "master_key.previous_sources",
+        is_master_key_source,
+        "a comma list of file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
+    );
+    let tenant_reference_prefixes = keys.list("secrets.tenant_reference_prefixes", is_tenant_prefix, "a comma list of vault://, aws-sm:// or azure-kv:// prefixes, each with `{tenant}` followed by `/`, `#` or `-` (e.g. vault://secret/tenants/{tenant}/), so that no tenant's prefix covers another's");
+    let azure_vault_url = keys.text(
+        "secrets.azure_vault_url",
+        |url| url.contains("{vault}") && https_or_loopback(url),
+        "an https:// URL containing {vault} (http:// only to 127.0.0.1 or localhost)",
+    );
+    let (vault_role_id, vault_secret_id_file, vault_approle_mount) = vault_login(&mut keys);
+    let admin_token = admin_token(&mut keys);
+    let egress = match EgressPolicy::parse_list(keys.get("egress.allow_private")) {
         Ok(policy) => Some(policy),
         Err(err) => {
-            report.0.push(format!("`egress.allow_private`: {err}"));
+            keys.problems.push(format!("`egress.allow_private`: {err}"));
             None
         }
     };
-    let connect_timeout = parse_duration(value(raw, "egress.connect_timeout"))
-        .filter(|timeout| !timeout.is_zero())
-        .or_else(|| report.expected("egress.connect_timeout", "a duration such as 10s"));
-    let first_byte_timeout = parse_duration(value(raw, "egress.first_byte_timeout"))
-        .filter(|timeout| !timeout.is_zero())
-        .or_else(|| report.expected("egress.first_byte_timeout", "a duration such as 300s"));
-    let idle_timeout = parse_duration(value(raw, "egress.idle_timeout"))
-        .filter(|timeout| !timeout.is_zero())
-        .or_else(|| report.expected("egress.idle_timeout", "a duration such as 120s"));
-    let max_response_bytes = value(raw, "egress.max_response_bytes")
-        .parse::<usize>()
-        .ok()
-        .filter(|bytes| (1024..=1 << 31).contains(bytes))
-        .or_else(|| {
-            report.expected(
-                "egress.max_response_bytes",
-                "a byte count between 1024 and 2147483648",
-            )
-        });
-    let ledger_mode = match value(raw, "ledger.mode") {
-        "strict" => Some(LedgerMode::Strict),
-        "best_effort" => Some(LedgerMode::BestEffort),
-        _ => report.expected("ledger.mode", "`strict` or `best_effort`"),
-    };
-    let default_max_output_tokens = value(raw, "ledger.default_max_output_tokens")
-        .parse::<u64>()
-        .ok()
-        .filter(|tokens| (1..=10_000_000).contains(tokens))
-        .or_else(|| {
-            report.expected(
-                "ledger.default_max_output_tokens",
-                "a token count between 1 and 10000000",
-            )
-        });
-    let webhook = match (
-        value(raw, "alerts.webhook_url"),
-        value(raw, "alerts.webhook_secret"),
-    ) {
-        ("", "") => Some(None),
-        (url, secret)
-            if (url.starts_with("https://") || url.starts_with("http://"))
-                && url.len() <= 2048
-                && secret.len() >= 16 =>
-        {
-            Some(Some(Webhook {
-                url: url.to_owned(),
-                secret: std::sync::Arc::new(AdminToken::new(secret.to_owned())),
-            }))
-        }
-        (url, _) if !(url.starts_with("https://") || url.starts_with("http://")) => report
-            .expected(
-                "alerts.webhook_url",
-                "an http:// or https:// URL (set together with alerts.webhook_secret)",
-            ),
-        _ => report.expected(
-            "alerts.webhook_secret",
-            "at least 16 characters, set together with alerts.webhook_url",
-        ),
-    };
-    let secrets_cache_ttl = parse_duration(value(raw, "secrets.cache_ttl"))
-        .or_else(|| report.expected("secrets.cache_ttl", "a duration such as 60s, or 0s"));
-    let log_level = match value(raw, "log.level") {
-        "error" => Some(tracing::level_filters::LevelFilter::ERROR),
-        "warn" => Some(tracing::level_filters::LevelFilter::WARN),
-        "info" => Some(tracing::level_filters::LevelFilter::INFO),
-        "debug" => Some(tracing::level_filters::LevelFilter::DEBUG),
-        "trace" => Some(tracing::level_filters::LevelFilter::TRACE),
-        _ => report.expected("log.level", "error, warn, info, debug or trace"),
-    };
-    let log_format = match value(raw, "log.format") {
-        "json" => Some(LogFormat::Json),
-        "text" => Some(LogFormat::Text),
-        _ => report.expected("log.format", "`json` or `text`"),
-    };
+    let connect_timeout = keys.duration("egress.connect_timeout", true, "a duration such as 10s");
+    let first_byte_timeout =
+        keys.duration("egress.first_byte_timeout", true, "a duration such as 300s");
+    let idle_timeout = keys.duration("egress.idle_timeout", true, "a duration such as 120s");
+    let max_response_bytes = keys.number(
+        "egress.max_response_bytes",
+        1024..=1 << 31,
+        "a byte count between 1024 and 2147483648",
+    );
+    let ledger_mode = LedgerMode::parse(keys.get("ledger.mode"))
+        .or_else(|| keys.expected("ledger.mode", "`strict` or `best_effort`"));
+    let default_max_output_tokens = keys.number(
+        "ledger.default_max_output_tokens",
+        1..=10_000_000,
+        "a token count between 1 and 10000000",
+    );
+    let webhook = webhook(&mut keys);
+    let secrets_cache_ttl =
+        keys.duration("secrets.cache_ttl", false, "a duration such as 60s, or 0s");
+    let (log_level, log_format) = log_settings(&mut keys);
     let master_key_source = master_key_source?;
     Some(Config {
         listen: listen?,
@@ -522,6 +455,98 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         log_level: log_level?,
         log_format: log_format?,
     })
+}
+
+fn is_database_url(url: &str) -> bool {
+    ["sqlite://", "postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len())
+}
+
+/// `vault.role_id`, `vault.secret_id_file` (both or neither) and `vault.approle_mount`.
+fn vault_login(
+    keys: &mut Keys<'_>,
+) -> (
+    Option<Option<String>>,
+    Option<Option<PathBuf>>,
+    Option<String>,
+) {
+    let role_id = keys.get("vault.role_id");
+    let vault_role_id = Some((!role_id.is_empty()).then(|| role_id.to_owned()));
+    let vault_secret_id_file = match (role_id, keys.get("vault.secret_id_file")) {
+        ("", "") => Some(None),
+        (role, file) if !role.is_empty() && !file.is_empty() => Some(Some(PathBuf::from(file))),
+        _ => keys.expected(
+            "vault.secret_id_file",
+            "set together with vault.role_id (both or neither)",
+        ),
+    };
+    let mount = keys.get("vault.approle_mount").trim_matches('/');
+    let vault_approle_mount = Some(mount.to_owned())
+        .filter(|mount| !mount.is_empty())
+        .or_else(|| keys.expected("vault.approle_mount", "a mount path such as approle"));
+    (vault_role_id, vault_secret_id_file, vault_approle_mount)
+}
+
+fn admin_token(keys: &mut Keys<'_>) -> Option<Option<std::sync::Arc<AdminToken>>> {
+    match keys.get("admin.token") {
+        "" => Some(None),
+        token if token.len() >= 16 => {
+            Some(Some(std::sync::Arc::new(AdminToken::new(token.to_owned()))))
+        }
+        _ => keys.expected(
+            "admin.token",
+            "at least 16 characters (use a long random token)",
+        ),
+    }
+}
+
+/// `alerts.webhook_url` and `alerts.webhook_secret`, set together or not at all.
+fn webhook(keys: &mut Keys<'_>) -> Option<Option<Webhook>> {
+    let is_http = |url: &str| url.starts_with("https://") || url.starts_with("http://");
+    match (
+        keys.get("alerts.webhook_url"),
+        keys.get("alerts.webhook_secret"),
+    ) {
+        ("", "") => Some(None),
+        (url, secret) if is_http(url) && url.len() <= 2048 && secret.len() >= 16 => {
+            Some(Some(Webhook {
+                url: url.to_owned(),
+                secret: std::sync::Arc::new(AdminToken::new(secret.to_owned())),
+            }))
+        }
+        (url, _) if !is_http(url) => keys.expected(
+            "alerts.webhook_url",
+            "an http:// or https:// URL (set together with alerts.webhook_secret)",
+        ),
+        _ => keys.expected(
+            "alerts.webhook_secret",
+            "at least 16 characters, set together with alerts.webhook_url",
+        ),
+    }
+}
+
+fn log_settings(
+    keys: &mut Keys<'_>,
+) -> (
+    Option<tracing::level_filters::LevelFilter>,
+    Option<LogFormat>,
+) {
+    use tracing::level_filters::LevelFilter;
+    let level = match keys.get("log.level") {
+        "error" => Some(LevelFilter::ERROR),
+        "warn" => Some(LevelFilter::WARN),
+        "info" => Some(LevelFilter::INFO),
+        "debug" => Some(LevelFilter::DEBUG),
+        "trace" => Some(LevelFilter::TRACE),
+        _ => keys.expected("log.level", "error, warn, info, debug or trace"),
+    };
+    let format = match keys.get("log.format") {
+        "json" => Some(LogFormat::Json),
+        "text" => Some(LogFormat::Text),
+        _ => keys.expected("log.format", "`json` or `text`"),
+    };
+    (level, format)
 }
 
 fn is_master_key_source(source: &str) -> bool {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use keyward_custody::{Managers, SecretResolver};
-use keyward_domain::{AlertSender, Keyward, LedgerMode, Parts, PriceBook};
+use keyward_domain::{AlertSender, Keyward, Parts, PriceBook};
 use keyward_router::{EgressClient, EgressConfig, Router};
 use keyward_store::{Store, StoreOptions};
 use keyward_vault::{parse_source, EnvLookup, FileSource, LayeredSource, MasterKeySource, Vault};
@@ -64,16 +64,12 @@ pub async fn open_keyward(
         first_byte_timeout: config.first_byte_timeout,
         idle_timeout: config.idle_timeout,
     })?;
-    let ledger_mode = match config.ledger_mode {
-        crate::config::LedgerMode::Strict => LedgerMode::Strict,
-        crate::config::LedgerMode::BestEffort => LedgerMode::BestEffort,
-    };
     Keyward::start(Parts {
         store,
         vault: Arc::new(vault),
         egress: config.egress.clone(),
         router: Arc::new(Router::new(egress, config.max_response_bytes)),
-        ledger_mode,
+        ledger_mode: config.ledger_mode,
         prices: Arc::new(PriceBook::shipped().context("the shipped price book is invalid")?),
         default_max_output_tokens: config.default_max_output_tokens,
         alerts,

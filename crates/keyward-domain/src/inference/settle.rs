@@ -1,0 +1,254 @@
+//! Settlement: how every kind of ending becomes the ledger row's final state, and the one
+//! `settle` that prices it, charges budgets and token limits, writes it and records metrics.
+//!
+//! Invariants:
+//! - Each ending (router failure, complete reply, stream outcome, verification) has exactly
+//!   one builder here; model calls and verifications settle through the same [`Keyward::settle`].
+//! - A call whose usage never arrived but may have been billed charges its input estimate to
+//!   the key's TPM limit and its reservation to the budgets (see `budget::budget_charge`).
+//! - A failed settlement is counted and logged with ids only; the row stays `pending` and is
+//!   marked interrupted at the next start.
+
+use std::time::Duration;
+
+use keyward_core::{SealedSecret, Timestamp};
+use keyward_router::{
+    CompleteReply, RouterError, StreamEnd, StreamOutcome, UsageReport, Verification,
+};
+use keyward_store::{CallStatus, CredentialRecord, PendingCall, Settlement};
+
+use crate::budget::budget_charge;
+use crate::price::Price;
+use crate::Keyward;
+
+/// What prices a model call's settlement (verifications have none).
+#[derive(Clone, Copy)]
+pub(super) struct Pricing<'a> {
+    /// The price the reservation used; `None` when the model has no price.
+    pub price: Option<&'a Price>,
+    /// The provider's name of the model, for the unpriced-model metric.
+    pub model: &'a str,
+    /// The request's size, charged to TPM when no usage arrived.
+    pub input_estimate: u64,
+}
+
+fn millis(duration: Duration) -> Option<u64> {
+    u64::try_from(duration.as_millis()).ok()
+}
+
+fn from_usage(usage: &UsageReport) -> Settlement {
+    Settlement {
+        model_reported: usage.model_reported.clone(),
+        input_tokens: usage.input_tokens,
+        cached_input_tokens: usage.cached_input_tokens,
+        cache_write_tokens: usage.cache_write_tokens,
+        output_tokens: usage.output_tokens,
+        reasoning_tokens: usage.reasoning_tokens,
+        ..Settlement::default()
+    }
+}
+
+/// A call the router could not complete.
+pub(super) fn router_failure(err: &RouterError) -> Settlement {
+    let status = match err {
+        RouterError::Timeout { .. } => CallStatus::Timeout,
+        RouterError::EgressBlocked { .. } => CallStatus::EgressBlocked,
+        _ => CallStatus::Unreachable,
+    };
+    Settlement {
+        status: Some(status),
+        ..Settlement::default()
+    }
+}
+
+/// A whole reply: the provider's success or error, or a reply nobody waited for.
+pub(super) fn complete_reply(reply: &CompleteReply, client_gone: bool) -> Settlement {
+    let status = if client_gone {
+        CallStatus::ClientCancelled
+    } else if (200..300).contains(&reply.status) {
+        CallStatus::Ok
+    } else {
+        CallStatus::ProviderError
+    };
+    Settlement {
+        status: Some(status),
+        http_status: Some(reply.status),
+        provider_request_id: reply.provider_request_id.clone(),
+        latency_ms: millis(reply.elapsed),
+        ttfb_ms: millis(reply.first_byte),
+        ..from_usage(&reply.usage)
+    }
+}
+
+/// A stream's end, however it ended (`None`: the stream vanished without an outcome).
+pub(super) fn stream_end(
+    http_status: u16,
+    provider_request_id: Option<String>,
+    outcome: Option<StreamOutcome>,
+) -> Settlement {
+    let Some(outcome) = outcome else {
+        return Settlement {
+            status: Some(CallStatus::ProviderError),
+            http_status: Some(http_status),
+            provider_request_id,
+            ..Settlement::default()
+        };
+    };
+    Settlement {
+        status: Some(match outcome.end {
+            StreamEnd::Completed => CallStatus::Ok,
+            StreamEnd::ClientCancelled => CallStatus::ClientCancelled,
+            StreamEnd::UpstreamFailed => CallStatus::ProviderError,
+        }),
+        http_status: Some(http_status),
+        provider_request_id,
+        latency_ms: millis(outcome.elapsed),
+        ttfb_ms: outcome.first_byte.and_then(millis),
+        ..from_usage(&outcome.usage)
+    }
+}
+
+/// A verification call's answer.
+pub(super) fn verification(verification: &Verification) -> Settlement {
+    Settlement {
+        status: Some(if verification.accepted {
+            CallStatus::Ok
+        } else {
+            CallStatus::ProviderError
+        }),
+        http_status: Some(verification.status),
+        provider_request_id: verification.provider_request_id.clone(),
+        latency_ms: millis(verification.elapsed),
+        ..Settlement::default()
+    }
+}
+
+impl Keyward {
+    /// Prices a finished call (with the price its reservation used) and settles its row;
+    /// alerts on soft limits the settlement crossed.
+    pub(super) async fn settle(
+        &self,
+        call: &PendingCall,
+        pricing: Option<Pricing<'_>>,
+        mut settlement: Settlement,
+    ) {
+        if let (Some(key), Some(pricing)) = (call.key_id, pricing) {
+            let tokens = rate_limited_tokens(&settlement, pricing.input_estimate);
+            self.rate_limiter
+                .charge_tokens(key, tokens, std::time::Instant::now());
+        }
+        if let Some(pricing) = pricing {
+            self.apply_price(call, pricing, &mut settlement);
+        }
+        settlement.budget_charge_micro_usd = budget_charge(&settlement, call.reserved_micro_usd);
+        let request_id = call.request_id;
+        match self
+            .store
+            .settle_call(request_id, &settlement, Timestamp::now())
+            .await
+        {
+            Ok(settled) => {
+                if !settled.settled {
+                    tracing::warn!(%request_id, "ledger row was not pending; not settled twice");
+                }
+                for crossed in settled.soft_limits_crossed {
+                    self.soft_limit_crossed(crossed).await;
+                }
+            }
+            Err(err) => {
+                self.metrics.record_ledger_failure();
+                tracing::error!(%request_id, error = %err, "ledger row could not be settled; it will be marked interrupted at the next start");
+            }
+        }
+        self.record_call_metrics(call, &settlement);
+    }
+
+    fn apply_price(&self, call: &PendingCall, pricing: Pricing<'_>, settlement: &mut Settlement) {
+        match pricing.price {
+            Some(price) => price.apply(settlement),
+            None if settlement.input_tokens.is_some() => {
+                self.metrics
+                    .record_unpriced(call.provider.as_str(), pricing.model);
+                tracing::warn!(
+                    provider = call.provider.as_str(),
+                    model = pricing.model,
+                    "no price for this model; the call's cost is left empty"
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn record_call_metrics(&self, call: &PendingCall, settlement: &Settlement) {
+        self.metrics.record_call(crate::metrics::CallObservation {
+            tenant: call.tenant_id.to_string(),
+            provider: call.provider.as_str(),
+            // The provider's own model name, not the client's free text: it keeps the label
+            // set bounded by what providers serve.
+            model: settlement.model_reported.as_deref().unwrap_or("unknown"),
+            status: settlement
+                .status
+                .unwrap_or(CallStatus::ProviderError)
+                .as_str(),
+            input_tokens: settlement.input_tokens,
+            output_tokens: settlement.output_tokens,
+            latency: settlement.latency_ms.map(Duration::from_millis),
+            ttfb: settlement.ttfb_ms.map(Duration::from_millis),
+        });
+    }
+
+    /// The provider refused the key: stop using it until the tenant rotates or verifies it.
+    /// Only an active credential still holding the refused secret is marked: a rotation or a
+    /// disable that happened meanwhile wins.
+    pub(super) async fn mark_rejected(
+        &self,
+        credential: &CredentialRecord,
+        secret_used: Option<&SealedSecret>,
+    ) {
+        let result = self
+            .store
+            .reject_credential(
+                credential.tenant_id,
+                credential.id,
+                secret_used,
+                Timestamp::now(),
+            )
+            .await;
+        self.records.credentials.clear();
+        match result {
+            Ok(false) => {
+                tracing::info!(credential = %credential.id, "provider rejected a secret the credential no longer holds; status unchanged")
+            }
+            Ok(true) => {
+                tracing::warn!(tenant = %credential.tenant_id, credential = %credential.id, "provider rejected the credential; marked rejected_by_provider");
+                self.raise_alert(
+                    credential.tenant_id,
+                    "credential.rejected_by_provider",
+                    &credential.id.to_string(),
+                    serde_json::json!({"credential_id": credential.id.to_string(), "label": credential.label, "provider": credential.provider.as_str()}),
+                )
+                .await;
+            }
+            Err(err) => {
+                tracing::error!(credential = %credential.id, error = %err, "could not mark the credential rejected")
+            }
+        }
+    }
+}
+
+/// The tokens a call counts against its key's TPM limit: real tokens, or its input bytes when
+/// no usage arrived but the provider may have billed it.
+fn rate_limited_tokens(settlement: &Settlement, input_estimate: u64) -> u64 {
+    match (settlement.input_tokens, settlement.output_tokens) {
+        (None, None)
+            if crate::budget::may_have_been_billed(
+                settlement.status.unwrap_or(CallStatus::ProviderError),
+                settlement.http_status,
+            ) =>
+        {
+            input_estimate
+        }
+        (None, None) => 0,
+        (input, output) => input.unwrap_or(0).saturating_add(output.unwrap_or(0)),
+    }
+}

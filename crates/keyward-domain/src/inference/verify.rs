@@ -1,0 +1,110 @@
+//! Credential verification: a cheap real call (the provider's model list) on the tenant's key,
+//! admitted and settled like any model call.
+//!
+//! Invariants:
+//! - The verification is an upstream call on the tenant's key, so it has a ledger row
+//!   (`endpoint` `verify`), admitted through the same `admit` as a model call.
+//! - A referenced secret is fetched anew, never from the cache.
+//! - A provider that accepts the key clears `rejected_by_provider`; one that refuses it sets it.
+
+use std::collections::BTreeMap;
+
+use keyward_core::{CredentialId, RequestId, Timestamp};
+use keyward_router::Target;
+use keyward_store::{CredentialRecord, CredentialStatus, PendingCall};
+
+use super::settle;
+use super::VERIFY_ENDPOINT;
+use crate::credential::Freshness;
+use crate::{DomainError, Keyward, TenantScope};
+
+/// The pending row of a verification: no key, no model, nothing reserved.
+fn verification_row(credential: &CredentialRecord) -> PendingCall {
+    PendingCall {
+        request_id: RequestId::generate(),
+        created_at: Timestamp::now(),
+        tenant_id: credential.tenant_id,
+        key_id: None,
+        department_id: None,
+        credential_id: credential.id,
+        credential_label: credential.label.clone(),
+        provider: credential.provider,
+        endpoint: VERIFY_ENDPOINT,
+        model_requested: "-".to_owned(),
+        stream: false,
+        tags: BTreeMap::from([("purpose".to_owned(), "verify".to_owned())]),
+        fallback_of: None,
+        reserved_micro_usd: 0,
+    }
+}
+
+impl Keyward {
+    /// Verifies a credential with a cheap real call (the provider's model list). A provider that
+    /// accepts the key clears `rejected_by_provider`; one that refuses it sets it. The call is
+    /// an upstream call on the tenant's key, so it leaves a ledger row like any other.
+    pub async fn verify_credential(
+        &self,
+        scope: &TenantScope,
+        id: CredentialId,
+    ) -> Result<CredentialRecord, DomainError> {
+        // A referenced secret is fetched anew: verify is how an operator checks a rotation in
+        // the manager without waiting for the cache to expire.
+        let record = self.credential(scope, id).await?;
+        let opened = self
+            .open_credential_record(record, Freshness::Refetch)
+            .await?;
+        let credential = opened.record;
+        let pending = verification_row(&credential);
+        self.admit(&pending).await?;
+        let target = Target {
+            provider: credential.provider,
+            options: credential.options.clone(),
+            secret: opened.secret,
+            model: String::new(),
+        };
+        let verification = match self.router.verify(&target).await {
+            Ok(verification) => verification,
+            Err(err) => {
+                self.settle(&pending, None, settle::router_failure(&err))
+                    .await;
+                return Err(DomainError::Router(err));
+            }
+        };
+        self.audit(
+            scope,
+            "credential.verify",
+            &id.to_string(),
+            serde_json::json!({"accepted": verification.accepted, "key_rejected": verification.key_rejected, "http_status": verification.status}),
+        )
+        .await;
+        self.settle(&pending, None, settle::verification(&verification))
+            .await;
+        if verification.key_rejected {
+            self.mark_rejected(&credential, credential.secret.as_ref())
+                .await;
+        } else if !verification.accepted {
+            return Err(DomainError::UpstreamFailed {
+                status: verification.status,
+                label: credential.label,
+            });
+        } else if credential.status == CredentialStatus::RejectedByProvider {
+            self.reactivate(&credential).await?;
+        }
+        self.credential(scope, id).await
+    }
+
+    /// The provider accepted a credential it had rejected: back to `active`.
+    async fn reactivate(&self, credential: &CredentialRecord) -> Result<(), DomainError> {
+        self.store
+            .set_credential_status(
+                credential.tenant_id,
+                credential.id,
+                CredentialStatus::Active,
+                Timestamp::now(),
+            )
+            .await?;
+        self.records.credentials.clear();
+        tracing::info!(tenant = %credential.tenant_id, credential = %credential.id, "provider accepted the credential again; active");
+        Ok(())
+    }
+}
