@@ -160,9 +160,3 @@ impl From<keyward_router::RouterError> for DomainError {
         Self::Router(err)
     }
 }
-
-impl From<crate::reconcile::ExportError> for DomainError {
-    fn from(err: crate::reconcile::ExportError) -> Self {
-        Self::invalid("exports", err.to_string())
-    }
-}

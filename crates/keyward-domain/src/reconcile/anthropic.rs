@@ -10,12 +10,10 @@
 
 use serde_json::Value;
 
+use super::cells::{csv_count, field, records, row_location, utc_day, Columns};
 use super::decimal::{amount, amount_json};
 use super::model_name::from_display_name;
-use super::statement::{
-    csv_count, field, records, row_location, utc_day, Columns, ExportError, ProviderStatement,
-    TokenCounts,
-};
+use super::statement::{ExportError, ProviderStatement, TokenCounts};
 
 pub(super) fn read_bucket(
     statement: &mut ProviderStatement,

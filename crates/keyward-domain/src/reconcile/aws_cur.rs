@@ -10,11 +10,10 @@
 //! `UnblendedCost`. Tax, credits, refunds and other services' lines are skipped; Bedrock lines
 //! that are not tokens are unattributed cost.
 
+use super::cells::{field, records, row_location, utc_day, Columns};
 use super::decimal::{amount, count};
 use super::model_name::looks_like_model_id;
-use super::statement::{
-    field, records, row_location, utc_day, Columns, ExportError, ProviderStatement, TokenCounts,
-};
+use super::statement::{ExportError, ProviderStatement, TokenCounts};
 
 const USAGE_TYPE: [&str; 2] = ["lineItem/UsageType", "line_item_usage_type"];
 
@@ -140,53 +139,104 @@ pub(super) fn read(
         ));
     }
     for record in records(csv, name) {
-        let record = record?;
-        let at = row_location(&record);
-        let line_item_type = field(&record, cur.line_item_type).unwrap_or("");
+        let row = Row {
+            cur: &cur,
+            record: record?,
+            export: name,
+            product_map: std::cell::OnceCell::new(),
+        };
+        row.read_into(statement)?;
+    }
+    Ok(())
+}
+
+/// One row of a report, read through the report's columns.
+struct Row<'a> {
+    cur: &'a CurColumns,
+    record: csv::StringRecord,
+    /// The export's name, for errors.
+    export: &'a str,
+    /// The CUR 2.0 `product` map column, parsed once when first needed.
+    product_map: std::cell::OnceCell<Option<serde_json::Value>>,
+}
+
+impl Row<'_> {
+    fn field(&self, at: Option<usize>) -> Option<&str> {
+        field(&self.record, at)
+    }
+
+    fn error(&self, reason: &str) -> ExportError {
+        ExportError::new(self.export, row_location(&self.record), reason.to_owned())
+    }
+
+    /// A key of the CUR 2.0 `product` map column.
+    fn product_map_value(&self, key: &str) -> Option<String> {
+        self.product_map
+            .get_or_init(|| {
+                self.field(self.cur.product_map)
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+            })
+            .as_ref()
+            .and_then(|map| map.get(key)?.as_str().map(str::to_owned))
+    }
+
+    fn product_name(&self) -> Option<String> {
+        self.field(self.cur.product_name)
+            .map(str::to_owned)
+            .or_else(|| self.product_map_value("product_name"))
+    }
+
+    /// A usage line (not a fee, tax or credit) of Amazon Bedrock or a Bedrock Edition product.
+    fn is_bedrock_usage(&self) -> bool {
+        let line_item_type = self.field(self.cur.line_item_type).unwrap_or("");
         if !matches!(
             line_item_type,
             "Usage" | "SavingsPlanCoveredUsage" | "DiscountedUsage"
         ) {
-            continue;
+            return false;
         }
-        let product_map = field(&record, cur.product_map)
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok());
-        let from_map = |key: &str| {
-            product_map
-                .as_ref()
-                .and_then(|map| map.get(key))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        let product_name = field(&record, cur.product_name)
-            .map(str::to_owned)
-            .or_else(|| from_map("product_name"));
-        let bedrock = field(&record, cur.product_code) == Some("AmazonBedrock")
-            || field(&record, cur.product_family) == Some("Amazon Bedrock")
-            || product_name
-                .as_deref()
-                .is_some_and(|name| name.ends_with("(Amazon Bedrock Edition)"));
-        if !bedrock {
-            continue;
+        self.field(self.cur.product_code) == Some("AmazonBedrock")
+            || self.field(self.cur.product_family) == Some("Amazon Bedrock")
+            || self
+                .product_name()
+                .is_some_and(|name| name.ends_with("(Amazon Bedrock Edition)"))
+    }
+
+    /// The model a line bills: from the resource ARN, the usage type, the product's model or
+    /// the Bedrock Edition product's name.
+    fn model(&self, usage_type: &str) -> Option<String> {
+        self.field(self.cur.resource_id)
+            .and_then(model_of_arn)
+            .or_else(|| model_of_usage_type(usage_type))
+            .or_else(|| self.field(self.cur.product_model).map(str::to_owned))
+            .or_else(|| self.product_map_value("model"))
+            .or_else(|| {
+                self.product_name().map(|name| {
+                    name.trim_end_matches("(Amazon Bedrock Edition)")
+                        .trim()
+                        .to_owned()
+                })
+            })
+    }
+
+    fn read_into(&self, statement: &mut ProviderStatement) -> Result<(), ExportError> {
+        if !self.is_bedrock_usage() {
+            return Ok(());
         }
-        let day = field(&record, cur.start).and_then(utc_day).ok_or_else(|| {
-            ExportError::new(name, &at, "`lineItem/UsageStartDate` must be a date-time")
-        })?;
+        let day = self
+            .field(self.cur.start)
+            .and_then(utc_day)
+            .ok_or_else(|| self.error("`lineItem/UsageStartDate` must be a date-time"))?;
         statement.cover_day(&day);
-        let currency = field(&record, cur.currency).unwrap_or("USD");
+        let currency = self.field(self.cur.currency).unwrap_or("USD");
         if !statement.accepts_currency(currency) {
-            continue;
+            return Ok(());
         }
-        let cost = field(&record, cur.cost)
+        let cost = self
+            .field(self.cur.cost)
             .and_then(|text| amount(text, 6))
-            .ok_or_else(|| {
-                ExportError::new(
-                    name,
-                    &at,
-                    "`lineItem/UnblendedCost` must be a decimal number",
-                )
-            })?;
-        let usage_type = field(&record, cur.usage_type).unwrap_or("");
+            .ok_or_else(|| self.error("`lineItem/UnblendedCost` must be a decimal number"))?;
+        let usage_type = self.field(self.cur.usage_type).unwrap_or("");
         let Some(kind) = TokenKind::of(usage_type) else {
             let description = if usage_type.is_empty() {
                 "Bedrock usage without a usage type".to_owned()
@@ -194,23 +244,11 @@ pub(super) fn read(
                 format!("Bedrock {usage_type}")
             };
             statement.add_unattributed(&day, &description, cost);
-            continue;
+            return Ok(());
         };
-        let model = field(&record, cur.resource_id)
-            .and_then(model_of_arn)
-            .or_else(|| model_of_usage_type(usage_type))
-            .or_else(|| field(&record, cur.product_model).map(str::to_owned))
-            .or_else(|| from_map("model"))
-            .or_else(|| {
-                product_name.as_deref().map(|name| {
-                    name.trim_end_matches("(Amazon Bedrock Edition)")
-                        .trim()
-                        .to_owned()
-                })
-            });
-        let Some(model) = model else {
+        let Some(model) = self.model(usage_type) else {
             statement.add_unattributed(&day, &format!("Bedrock {usage_type}"), cost);
-            continue;
+            return Ok(());
         };
         if !looks_like_model_id(&model) && !statement.is_mapped(&model) {
             statement.warn(format!(
@@ -218,7 +256,20 @@ pub(super) fn read(
             ));
         }
         statement.add_cost(&day, &model, cost);
-        let unit = field(&record, cur.unit).unwrap_or("");
+        self.add_tokens(statement, &day, &model, usage_type, kind)
+    }
+
+    /// The line's tokens, from its usage amount in its pricing unit; a unit that is not a
+    /// token count leaves the day's tokens for that model uncompared.
+    fn add_tokens(
+        &self,
+        statement: &mut ProviderStatement,
+        day: &str,
+        model: &str,
+        usage_type: &str,
+        kind: TokenKind,
+    ) -> Result<(), ExportError> {
+        let unit = self.field(self.cur.unit).unwrap_or("");
         let scale = match unit {
             "1K tokens" => Some(3),
             "1M tokens" => Some(6),
@@ -232,26 +283,22 @@ pub(super) fn read(
             }
             _ => None,
         };
-        let tokens = scale
-            .and_then(|scale| field(&record, cur.amount).and_then(|amount| count(amount, scale)));
-        match tokens {
-            Some(tokens) => statement.add_tokens(&day, &model, kind.tokens(tokens)),
-            None => {
-                if scale.is_some() {
-                    return Err(ExportError::new(
-                        name,
-                        &at,
-                        "`lineItem/UsageAmount` must be a non-negative decimal number",
-                    ));
-                }
-                statement.warn(format!(
-                    "pricing unit `{unit}` cannot be converted to tokens: those lines' tokens are not compared, their cost is"
-                ));
-                statement.mark_tokens_incomplete(&day, &model);
-            }
-        }
+        let Some(scale) = scale else {
+            statement.warn(format!(
+                "pricing unit `{unit}` cannot be converted to tokens: those lines' tokens are not compared, their cost is"
+            ));
+            statement.mark_tokens_incomplete(day, model);
+            return Ok(());
+        };
+        let tokens = self
+            .field(self.cur.amount)
+            .and_then(|amount| count(amount, scale))
+            .ok_or_else(|| {
+                self.error("`lineItem/UsageAmount` must be a non-negative decimal number")
+            })?;
+        statement.add_tokens(day, model, kind.tokens(tokens));
+        Ok(())
     }
-    Ok(())
 }
 
 /// `…:foundation-model/anthropic.claude-sonnet-4-6` → `anthropic.claude-sonnet-4-6`; also

@@ -13,7 +13,9 @@
 
 mod anthropic;
 mod aws_cur;
+mod cells;
 mod decimal;
+mod export;
 mod model_name;
 mod openai;
 mod statement;
@@ -316,6 +318,12 @@ impl Keyward {
         )
         .await;
         Ok(report)
+    }
+}
+
+impl From<ExportError> for DomainError {
+    fn from(err: ExportError) -> Self {
+        Self::invalid("exports", err.to_string())
     }
 }
 

@@ -10,11 +10,9 @@
 use keyward_core::Timestamp;
 use serde_json::Value;
 
+use super::cells::{csv_count, field, records, row_location, utc_day, Columns};
 use super::decimal::amount_json;
-use super::statement::{
-    csv_count, field, records, row_location, utc_day, Columns, ExportError, ProviderStatement,
-    TokenCounts,
-};
+use super::statement::{ExportError, ProviderStatement, TokenCounts};
 
 const COMPLETIONS: &str = "organization.usage.completions.result";
 const EMBEDDINGS: &str = "organization.usage.embeddings.result";
