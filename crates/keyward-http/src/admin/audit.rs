@@ -6,7 +6,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::common::{tenant_scope, ErrorBody};
+use super::error_body::ErrorBody;
+use super::params::tenant_scope;
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::views::AuditEntryView;

@@ -12,7 +12,8 @@ use keyward_domain::CredentialInput;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, path_id, tenant_scope, ErrorBody, ListParams};
+use super::error_body::ErrorBody;
+use super::params::{page, path_id, tenant_scope, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;

@@ -9,7 +9,8 @@ use keyward_domain::PlatformKeyInput;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, path_id, tenant_scope, ErrorBody, ListParams};
+use super::error_body::ErrorBody;
+use super::params::{page, path_id, tenant_scope, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;

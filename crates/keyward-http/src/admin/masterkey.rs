@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::common::ErrorBody;
+use super::error_body::ErrorBody;
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;

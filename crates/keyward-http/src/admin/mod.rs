@@ -3,11 +3,12 @@
 
 mod audit;
 mod budgets;
-mod common;
 mod credentials;
 mod departments;
+mod error_body;
 mod keys;
 mod masterkey;
+mod params;
 mod prices;
 mod reconciliations;
 mod routes;
@@ -30,7 +31,7 @@ use crate::AppState;
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(common::ErrorBody))
+    components(schemas(error_body::ErrorBody))
 )]
 struct AdminApi;
 

@@ -15,7 +15,8 @@ use keyward_domain::ProviderStatement;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::common::{tenant_scope, ErrorBody};
+use super::error_body::ErrorBody;
+use super::params::tenant_scope;
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;

@@ -8,7 +8,8 @@ use keyward_domain::{RouteRecord, RouteTargetInput};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, tenant_scope, ErrorBody, ListParams};
+use super::error_body::ErrorBody;
+use super::params::{page, tenant_scope, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;

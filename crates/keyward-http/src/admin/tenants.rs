@@ -7,7 +7,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::common::{page, ErrorBody, ListParams};
+use super::error_body::ErrorBody;
+use super::params::{page, ListParams};
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;

@@ -16,7 +16,8 @@ use keyward_domain::{usage_range, GroupBy};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::common::{tenant_scope, ErrorBody};
+use super::error_body::ErrorBody;
+use super::params::tenant_scope;
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::export::{render_groups, ExportFormat, UsageExport};

@@ -1,4 +1,5 @@
-//! Pieces every admin handler uses: list paging, id parsing, the error schema.
+//! What admin routes read from the URL: list paging (`?limit=&cursor=`), ids in the path, and
+//! the tenant scope a path names. A malformed id is simply not found, like a missing one.
 
 use std::str::FromStr;
 
@@ -6,8 +7,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use keyward_core::ErrorCode;
 use keyward_domain::PageRequest;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 
@@ -69,23 +70,4 @@ pub(crate) async fn tenant_scope(
         .keyward
         .scope(actor, path_id(tenant, "tenant")?)
         .await?)
-}
-
-/// The error body of every admin route.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// What happened and how to fix it.
-    message: String,
-    /// OpenAI-style error type, e.g. `invalid_request_error`.
-    #[serde(rename = "type")]
-    kind: String,
-    /// The request field at fault, if any.
-    param: Option<String>,
-    /// Keyward's error code, e.g. `invalid_request`, `not_found`, `forbidden`.
-    code: String,
 }
