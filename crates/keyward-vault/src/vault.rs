@@ -2,7 +2,10 @@
 //! from its source when a newer version appears (another process rotated the master key).
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so tests can pause and advance it past the reload interval.
+use tokio::time::Instant;
 
 use keyward_core::secret::ProviderSecret;
 use keyward_core::{KeyVersion, SealedSecret};
