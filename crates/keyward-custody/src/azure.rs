@@ -165,64 +165,70 @@ impl AzureKeyVault {
                 *self.token.lock().await = None;
                 continue;
             }
-            #[derive(Deserialize)]
-            struct Failure {
-                error: FailureBody,
-            }
-            #[derive(Deserialize)]
-            struct FailureBody {
-                #[serde(default)]
-                code: String,
-                #[serde(default)]
-                message: String,
-                innererror: Option<Inner>,
-            }
-            #[derive(Deserialize)]
-            struct Inner {
-                #[serde(default)]
-                code: String,
-            }
-            let failure = serde_json::from_slice::<Failure>(&answer.body).ok();
-            let code = failure
-                .as_ref()
-                .map(|f| {
-                    f.error
-                        .innererror
-                        .as_ref()
-                        .map(|inner| inner.code.clone())
-                        .filter(|code| !code.is_empty())
-                        .unwrap_or_else(|| f.error.code.clone())
-                })
-                .unwrap_or_default();
-            let message = failure
-                .map(|f| sanitize(&f.error.message))
-                .unwrap_or_default();
-            let detail = format!(" (HTTP {}, {code}: {message})", answer.status);
-            return Err(match (answer.status, code.as_str()) {
-                (404, _) => CustodyError::NotFound {
-                    manager: MANAGER,
-                    resource,
-                    detail,
-                },
-                (403, "SecretDisabled") => CustodyError::Refused {
-                    manager: MANAGER,
-                    action: "secrets/get".into(),
-                    resource,
-                    detail: format!("the secret is disabled{detail}"),
-                },
-                (401 | 403, _) => CustodyError::Denied {
-                    manager: MANAGER,
-                    permission: "secrets/get (role Key Vault Secrets User)".into(),
-                    resource,
-                    detail,
-                },
-                _ => CustodyError::Refused {
-                    manager: MANAGER,
-                    action: "secrets/get".into(),
-                    resource,
-                    detail,
-                },
-            });
+            return Err(get_secret_failure(&answer, resource));
         }
+    }
+}
+
+/// Why Get Secret failed, from Key Vault's error body (its codes; the message is sanitized
+/// before it is kept).
+fn get_secret_failure(answer: &crate::http::Answer, resource: String) -> CustodyError {
+    #[derive(Deserialize)]
+    struct Failure {
+        error: FailureBody,
+    }
+    #[derive(Deserialize)]
+    struct FailureBody {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+        innererror: Option<Inner>,
+    }
+    #[derive(Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: String,
+    }
+    let failure = serde_json::from_slice::<Failure>(&answer.body).ok();
+    let code = failure
+        .as_ref()
+        .map(|f| {
+            f.error
+                .innererror
+                .as_ref()
+                .map(|inner| inner.code.clone())
+                .filter(|code| !code.is_empty())
+                .unwrap_or_else(|| f.error.code.clone())
+        })
+        .unwrap_or_default();
+    let message = failure
+        .map(|f| sanitize(&f.error.message))
+        .unwrap_or_default();
+    let detail = format!(" (HTTP {}, {code}: {message})", answer.status);
+    match (answer.status, code.as_str()) {
+        (404, _) => CustodyError::NotFound {
+            manager: MANAGER,
+            resource,
+            detail,
+        },
+        (403, "SecretDisabled") => CustodyError::Refused {
+            manager: MANAGER,
+            action: "secrets/get".into(),
+            resource,
+            detail: format!("the secret is disabled{detail}"),
+        },
+        (401 | 403, _) => CustodyError::Denied {
+            manager: MANAGER,
+            permission: "secrets/get (role Key Vault Secrets User)".into(),
+            resource,
+            detail,
+        },
+        _ => CustodyError::Refused {
+            manager: MANAGER,
+            action: "secrets/get".into(),
+            resource,
+            detail,
+        },
     }
 }

@@ -188,104 +188,122 @@ impl Metrics {
             Err(poisoned) => poisoned.into_inner(),
         };
         let mut out = String::new();
-        out.push_str("# HELP keyward_http_requests_total HTTP requests by route template and status.\n# TYPE keyward_http_requests_total counter\n");
-        for ((route, status), (count, _)) in &registry.requests {
-            let _ = writeln!(
-                out,
-                "keyward_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
-            );
-        }
-        out.push_str("# HELP keyward_http_request_duration_seconds HTTP request latency (for streams: until the response starts).\n# TYPE keyward_http_request_duration_seconds histogram\n");
-        for ((route, status), (_, histogram)) in &registry.requests {
-            histogram.render(
-                &mut out,
-                "keyward_http_request_duration_seconds",
-                &format!("route=\"{route}\",status=\"{status}\""),
-            );
-        }
-        let call_labels = |key: &CallKey| {
-            format!(
-                "tenant=\"{}\",provider=\"{}\",model=\"{}\",status=\"{}\"",
-                key.tenant, key.provider, key.model, key.status
-            )
-        };
-        out.push_str("# HELP keyward_upstream_calls_total Upstream calls by outcome (the ledger's status) and the model the provider reported.\n# TYPE keyward_upstream_calls_total counter\n");
-        for (key, series) in &registry.calls {
-            let _ = writeln!(
-                out,
-                "keyward_upstream_calls_total{{{}}} {}",
-                call_labels(key),
-                series.calls
-            );
-        }
-        out.push_str("# HELP keyward_upstream_tokens_total Tokens reported by providers.\n# TYPE keyward_upstream_tokens_total counter\n");
-        for (key, series) in &registry.calls {
-            let labels = call_labels(key);
-            let _ = writeln!(
-                out,
-                "keyward_upstream_tokens_total{{{labels},direction=\"input\"}} {}",
-                series.input_tokens
-            );
-            let _ = writeln!(
-                out,
-                "keyward_upstream_tokens_total{{{labels},direction=\"output\"}} {}",
-                series.output_tokens
-            );
-        }
-        out.push_str("# HELP keyward_upstream_latency_seconds Upstream call duration (streams: to the last byte).\n# TYPE keyward_upstream_latency_seconds histogram\n");
-        for (key, series) in &registry.calls {
-            series.latency.render(
-                &mut out,
-                "keyward_upstream_latency_seconds",
-                &call_labels(key),
-            );
-        }
-        out.push_str("# HELP keyward_upstream_ttfb_seconds Time to the provider's first byte.\n# TYPE keyward_upstream_ttfb_seconds histogram\n");
-        for (key, series) in &registry.calls {
-            series
-                .ttfb
-                .render(&mut out, "keyward_upstream_ttfb_seconds", &call_labels(key));
-        }
-        out.push_str("# HELP keyward_ledger_write_failures_total Ledger rows that could not be written or settled.\n# TYPE keyward_ledger_write_failures_total counter\n");
-        let _ = writeln!(
-            out,
-            "keyward_ledger_write_failures_total {}",
-            registry.ledger_failures
-        );
-        out.push_str("# HELP keyward_audit_write_failures_total Audit entries that could not be written.\n# TYPE keyward_audit_write_failures_total counter\n");
-        let _ = writeln!(
-            out,
-            "keyward_audit_write_failures_total {}",
-            registry.audit_failures
-        );
-        out.push_str("# HELP keyward_alerts_dropped_total Alerts not queued for the webhook (queue full); they are in the audit log.\n# TYPE keyward_alerts_dropped_total counter\n");
-        let _ = writeln!(
-            out,
-            "keyward_alerts_dropped_total {}",
-            registry.alerts_dropped
-        );
-        out.push_str("# HELP keyward_budget_refusals_total Calls refused because a hard budget would be passed.\n# TYPE keyward_budget_refusals_total counter\n");
-        for (tenant, count) in &registry.budget_refusals {
-            let _ = writeln!(
-                out,
-                "keyward_budget_refusals_total{{tenant=\"{tenant}\"}} {count}"
-            );
-        }
-        out.push_str("# HELP keyward_rate_limited_total Calls refused by a platform key's requests- or tokens-per-minute limit.\n# TYPE keyward_rate_limited_total counter\n");
-        for (tenant, count) in &registry.rate_limited {
-            let _ = writeln!(
-                out,
-                "keyward_rate_limited_total{{tenant=\"{tenant}\"}} {count}"
-            );
-        }
-        out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");
-        for ((provider, model), count) in &registry.unpriced {
-            let _ = writeln!(
-                out,
-                "keyward_unpriced_calls_total{{provider=\"{provider}\",model=\"{model}\"}} {count}"
-            );
-        }
+        render_requests(&registry, &mut out);
+        render_calls(&registry, &mut out);
+        render_failures(&registry, &mut out);
+        render_refusals(&registry, &mut out);
         out
+    }
+}
+
+/// HTTP requests: counts and latency by route template and status.
+fn render_requests(registry: &Registry, out: &mut String) {
+    out.push_str("# HELP keyward_http_requests_total HTTP requests by route template and status.\n# TYPE keyward_http_requests_total counter\n");
+    for ((route, status), (count, _)) in &registry.requests {
+        let _ = writeln!(
+            out,
+            "keyward_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+        );
+    }
+    out.push_str("# HELP keyward_http_request_duration_seconds HTTP request latency (for streams: until the response starts).\n# TYPE keyward_http_request_duration_seconds histogram\n");
+    for ((route, status), (_, histogram)) in &registry.requests {
+        histogram.render(
+            out,
+            "keyward_http_request_duration_seconds",
+            &format!("route=\"{route}\",status=\"{status}\""),
+        );
+    }
+}
+
+/// Upstream calls: counts, tokens, latency and time to first byte per tenant, provider, model and outcome.
+fn render_calls(registry: &Registry, out: &mut String) {
+    let call_labels = |key: &CallKey| {
+        format!(
+            "tenant=\"{}\",provider=\"{}\",model=\"{}\",status=\"{}\"",
+            key.tenant, key.provider, key.model, key.status
+        )
+    };
+    out.push_str("# HELP keyward_upstream_calls_total Upstream calls by outcome (the ledger's status) and the model the provider reported.\n# TYPE keyward_upstream_calls_total counter\n");
+    for (key, series) in &registry.calls {
+        let _ = writeln!(
+            out,
+            "keyward_upstream_calls_total{{{}}} {}",
+            call_labels(key),
+            series.calls
+        );
+    }
+    out.push_str("# HELP keyward_upstream_tokens_total Tokens reported by providers.\n# TYPE keyward_upstream_tokens_total counter\n");
+    for (key, series) in &registry.calls {
+        let labels = call_labels(key);
+        let _ = writeln!(
+            out,
+            "keyward_upstream_tokens_total{{{labels},direction=\"input\"}} {}",
+            series.input_tokens
+        );
+        let _ = writeln!(
+            out,
+            "keyward_upstream_tokens_total{{{labels},direction=\"output\"}} {}",
+            series.output_tokens
+        );
+    }
+    out.push_str("# HELP keyward_upstream_latency_seconds Upstream call duration (streams: to the last byte).\n# TYPE keyward_upstream_latency_seconds histogram\n");
+    for (key, series) in &registry.calls {
+        series
+            .latency
+            .render(out, "keyward_upstream_latency_seconds", &call_labels(key));
+    }
+    out.push_str("# HELP keyward_upstream_ttfb_seconds Time to the provider's first byte.\n# TYPE keyward_upstream_ttfb_seconds histogram\n");
+    for (key, series) in &registry.calls {
+        series
+            .ttfb
+            .render(out, "keyward_upstream_ttfb_seconds", &call_labels(key));
+    }
+}
+
+/// Writes that failed or were dropped: ledger rows, audit entries, alerts.
+fn render_failures(registry: &Registry, out: &mut String) {
+    out.push_str("# HELP keyward_ledger_write_failures_total Ledger rows that could not be written or settled.\n# TYPE keyward_ledger_write_failures_total counter\n");
+    let _ = writeln!(
+        out,
+        "keyward_ledger_write_failures_total {}",
+        registry.ledger_failures
+    );
+    out.push_str("# HELP keyward_audit_write_failures_total Audit entries that could not be written.\n# TYPE keyward_audit_write_failures_total counter\n");
+    let _ = writeln!(
+        out,
+        "keyward_audit_write_failures_total {}",
+        registry.audit_failures
+    );
+    out.push_str("# HELP keyward_alerts_dropped_total Alerts not queued for the webhook (queue full); they are in the audit log.\n# TYPE keyward_alerts_dropped_total counter\n");
+    let _ = writeln!(
+        out,
+        "keyward_alerts_dropped_total {}",
+        registry.alerts_dropped
+    );
+}
+
+/// Calls refused (hard budgets, rate limits) or recorded without a price.
+fn render_refusals(registry: &Registry, out: &mut String) {
+    out.push_str("# HELP keyward_budget_refusals_total Calls refused because a hard budget would be passed.\n# TYPE keyward_budget_refusals_total counter\n");
+    for (tenant, count) in &registry.budget_refusals {
+        let _ = writeln!(
+            out,
+            "keyward_budget_refusals_total{{tenant=\"{tenant}\"}} {count}"
+        );
+    }
+    out.push_str("# HELP keyward_rate_limited_total Calls refused by a platform key's requests- or tokens-per-minute limit.\n# TYPE keyward_rate_limited_total counter\n");
+    for (tenant, count) in &registry.rate_limited {
+        let _ = writeln!(
+            out,
+            "keyward_rate_limited_total{{tenant=\"{tenant}\"}} {count}"
+        );
+    }
+    out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");
+    for ((provider, model), count) in &registry.unpriced {
+        let _ = writeln!(
+            out,
+            "keyward_unpriced_calls_total{{provider=\"{provider}\",model=\"{model}\"}} {count}"
+        );
     }
 }
 

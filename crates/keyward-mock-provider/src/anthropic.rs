@@ -94,35 +94,8 @@ pub(crate) async fn messages(
         );
     };
     let fault = fault_of(&model);
-    match fault {
-        Fault::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
-        Fault::Status(429) => {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "Number of request tokens has exceeded your per-minute rate limit",
-            );
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            return response;
-        }
-        Fault::Status(529) => {
-            return error(
-                StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                "overloaded_error",
-                "Overloaded",
-            )
-        }
-        Fault::Status(_) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "Internal server error",
-            )
-        }
-        Fault::Oversized => return (StatusCode::OK, "x".repeat(20 * 1024 * 1024)).into_response(),
-        _ => {}
+    if let Some(response) = fault_response(fault).await {
+        return response;
     }
     let total_input = input_tokens(&request);
     let cache_read = if model == "mock-cached" {
@@ -151,6 +124,61 @@ pub(crate) async fn messages(
         return response;
     }
 
+    let steps = stream_steps(&id, &model, &words, stop_reason, &usage, fault);
+    let mut response = stream::body(steps).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert("request-id", request_id);
+    response
+}
+
+/// The answer a fault model gives instead of a message (`None`: answer normally, after the
+/// stall if there is one).
+async fn fault_response(fault: Fault) -> Option<Response> {
+    match fault {
+        Fault::Stall => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            None
+        }
+        Fault::Status(429) => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "Number of request tokens has exceeded your per-minute rate limit",
+            );
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            Some(response)
+        }
+        Fault::Status(529) => Some(error(
+            StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            "overloaded_error",
+            "Overloaded",
+        )),
+        Fault::Status(_) => Some(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "Internal server error",
+        )),
+        Fault::Oversized => Some((StatusCode::OK, "x".repeat(20 * 1024 * 1024)).into_response()),
+        _ => None,
+    }
+}
+
+/// The SSE events of a streamed message, with the faults a model name asks for.
+fn stream_steps(
+    id: &str,
+    model: &str,
+    words: &[&str],
+    stop_reason: &str,
+    usage: &Value,
+    fault: Fault,
+) -> Vec<Step> {
+    let output_tokens = words.len() as u64;
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     let pause = if fault == Fault::SlowStream {
         Duration::from_millis(200)
@@ -203,12 +231,5 @@ pub(crate) async fn messages(
         event("message_stop", json!({"type": "message_stop"})),
         pause,
     ));
-    let mut response = stream::body(steps).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    headers.insert("request-id", request_id);
-    response
+    steps
 }

@@ -96,45 +96,7 @@ impl Store {
                 source,
             })?
             .disable_statement_logging();
-        let pool_options = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            // No round trip to test a connection before every query: a local SQLite file
-            // cannot drop one, and on PostgreSQL it cost about 10 % of the CPU of a call (each
-            // call runs two statements; sqlx also tests a connection as it is released). A
-            // PostgreSQL connection idle for a while is tested, as PgBouncer does
-            // (`server_check_delay`): a server restart or an idle timeout has likely closed it.
-            // One closed while busy fails the statement it next runs (an admission answers
-            // 503; a settlement is retried on a tested connection, see `Store::settle_call`).
-            .test_before_acquire(false)
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        connection
-                            .execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                                 PRAGMA wal_autocheckpoint = 0;",
-                            )
-                            .await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool_options = match backend {
-            // A failed test closes the connection and the pool hands out another. Only
-            // PostgreSQL gets the hook: on SQLite it would be a boxed future per acquire.
-            Backend::Postgres => pool_options.before_acquire(|connection, meta| {
-                Box::pin(async move {
-                    if meta.idle_for < TEST_IDLE_CONNECTION_AFTER {
-                        return Ok(true);
-                    }
-                    Ok(connection.ping().await.is_ok())
-                })
-            }),
-            Backend::Sqlite => pool_options,
-        };
-        let pool = pool_options
+        let pool = pool_options(backend, options)
             .connect_with(connect)
             .await
             .map_err(|source| StoreError::Open { location, source })?;
@@ -146,20 +108,9 @@ impl Store {
             migrator.run(&pool).await.map_err(StoreError::Migrate)?;
         }
         let writer = match backend {
-            Backend::Sqlite => {
-                let path = sqlite_file(&connect_url)?;
-                let restart_frames = options.wal_restart_frames;
-                let writer = tokio::task::spawn_blocking(move || {
-                    crate::group_commit::LedgerWriter::start(&path, restart_frames)
-                })
-                .await
-                .map_err(|err| {
-                    StoreError::Unavailable(sqlx::Error::Protocol(format!(
-                        "the ledger writer could not start: {err}"
-                    )))
-                })??;
-                Some(std::sync::Arc::new(writer))
-            }
+            Backend::Sqlite => Some(std::sync::Arc::new(
+                start_ledger_writer(&connect_url, options.wal_restart_frames).await?,
+            )),
             Backend::Postgres => None,
         };
         Ok(Self {
@@ -236,6 +187,66 @@ pub fn redact_url(url: &str) -> String {
         }
         None => "(not a URL)".to_owned(),
     }
+}
+
+/// The pool's settings: no test before every acquire, SQLite's pragmas on every connection,
+/// and a PostgreSQL connection idle for a while tested before use.
+fn pool_options(backend: Backend, options: &StoreOptions) -> AnyPoolOptions {
+    let pool_options = AnyPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        // No round trip to test a connection before every query: a local SQLite file
+        // cannot drop one, and on PostgreSQL it cost about 10 % of the CPU of a call (each
+        // call runs two statements; sqlx also tests a connection as it is released). A
+        // PostgreSQL connection idle for a while is tested, as PgBouncer does
+        // (`server_check_delay`): a server restart or an idle timeout has likely closed it.
+        // One closed while busy fails the statement it next runs (an admission answers
+        // 503; a settlement is retried on a tested connection, see `Store::settle_call`).
+        .test_before_acquire(false)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    connection
+                        .execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                             PRAGMA wal_autocheckpoint = 0;",
+                        )
+                        .await?;
+                }
+                Ok(())
+            })
+        });
+    match backend {
+        // A failed test closes the connection and the pool hands out another. Only
+        // PostgreSQL gets the hook: on SQLite it would be a boxed future per acquire.
+        Backend::Postgres => pool_options.before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for < TEST_IDLE_CONNECTION_AFTER {
+                    return Ok(true);
+                }
+                Ok(connection.ping().await.is_ok())
+            })
+        }),
+        Backend::Sqlite => pool_options,
+    }
+}
+
+/// Starts the SQLite ledger writer thread on the database file of `connect_url`.
+async fn start_ledger_writer(
+    connect_url: &str,
+    restart_frames: i64,
+) -> Result<crate::group_commit::LedgerWriter, StoreError> {
+    let path = sqlite_file(connect_url)?;
+    tokio::task::spawn_blocking(move || {
+        crate::group_commit::LedgerWriter::start(&path, restart_frames)
+    })
+    .await
+    .map_err(|err| {
+        StoreError::Unavailable(sqlx::Error::Protocol(format!(
+            "the ledger writer could not start: {err}"
+        )))
+    })?
 }
 
 #[cfg(test)]
