@@ -193,17 +193,6 @@ fn flatten_use_tree(tree: &str, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|ext| ext == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn no_crate_reexports_a_lower_crate_beyond_the_listed_items() {
     let mut unlisted = Vec::new();
@@ -211,7 +200,7 @@ fn no_crate_reexports_a_lower_crate_beyond_the_listed_items() {
         let dir = entry.unwrap().path();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let mut files = Vec::new();
-        rust_files(&dir.join("src"), &mut files);
+        crate::tidy::rust_files(&dir.join("src"), &mut files);
         for file in files {
             let text = std::fs::read_to_string(&file).unwrap();
             for item in keyward_reexports(&text) {

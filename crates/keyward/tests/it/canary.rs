@@ -147,19 +147,10 @@ async fn no_secret_reaches_logs_responses_or_the_database() {
 async fn no_prompt_or_completion_reaches_logs_or_the_database() {
     let app = TestApp::spawn_with(&[("KEYWARD_EGRESS_FIRST_BYTE_TIMEOUT", "1s")]).await;
     let tenant = app.create_tenant("body-canary").await;
-    let credentials = format!("/admin/v1/tenants/{tenant}/credentials");
     let openai = json!({"provider": "openai", "label": "oa", "secret": "sk-body-canary-key-000000000", "base_url": format!("{}/v1", app.mock_origin)});
     let anthropic = json!({"provider": "anthropic", "label": "an", "secret": "sk-ant-body-canary-0000000", "base_url": app.mock_origin});
     for body in [openai, anthropic] {
-        assert_eq!(
-            app.operator(Method::POST, &credentials)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            201
-        );
+        app.connect(&tenant, &body).await;
     }
     let (_, key) = app.issue_key(&tenant, "member").await;
     let prompt = "PROMPTCANARY-6b1e9f the quarterly numbers are confidential";

@@ -275,17 +275,49 @@ impl TestApp {
     }
 
     pub async fn connect_openai(&self, tenant: &str, label: &str, secret: &str) -> Value {
+        self.connect(
+            tenant,
+            &json!({ "provider": "openai", "label": label, "secret": secret }),
+        )
+        .await
+    }
+
+    /// Connects a credential through the admin API (`body` as a client sends it) and returns
+    /// the created record; anything but 201 fails the test with the answer.
+    pub async fn connect(&self, tenant: &str, body: &Value) -> Value {
         let response = self
             .operator(
                 Method::POST,
                 &format!("/admin/v1/tenants/{tenant}/credentials"),
             )
-            .json(&json!({ "provider": "openai", "label": label, "secret": secret }))
+            .json(body)
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 201);
-        response.json().await.unwrap()
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "{answer}");
+        answer
+    }
+
+    /// The tenant's credentials as the admin API lists them.
+    pub async fn credentials(&self, tenant: &str) -> Vec<Value> {
+        let list = self
+            .operator_get(&format!("/admin/v1/tenants/{tenant}/credentials"))
+            .await;
+        list["data"].as_array().unwrap().clone()
+    }
+
+    /// The id of the tenant's credential labelled `label`.
+    pub async fn credential_id(&self, tenant: &str, label: &str) -> String {
+        self.credentials(tenant)
+            .await
+            .iter()
+            .find(|credential| credential["label"] == label)
+            .unwrap_or_else(|| panic!("no credential {label}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn issue_key(&self, tenant: &str, role: &str) -> (String, String) {

@@ -33,18 +33,11 @@ async fn setup_with(overrides: &[(&str, &str)]) -> Setup {
     let app = TestApp::spawn_with(overrides).await;
     let tenant = app.create_tenant("acme").await;
     let openai_secret = format!("sk-mock-openai-{}", RequestId::generate());
-    let credentials = format!("/admin/v1/tenants/{tenant}/credentials");
     for body in [
         json!({"provider": "openai", "label": "team-openai", "secret": openai_secret, "base_url": format!("{}/v1", app.mock_origin)}),
         json!({"provider": "anthropic", "label": "claude", "secret": format!("sk-ant-mock-{}", RequestId::generate()), "base_url": app.mock_origin}),
     ] {
-        let response = app
-            .operator(Method::POST, &credentials)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        app.connect(&tenant, &body).await;
     }
     let (_, key) = app.issue_key(&tenant, "member").await;
     Setup {
@@ -83,27 +76,7 @@ impl Setup {
 
     /// The id of the tenant's credential labelled `label`.
     async fn credential_id(&self, label: &str) -> String {
-        let credentials: Value = self
-            .app
-            .operator(
-                Method::GET,
-                &format!("/admin/v1/tenants/{}/credentials", self.tenant),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        credentials["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|credential| credential["label"] == label)
-            .unwrap_or_else(|| panic!("no credential {label}"))["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.app.credential_id(&self.tenant, label).await
     }
 
     /// The row once it has left `pending` (streams settle when they end).
@@ -314,21 +287,8 @@ async fn a_key_the_provider_revoked_fails_fast_until_rotated() {
         .contains("team-openai"));
     assert_eq!(setup.app.mock.calls(&setup.openai_secret), 1);
 
-    let credentials: Value = setup
-        .app
-        .operator(
-            Method::GET,
-            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let credential = credentials["data"]
-        .as_array()
-        .unwrap()
+    let credentials = setup.app.credentials(&setup.tenant).await;
+    let credential = credentials
         .iter()
         .find(|c| c["label"] == "team-openai")
         .unwrap()
@@ -648,17 +608,7 @@ async fn the_egress_guard_checks_the_address_actually_dialled() {
     // A hostname that resolves to loopback is refused by the resolver, not just literals.
     let tenant = &setup.tenant;
     let local = json!({"provider": "openai-compatible", "label": "local", "base_url": format!("{}/v1", setup.app.mock_origin.replace("127.0.0.1", "localhost"))});
-    let added = setup
-        .app
-        .operator(
-            Method::POST,
-            &format!("/admin/v1/tenants/{tenant}/credentials"),
-        )
-        .json(&local)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+    setup.app.connect(tenant, &local).await;
     let response = strict
         .with_key(&setup.key, Method::POST, "/v1/chat/completions")
         .json(&chat("local/llama3.2", false))
@@ -675,21 +625,8 @@ async fn the_egress_guard_checks_the_address_actually_dialled() {
 #[tokio::test]
 async fn verify_checks_the_key_with_the_provider_and_clears_a_rejection() {
     let setup = setup().await;
-    let credentials: Value = setup
-        .app
-        .operator(
-            Method::GET,
-            &format!("/admin/v1/tenants/{}/credentials", setup.tenant),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<(String, String)> = credentials["data"]
-        .as_array()
-        .unwrap()
+    let credentials = setup.app.credentials(&setup.tenant).await;
+    let ids: Vec<(String, String)> = credentials
         .iter()
         .map(|c| {
             (
@@ -797,20 +734,12 @@ async fn anthropic_version_and_beta_headers_reach_the_provider() {
 #[tokio::test]
 async fn embeddings_pass_through_on_openai_azure_and_mistral() {
     let setup = setup().await;
-    let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
     for body in [
         json!({"provider": "azure-openai", "label": "azure", "secret": "azure-key-0123456789abcdef", "base_url": setup.app.mock_origin,
                "options": {"api_version": "2024-10-21", "deployments": "text-embedding-3-small=emb-prod"}}),
         json!({"provider": "mistral", "label": "mistral", "secret": "mistral-key-0123456789abcd", "base_url": format!("{}/mistral/v1", setup.app.mock_origin)}),
     ] {
-        let response = setup
-            .app
-            .operator(Method::POST, &credentials)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
+        setup.app.connect(&setup.tenant, &body).await;
     }
     for model in [
         "team-openai/text-embedding-3-small",
@@ -1297,7 +1226,6 @@ async fn anthropic_shaped_calls_run_on_an_openai_credential() {
 #[tokio::test]
 async fn bedrock_requests_are_signed_with_the_tenants_aws_keys() {
     let setup = setup().await;
-    let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
     for (label, secret) in [
         (
             "aws-good",
@@ -1306,17 +1234,7 @@ async fn bedrock_requests_are_signed_with_the_tenants_aws_keys() {
         ("aws-wrong", "AKIAMOCKSIGNED000002:not-the-secret"),
     ] {
         let body = json!({"provider": "bedrock", "label": label, "secret": secret, "base_url": setup.app.mock_origin, "options": {"region": "eu-central-1"}});
-        assert_eq!(
-            setup
-                .app
-                .operator(Method::POST, &credentials)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            201
-        );
+        setup.app.connect(&setup.tenant, &body).await;
     }
     // A model id with ':' is percent-encoded in the path and signed over the double-encoded form.
     let response = setup
@@ -1367,20 +1285,9 @@ async fn bedrock_requests_are_signed_with_the_tenants_aws_keys() {
 #[tokio::test]
 async fn anthropic_shaped_calls_run_on_bedrock() {
     let setup = setup().await;
-    let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
     let body = json!({"provider": "bedrock", "label": "aws", "secret": "AKIAMOCKMESSAGES0001:AKIAMOCKMESSAGES0001-secret",
                       "base_url": setup.app.mock_origin, "options": {"region": "us-west-2"}});
-    assert_eq!(
-        setup
-            .app
-            .operator(Method::POST, &credentials)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
+    setup.app.connect(&setup.tenant, &body).await;
     let request = json!({"model": "aws/anthropic.claude-3-5-haiku-20241022-v1:0", "max_tokens": 100, "system": "Be brief.",
                          "messages": [{"role": "user", "content": PROMPT}]});
     let response = setup.post("/v1/messages", &request).await;
@@ -1414,16 +1321,7 @@ async fn verify_checks_a_bedrock_key_with_a_signed_call() {
     let credentials = format!("/admin/v1/tenants/{}/credentials", setup.tenant);
     let secret = "AKIAMOCKVERIFY000001:AKIAMOCKVERIFY000001-secret";
     let body = json!({"provider": "bedrock", "label": "aws", "secret": secret, "base_url": setup.app.mock_origin, "options": {"region": "us-east-1"}});
-    let created: Value = setup
-        .app
-        .operator(Method::POST, &credentials)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = setup.app.connect(&setup.tenant, &body).await;
     let verify = format!("{credentials}/{}/verify", created["id"].as_str().unwrap());
     let verified: Value = setup
         .app

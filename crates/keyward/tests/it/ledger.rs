@@ -27,18 +27,13 @@ pub async fn setup(overrides: &[(&str, &str)]) -> Setup {
     let app = TestApp::spawn_with(overrides).await;
     let tenant = app.create_tenant("acme").await;
     let secret = format!("sk-mock-{}", RequestId::generate());
-    let response = app
-        .operator(
-            Method::POST,
-            &format!("/admin/v1/tenants/{tenant}/credentials"),
-        )
-        .json(&json!({"provider": "openai", "label": "team-openai",
+    app.connect(
+        &tenant,
+        &json!({"provider": "openai", "label": "team-openai",
             "secret": secret,
-            "base_url": format!("{}/v1", app.mock_origin)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
+            "base_url": format!("{}/v1", app.mock_origin)}),
+    )
+    .await;
     let (_, key) = app.issue_key(&tenant, "member").await;
     Setup {
         app,
