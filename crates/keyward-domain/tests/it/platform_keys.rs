@@ -117,29 +117,43 @@ async fn expired_keys_are_refused() {
         ..Default::default()
     };
     assert!(test.keyward.issue_platform_key(&acme, past).await.is_err());
-    let soon = keyward_core::Timestamp::from_unix_millis(
-        keyward_core::Timestamp::now().unix_millis() + 1500,
+    let in_an_hour = keyward_core::Timestamp::from_unix_millis(
+        keyward_core::Timestamp::now().unix_millis() + 3_600_000,
     );
-    let issued = test
+    let expiring = || PlatformKeyInput {
+        expires_at: Some(in_an_hour.to_rfc3339()),
+        ..Default::default()
+    };
+    let valid = test
         .keyward
-        .issue_platform_key(
-            &acme,
-            PlatformKeyInput {
-                expires_at: Some(soon.to_rfc3339()),
-                ..Default::default()
-            },
-        )
+        .issue_platform_key(&acme, expiring())
         .await
         .unwrap();
     assert!(test
         .keyward
-        .authenticate_platform_key(issued.key.expose_secret())
+        .authenticate_platform_key(valid.key.expose_secret())
         .await
         .is_ok());
-    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    // Time passing is the database's expiry moving behind the clock: the wall clock that
+    // decides expiry cannot be paused, and no test waits on it. The key was never
+    // authenticated, so no cached record hides the change.
+    let lapsed = test
+        .keyward
+        .issue_platform_key(&acme, expiring())
+        .await
+        .unwrap();
+    let a_moment_ago = keyward_core::Timestamp::now().unix_millis() - 1;
+    let pool = sqlx::SqlitePool::connect(&test.db_url()).await.unwrap();
+    let moved = sqlx::query("UPDATE platform_keys SET expires_at = ? WHERE id = ?")
+        .bind(a_moment_ago)
+        .bind(lapsed.record.id.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
     assert!(test
         .keyward
-        .authenticate_platform_key(issued.key.expose_secret())
+        .authenticate_platform_key(lapsed.key.expose_secret())
         .await
         .is_err());
 }
