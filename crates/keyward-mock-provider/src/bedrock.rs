@@ -43,30 +43,20 @@ fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
     response
 }
 
-/// Checks the SigV4 signature; returns the credential string to count under.
-fn verify(
-    method: &str,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<String, Box<Response>> {
-    let denied = || {
-        Box::new(aws_error(
-            StatusCode::FORBIDDEN,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        ))
-    };
-    let authorization = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .ok_or_else(denied)?;
-    let rest = authorization
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .ok_or_else(denied)?;
-    let mut credential = None;
-    let mut signed_headers = None;
-    let mut signature = None;
+/// The parts of a SigV4 `authorization` header.
+struct Authorization<'a> {
+    credential: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+fn authorization(headers: &HeaderMap) -> Option<Authorization<'_>> {
+    let rest = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("AWS4-HMAC-SHA256 ")?;
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for part in rest.split(", ") {
         match part.split_once('=') {
             Some(("Credential", value)) => credential = Some(value),
@@ -75,55 +65,39 @@ fn verify(
             _ => {}
         }
     }
-    let (credential, signed_headers, signature) = (
-        credential.ok_or_else(denied)?,
-        signed_headers.ok_or_else(denied)?,
-        signature.ok_or_else(denied)?,
-    );
-    let mut scope = credential.splitn(5, '/');
-    let access_key_id = scope.next().unwrap_or_default();
-    let (date, region, service) = (
-        scope.next().unwrap_or_default(),
-        scope.next().unwrap_or_default(),
-        scope.next().unwrap_or_default(),
-    );
-    // As the real service: the host and date must be signed (and a session token sent), and
-    // the scope must name this day and the bedrock service.
-    let signed: Vec<&str> = signed_headers.split(';').collect();
-    let amz_date_header = headers
-        .get("x-amz-date")
+    Some(Authorization {
+        credential: credential?,
+        signed_headers: signed_headers?,
+        signature: signature?,
+    })
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
         .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let token_unsigned =
-        headers.contains_key("x-amz-security-token") && !signed.contains(&"x-amz-security-token");
-    if !signed.contains(&"host")
-        || !signed.contains(&"x-amz-date")
-        || token_unsigned
-        || service != "bedrock"
-        || !amz_date_header.starts_with(date)
-        || date.len() != 8
-    {
-        return Err(Box::new(aws_error(
-            StatusCode::FORBIDDEN,
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-        )));
-    }
-    let secret = format!("{access_key_id}-secret");
-    let token = headers
-        .get("x-amz-security-token")
-        .and_then(|value| value.to_str().ok());
-    let key = match token {
-        Some(token) => format!("{access_key_id}:{secret}:{token}"),
-        None => format!("{access_key_id}:{secret}"),
-    };
+        .unwrap_or_default()
+}
+
+fn signature_mismatch() -> Box<Response> {
+    Box::new(aws_error(
+        StatusCode::FORBIDDEN,
+        "InvalidSignatureException",
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+    ))
+}
+
+/// The canonical request SigV4 signs: method, URI-encoded path, signed headers, body hash.
+fn canonical_request(
+    method: &str,
+    headers: &HeaderMap,
+    uri: &Uri,
+    signed_headers: &str,
+    body: &[u8],
+) -> String {
     let mut canonical_headers = String::new();
     for name in signed_headers.split(';') {
-        let value = headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        canonical_headers.push_str(&format!("{name}:{}\n", value.trim()));
+        canonical_headers.push_str(&format!("{name}:{}\n", header(headers, name).trim()));
     }
     let canonical_uri: String = uri
         .path()
@@ -136,14 +110,54 @@ fn verify(
             }
         })
         .collect();
-    let canonical_request = format!(
+    format!(
         "{method}\n{canonical_uri}\n\n{canonical_headers}\n{signed_headers}\n{}",
         hex(&Sha256::digest(body))
-    );
-    let amz_date = headers
-        .get("x-amz-date")
+    )
+}
+
+/// Checks the SigV4 signature; returns the credential string to count under.
+fn verify(
+    method: &str,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<String, Box<Response>> {
+    let Some(authorization) = authorization(headers) else {
+        return Err(Box::new(aws_error(
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )));
+    };
+    let mut scope = authorization.credential.splitn(5, '/');
+    let mut next = || scope.next().unwrap_or_default();
+    let (access_key_id, date, region, service) = (next(), next(), next(), next());
+    // As the real service: the host and date must be signed (and a session token sent), and
+    // the scope must name this day and the bedrock service.
+    let signed: Vec<&str> = authorization.signed_headers.split(';').collect();
+    let amz_date = header(headers, "x-amz-date");
+    let token_unsigned =
+        headers.contains_key("x-amz-security-token") && !signed.contains(&"x-amz-security-token");
+    if !signed.contains(&"host")
+        || !signed.contains(&"x-amz-date")
+        || token_unsigned
+        || service != "bedrock"
+        || !amz_date.starts_with(date)
+        || date.len() != 8
+    {
+        return Err(signature_mismatch());
+    }
+    let secret = format!("{access_key_id}-secret");
+    let key = match headers
+        .get("x-amz-security-token")
         .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
+    {
+        Some(token) => format!("{access_key_id}:{secret}:{token}"),
+        None => format!("{access_key_id}:{secret}"),
+    };
+    let canonical_request =
+        canonical_request(method, headers, uri, authorization.signed_headers, body);
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
         hex(&Sha256::digest(canonical_request.as_bytes()))
@@ -152,12 +166,8 @@ fn verify(
     for part in [region, service, "aws4_request"] {
         signing_key = hmac_sha256(&signing_key, part.as_bytes());
     }
-    if hex(&hmac_sha256(&signing_key, string_to_sign.as_bytes())) != signature {
-        return Err(Box::new(aws_error(
-            StatusCode::FORBIDDEN,
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-        )));
+    if hex(&hmac_sha256(&signing_key, string_to_sign.as_bytes())) != authorization.signature {
+        return Err(signature_mismatch());
     }
     Ok(key)
 }
@@ -238,28 +248,8 @@ async fn handle(
         );
     };
     let fault = fault_of(&model);
-    match fault {
-        Fault::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
-        Fault::SlowResponse => tokio::time::sleep(Duration::from_secs(1)).await,
-        Fault::Status(429) => {
-            let mut response = aws_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "ThrottlingException",
-                "Too many requests, please wait before trying again.",
-            );
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            return response;
-        }
-        Fault::Status(_) => {
-            return aws_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerException",
-                "Internal server error",
-            )
-        }
-        _ => {}
+    if let Some(response) = fault_response(fault).await {
+        return response;
     }
     let input_tokens = tokens_of(text_bytes(&request["messages"]) + text_bytes(&request["system"]));
     let (words, cut) = reply(request["inferenceConfig"]["maxTokens"].as_u64());
@@ -277,6 +267,48 @@ async fn handle(
             .insert("x-amzn-requestid", request_id);
         return response;
     }
+    let steps = stream_steps(&words, stop_reason, &usage, fault);
+    let mut response = stream::latin1_body(steps).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
+    headers.insert("x-amzn-requestid", request_id);
+    response
+}
+
+/// The answer a fault model gives instead of a reply (`None`: answer normally, after the
+/// delay if there is one).
+async fn fault_response(fault: Fault) -> Option<Response> {
+    match fault {
+        Fault::Stall => tokio::time::sleep(Duration::from_secs(60)).await,
+        Fault::SlowResponse => tokio::time::sleep(Duration::from_secs(1)).await,
+        Fault::Status(429) => {
+            let mut response = aws_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Too many requests, please wait before trying again.",
+            );
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return Some(response);
+        }
+        Fault::Status(_) => {
+            return Some(aws_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "Internal server error",
+            ))
+        }
+        _ => {}
+    }
+    None
+}
+
+/// The event-stream frames of a streamed reply, with the faults a model name asks for.
+fn stream_steps(words: &[&str], stop_reason: &str, usage: &Value, fault: Fault) -> Vec<Step> {
     let pause = if fault == Fault::SlowStream {
         Duration::from_millis(200)
     } else {
@@ -317,14 +349,7 @@ async fn handle(
         ),
         pause,
     ));
-    let mut response = stream::latin1_body(steps).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        "content-type",
-        HeaderValue::from_static("application/vnd.amazon.eventstream"),
-    );
-    headers.insert("x-amzn-requestid", request_id);
-    response
+    steps
 }
 
 /// The control plane's `GET /foundation-models` (what a cheap credential check calls).

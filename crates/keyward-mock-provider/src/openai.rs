@@ -133,6 +133,114 @@ pub(crate) async fn mistral_chat_completions(
     complete(&state, &request, &model, Flavor::Mistral).await
 }
 
+/// One mock completion: what the whole answer and the stream both render.
+struct Completion<'a> {
+    id: String,
+    created: u64,
+    model: &'a str,
+    words: Vec<&'static str>,
+    finish_reason: &'static str,
+    usage: Value,
+}
+
+impl<'a> Completion<'a> {
+    fn new(sequence: u64, request: &Value, model: &'a str) -> Self {
+        let prompt_tokens = tokens_of(text_bytes(&request["messages"]));
+        let max_tokens = request["max_completion_tokens"]
+            .as_u64()
+            .or_else(|| request["max_tokens"].as_u64());
+        let (words, cut) = reply(max_tokens);
+        let completion_tokens = words.len() as u64;
+        let cached_tokens = if model == "mock-cached" {
+            prompt_tokens / 2
+        } else {
+            0
+        };
+        let reasoning_tokens = if model == "mock-reasoning" { 3 } else { 0 };
+        let usage = json!({
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens + reasoning_tokens,
+            "total_tokens": prompt_tokens + completion_tokens + reasoning_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+        });
+        Self {
+            id: format!("chatcmpl-mock{sequence}"),
+            created: unix_now(),
+            model,
+            words,
+            finish_reason: if cut { "length" } else { "stop" },
+            usage,
+        }
+    }
+
+    fn whole(&self) -> Value {
+        json!({
+            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.words.concat(), "refusal": null}, "logprobs": null, "finish_reason": self.finish_reason}],
+            "usage": self.usage, "system_fingerprint": "fp_mock", "service_tier": "default",
+        })
+    }
+
+    /// One `data:` chunk; `usage: null` on every chunk when the client asked for usage.
+    fn chunk(&self, delta: Value, finish: Option<&str>, include_usage: bool) -> String {
+        let mut chunk = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        format!("data: {chunk}\n\n")
+    }
+
+    /// The SSE events, with the faults a model name asks for and each flavor's usage.
+    fn stream_steps(&self, include_usage: bool, fault: Fault, flavor: Flavor) -> Vec<Step> {
+        let pause = if fault == Fault::SlowStream {
+            Duration::from_millis(200)
+        } else {
+            Duration::ZERO
+        };
+        let first = json!({"role": "assistant", "content": "", "refusal": null});
+        let mut steps = vec![Step::send(
+            self.chunk(first, None, include_usage),
+            Duration::ZERO,
+        )];
+        for (index, word) in self.words.iter().enumerate() {
+            if fault == Fault::Drop && index == 2 {
+                steps.push(Step::abort());
+                break;
+            }
+            if fault == Fault::MalformedSse && index == 1 {
+                steps.push(Step::send(
+                    "data: {\"id\": oops not json\n\n".to_owned(),
+                    pause,
+                ));
+            }
+            let delta = self.chunk(json!({"content": word}), None, include_usage);
+            steps.push(Step::send(delta, pause));
+        }
+        let mut finish = self.chunk(json!({}), Some(self.finish_reason), include_usage);
+        if flavor == Flavor::Mistral {
+            let mut last: Value = serde_json::from_str(finish.trim_start_matches("data: ").trim())
+                .unwrap_or(Value::Null);
+            last["usage"] = self.usage.clone();
+            finish = format!("data: {last}\n\n");
+        }
+        steps.push(Step::send(finish, pause));
+        if include_usage {
+            let usage_chunk = json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "system_fingerprint": "fp_mock", "choices": [], "usage": self.usage,
+            });
+            steps.push(Step::send(format!("data: {usage_chunk}\n\n"), pause));
+        }
+        steps.push(Step::send("data: [DONE]\n\n".to_owned(), Duration::ZERO));
+        steps
+    }
+}
+
 async fn complete(state: &MockState, request: &Value, model: &str, flavor: Flavor) -> Response {
     let fault = fault_of(model);
     match fault {
@@ -143,96 +251,17 @@ async fn complete(state: &MockState, request: &Value, model: &str, flavor: Flavo
     if let Some(response) = fault_response(fault) {
         return response;
     }
-    let prompt_tokens = tokens_of(text_bytes(&request["messages"]));
-    let max_tokens = request["max_completion_tokens"]
-        .as_u64()
-        .or_else(|| request["max_tokens"].as_u64());
-    let (words, cut) = reply(max_tokens);
-    let completion_tokens = words.len() as u64;
-    let cached_tokens = if model == "mock-cached" {
-        prompt_tokens / 2
-    } else {
-        0
-    };
-    let reasoning_tokens = if model == "mock-reasoning" { 3 } else { 0 };
-    let usage = json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens + reasoning_tokens,
-        "total_tokens": prompt_tokens + completion_tokens + reasoning_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-    });
     let sequence = state.next_id();
-    let id = format!("chatcmpl-mock{sequence}");
-    let created = unix_now();
-    let finish_reason = if cut { "length" } else { "stop" };
+    let completion = Completion::new(sequence, request, model);
     let request_id = HeaderValue::from_str(&format!("req_mock{sequence}"))
         .unwrap_or(HeaderValue::from_static("req_mock"));
-
     if request["stream"].as_bool() != Some(true) {
-        let body = json!({
-            "id": id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": words.concat(), "refusal": null}, "logprobs": null, "finish_reason": finish_reason}],
-            "usage": usage, "system_fingerprint": "fp_mock", "service_tier": "default",
-        });
-        let mut response = Json(body).into_response();
+        let mut response = Json(completion.whole()).into_response();
         response.headers_mut().insert("x-request-id", request_id);
         return response;
     }
-
     let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
-    let chunk = |delta: Value, finish: Option<&str>| {
-        let mut chunk = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_mock",
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        if include_usage {
-            chunk["usage"] = Value::Null;
-        }
-        format!("data: {chunk}\n\n")
-    };
-    let pause = if fault == Fault::SlowStream {
-        Duration::from_millis(200)
-    } else {
-        Duration::ZERO
-    };
-    let mut steps = vec![Step::send(
-        chunk(
-            json!({"role": "assistant", "content": "", "refusal": null}),
-            None,
-        ),
-        Duration::ZERO,
-    )];
-    for (index, word) in words.iter().enumerate() {
-        if fault == Fault::Drop && index == 2 {
-            steps.push(Step::abort());
-            break;
-        }
-        if fault == Fault::MalformedSse && index == 1 {
-            steps.push(Step::send(
-                "data: {\"id\": oops not json\n\n".to_owned(),
-                pause,
-            ));
-        }
-        steps.push(Step::send(chunk(json!({"content": word}), None), pause));
-    }
-    let mut finish = chunk(json!({}), Some(finish_reason));
-    if flavor == Flavor::Mistral {
-        let mut last: Value =
-            serde_json::from_str(finish.trim_start_matches("data: ").trim()).unwrap_or(Value::Null);
-        last["usage"] = usage.clone();
-        finish = format!("data: {last}\n\n");
-    }
-    steps.push(Step::send(finish, pause));
-    if include_usage {
-        let usage_chunk = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_mock", "choices": [], "usage": usage,
-        });
-        steps.push(Step::send(format!("data: {usage_chunk}\n\n"), pause));
-    }
-    steps.push(Step::send("data: [DONE]\n\n".to_owned(), Duration::ZERO));
+    let steps = completion.stream_steps(include_usage, fault, flavor);
     let mut response = stream::body(steps).into_response();
     let headers = response.headers_mut();
     headers.insert(
