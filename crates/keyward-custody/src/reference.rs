@@ -56,86 +56,100 @@ impl SecretReference {
             ));
         }
         if let Some(rest) = text.strip_prefix("vault://") {
-            let (location, field) = rest.split_once('#').ok_or(ReferenceError(
-                "write vault://MOUNT/PATH#FIELD (the field of the KV v2 secret holding the key)",
-            ))?;
-            let (mount, path) = location.split_once('/').ok_or(ReferenceError(
-                "write vault://MOUNT/PATH#FIELD, e.g. vault://secret/acme/openai#api_key",
-            ))?;
-            if !plain_segment(mount) || !path.split('/').all(plain_segment) || !plain_segment(field)
-            {
-                return Err(ReferenceError(
-                    "vault:// mount, path segments and field use letters, digits and - _ . @ + = only",
-                ));
-            }
-            return Ok(Self::Vault {
-                mount: mount.to_owned(),
-                path: path.to_owned(),
-                field: field.to_owned(),
-            });
+            return Self::parse_vault(rest);
         }
         if let Some(rest) = text.strip_prefix("aws-sm://") {
-            let (secret_id, json_field) = match rest.split_once('#') {
-                Some((id, field)) => (id, Some(field)),
-                None => (rest, None),
-            };
-            // A name (`/_+=.@-` besides letters and digits, per Secrets Manager) or a full ARN
-            // `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`.
-            let name_ok = |name: &str| {
-                !name.is_empty()
-                    && name.len() <= 512
-                    && name.chars().all(|c| {
-                        c.is_ascii_alphanumeric()
-                            || matches!(c, '/' | '_' | '+' | '=' | '.' | '@' | '-')
-                    })
-            };
-            let id_ok = if secret_id.starts_with("arn:") {
-                let parts: Vec<&str> = secret_id.splitn(7, ':').collect();
-                parts.len() == 7
-                    && parts[1].chars().all(|c| c.is_ascii_lowercase() || c == '-')
-                    && parts[2] == "secretsmanager"
-                    && crate::aws::is_region_name(parts[3])
-                    && parts[4].len() == 12
-                    && parts[4].chars().all(|c| c.is_ascii_digit())
-                    && parts[5] == "secret"
-                    && name_ok(parts[6])
-            } else {
-                name_ok(secret_id)
-            };
-            if !id_ok || json_field.is_some_and(|field| !plain_segment(field)) {
-                return Err(ReferenceError(
-                    "write aws-sm://SECRET_ID[#JSON_FIELD], SECRET_ID a secret name or ARN",
-                ));
-            }
-            return Ok(Self::AwsSecretsManager {
-                secret_id: secret_id.to_owned(),
-                json_field: json_field.map(str::to_owned),
-            });
+            return Self::parse_aws_secrets_manager(rest);
         }
         if let Some(rest) = text.strip_prefix("azure-kv://") {
-            let (vault, name) = rest.split_once('/').ok_or(ReferenceError(
-                "write azure-kv://VAULT/NAME, e.g. azure-kv://acme-keys/openai-key",
-            ))?;
-            let vault_ok = (3..=24).contains(&vault.len())
-                && vault.starts_with(|c: char| c.is_ascii_alphabetic())
-                && vault.ends_with(|c: char| c.is_ascii_alphanumeric())
-                && !vault.contains("--")
-                && vault.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-            let name_ok = (1..=127).contains(&name.len())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-            if !vault_ok || !name_ok {
-                return Err(ReferenceError(
-                    "azure-kv:// vault names are 3-24 letters, digits and single hyphens starting with a letter; secret names 1-127 letters, digits and hyphens",
-                ));
-            }
-            return Ok(Self::AzureKeyVault {
-                vault: vault.to_owned(),
-                name: name.to_owned(),
-            });
+            return Self::parse_azure_key_vault(rest);
         }
         Err(ReferenceError(
             "a secret reference starts with vault://, aws-sm:// or azure-kv://",
         ))
+    }
+
+    /// `MOUNT/PATH#FIELD` of a `vault://` reference.
+    fn parse_vault(rest: &str) -> Result<Self, ReferenceError> {
+        let (location, field) = rest.split_once('#').ok_or(ReferenceError(
+            "write vault://MOUNT/PATH#FIELD (the field of the KV v2 secret holding the key)",
+        ))?;
+        let (mount, path) = location.split_once('/').ok_or(ReferenceError(
+            "write vault://MOUNT/PATH#FIELD, e.g. vault://secret/acme/openai#api_key",
+        ))?;
+        if !plain_segment(mount) || !path.split('/').all(plain_segment) || !plain_segment(field) {
+            return Err(ReferenceError(
+                "vault:// mount, path segments and field use letters, digits and - _ . @ + = only",
+            ));
+        }
+        Ok(Self::Vault {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+            field: field.to_owned(),
+        })
+    }
+
+    /// `SECRET_ID[#JSON_FIELD]` of an `aws-sm://` reference.
+    fn parse_aws_secrets_manager(rest: &str) -> Result<Self, ReferenceError> {
+        let (secret_id, json_field) = match rest.split_once('#') {
+            Some((id, field)) => (id, Some(field)),
+            None => (rest, None),
+        };
+        // A name (`/_+=.@-` besides letters and digits, per Secrets Manager) or a full ARN
+        // `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`.
+        let name_ok = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 512
+                && name.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || matches!(c, '/' | '_' | '+' | '=' | '.' | '@' | '-')
+                })
+        };
+        let id_ok = if secret_id.starts_with("arn:") {
+            let parts: Vec<&str> = secret_id.splitn(7, ':').collect();
+            parts.len() == 7
+                && parts[1].chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                && parts[2] == "secretsmanager"
+                && crate::aws::is_region_name(parts[3])
+                && parts[4].len() == 12
+                && parts[4].chars().all(|c| c.is_ascii_digit())
+                && parts[5] == "secret"
+                && name_ok(parts[6])
+        } else {
+            name_ok(secret_id)
+        };
+        if !id_ok || json_field.is_some_and(|field| !plain_segment(field)) {
+            return Err(ReferenceError(
+                "write aws-sm://SECRET_ID[#JSON_FIELD], SECRET_ID a secret name or ARN",
+            ));
+        }
+        Ok(Self::AwsSecretsManager {
+            secret_id: secret_id.to_owned(),
+            json_field: json_field.map(str::to_owned),
+        })
+    }
+
+    /// `VAULT/NAME` of an `azure-kv://` reference.
+    fn parse_azure_key_vault(rest: &str) -> Result<Self, ReferenceError> {
+        let (vault, name) = rest.split_once('/').ok_or(ReferenceError(
+            "write azure-kv://VAULT/NAME, e.g. azure-kv://acme-keys/openai-key",
+        ))?;
+        let vault_ok = (3..=24).contains(&vault.len())
+            && vault.starts_with(|c: char| c.is_ascii_alphabetic())
+            && vault.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && !vault.contains("--")
+            && vault.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let name_ok = (1..=127).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !vault_ok || !name_ok {
+            return Err(ReferenceError(
+                "azure-kv:// vault names are 3-24 letters, digits and single hyphens starting with a letter; secret names 1-127 letters, digits and hyphens",
+            ));
+        }
+        Ok(Self::AzureKeyVault {
+            vault: vault.to_owned(),
+            name: name.to_owned(),
+        })
     }
 
     /// Which manager holds it, for messages.

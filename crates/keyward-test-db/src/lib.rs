@@ -8,6 +8,10 @@
 //!   failure so CI cannot pass without PostgreSQL.
 //!
 //! A setup failure panics: this crate runs only inside tests, where a panic is the failure.
+
+// Functions stay short (clippy.toml: too-many-lines-threshold); a data table says why with
+// an `#[expect]`.
+#![warn(clippy::too_many_lines)]
 #![expect(
     clippy::panic,
     reason = "test support: a failed setup step must fail the test loudly"

@@ -356,26 +356,7 @@ impl<'a> Keys<'a> {
 
 fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<Config> {
     let mut keys = Keys { raw, problems };
-    let listen = keys
-        .get("server.listen")
-        .parse::<SocketAddr>()
-        .ok()
-        .or_else(|| {
-            keys.expected(
-                "server.listen",
-                "an address and port such as 127.0.0.1:8080 or [::]:8080",
-            )
-        });
-    let max_body_bytes = keys.number(
-        "server.max_body_bytes",
-        1024..=1 << 30,
-        "a byte count between 1024 and 1073741824",
-    );
-    let shutdown_grace = keys.duration(
-        "server.shutdown_grace",
-        false,
-        "a duration such as 10s or 500ms",
-    );
+    let server = server_keys(&mut keys);
     let store_url = keys.text("store.url", is_database_url, "a database URL such as sqlite://./keyward-data/keyward.db or postgres://keyward@db.internal/keyward");
     let store_max_connections = keys.number(
         "store.max_connections",
@@ -400,7 +381,94 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
     );
     let (vault_role_id, vault_secret_id_file, vault_approle_mount) = vault_login(&mut keys);
     let admin_token = admin_token(&mut keys);
-    let egress = match EgressPolicy::parse_list(keys.get("egress.allow_private")) {
+    let egress = egress_keys(&mut keys);
+    let ledger_mode = LedgerMode::parse(keys.get("ledger.mode"))
+        .or_else(|| keys.expected("ledger.mode", "`strict` or `best_effort`"));
+    let default_max_output_tokens = keys.number(
+        "ledger.default_max_output_tokens",
+        1..=10_000_000,
+        "a token count between 1 and 10000000",
+    );
+    let webhook = webhook(&mut keys);
+    let secrets_cache_ttl =
+        keys.duration("secrets.cache_ttl", false, "a duration such as 60s, or 0s");
+    let (log_level, log_format) = log_settings(&mut keys);
+    let (server, egress, master_key_source) = (server?, egress?, master_key_source?);
+    Some(Config {
+        listen: server.listen,
+        max_body_bytes: server.max_body_bytes,
+        shutdown_grace: server.shutdown_grace,
+        store_url: store_url?,
+        store_max_connections: store_max_connections?,
+        master_key_is_default: master_key_source == DEFAULT_MASTER_KEY_SOURCE,
+        master_key_source,
+        admin_token: admin_token?,
+        egress: egress.policy,
+        connect_timeout: egress.connect_timeout,
+        first_byte_timeout: egress.first_byte_timeout,
+        idle_timeout: egress.idle_timeout,
+        max_response_bytes: egress.max_response_bytes,
+        ledger_mode: ledger_mode?,
+        default_max_output_tokens: default_max_output_tokens?,
+        webhook: webhook?,
+        secrets_cache_ttl: secrets_cache_ttl?,
+        master_key_previous_sources: master_key_previous_sources?,
+        tenant_reference_prefixes: tenant_reference_prefixes?,
+        azure_vault_url: azure_vault_url?,
+        vault_role_id: vault_role_id?,
+        vault_secret_id_file: vault_secret_id_file?,
+        vault_approle_mount: vault_approle_mount?,
+        log_level: log_level?,
+        log_format: log_format?,
+    })
+}
+
+/// `server.*`: where to listen, the largest body, the shutdown grace.
+struct ServerKeys {
+    listen: SocketAddr,
+    max_body_bytes: usize,
+    shutdown_grace: Duration,
+}
+
+fn server_keys(keys: &mut Keys<'_>) -> Option<ServerKeys> {
+    let listen = keys
+        .get("server.listen")
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| {
+            keys.expected(
+                "server.listen",
+                "an address and port such as 127.0.0.1:8080 or [::]:8080",
+            )
+        });
+    let max_body_bytes = keys.number(
+        "server.max_body_bytes",
+        1024..=1 << 30,
+        "a byte count between 1024 and 1073741824",
+    );
+    let shutdown_grace = keys.duration(
+        "server.shutdown_grace",
+        false,
+        "a duration such as 10s or 500ms",
+    );
+    Some(ServerKeys {
+        listen: listen?,
+        max_body_bytes: max_body_bytes?,
+        shutdown_grace: shutdown_grace?,
+    })
+}
+
+/// `egress.*`: the address policy, the timeouts and the largest answer.
+struct EgressKeys {
+    policy: EgressPolicy,
+    connect_timeout: Duration,
+    first_byte_timeout: Duration,
+    idle_timeout: Duration,
+    max_response_bytes: usize,
+}
+
+fn egress_keys(keys: &mut Keys<'_>) -> Option<EgressKeys> {
+    let policy = match EgressPolicy::parse_list(keys.get("egress.allow_private")) {
         Ok(policy) => Some(policy),
         Err(err) => {
             keys.problems.push(format!("`egress.allow_private`: {err}"));
@@ -416,44 +484,12 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         1024..=1 << 31,
         "a byte count between 1024 and 2147483648",
     );
-    let ledger_mode = LedgerMode::parse(keys.get("ledger.mode"))
-        .or_else(|| keys.expected("ledger.mode", "`strict` or `best_effort`"));
-    let default_max_output_tokens = keys.number(
-        "ledger.default_max_output_tokens",
-        1..=10_000_000,
-        "a token count between 1 and 10000000",
-    );
-    let webhook = webhook(&mut keys);
-    let secrets_cache_ttl =
-        keys.duration("secrets.cache_ttl", false, "a duration such as 60s, or 0s");
-    let (log_level, log_format) = log_settings(&mut keys);
-    let master_key_source = master_key_source?;
-    Some(Config {
-        listen: listen?,
-        max_body_bytes: max_body_bytes?,
-        shutdown_grace: shutdown_grace?,
-        store_url: store_url?,
-        store_max_connections: store_max_connections?,
-        master_key_is_default: master_key_source == DEFAULT_MASTER_KEY_SOURCE,
-        master_key_source,
-        admin_token: admin_token?,
-        egress: egress?,
+    Some(EgressKeys {
+        policy: policy?,
         connect_timeout: connect_timeout?,
         first_byte_timeout: first_byte_timeout?,
         idle_timeout: idle_timeout?,
         max_response_bytes: max_response_bytes?,
-        ledger_mode: ledger_mode?,
-        default_max_output_tokens: default_max_output_tokens?,
-        webhook: webhook?,
-        secrets_cache_ttl: secrets_cache_ttl?,
-        master_key_previous_sources: master_key_previous_sources?,
-        tenant_reference_prefixes: tenant_reference_prefixes?,
-        azure_vault_url: azure_vault_url?,
-        vault_role_id: vault_role_id?,
-        vault_secret_id_file: vault_secret_id_file?,
-        vault_approle_mount: vault_approle_mount?,
-        log_level: log_level?,
-        log_format: log_format?,
     })
 }
 

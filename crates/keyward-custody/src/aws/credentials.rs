@@ -195,19 +195,7 @@ impl CredentialChain {
         let session = self
             .var("AWS_ROLE_SESSION_NAME")
             .unwrap_or_else(|| format!("keyward-{}", std::process::id()));
-        let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-            .iter()
-            .find_map(|var| self.var(var))
-            .map(|region| region.trim().to_owned())
-            .filter(|region| super::is_region_name(region));
-        let endpoint = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
-            .iter()
-            .find_map(|var| self.var(var))
-            .map(|url| url.trim().trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| match &region {
-                Some(region) => format!("https://sts.{region}.amazonaws.com"),
-                None => "https://sts.amazonaws.com".to_owned(),
-            });
+        let endpoint = self.sts_endpoint();
         let form = Zeroizing::new(
             url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("Action", "AssumeRoleWithWebIdentity")
@@ -240,31 +228,24 @@ impl CredentialChain {
                 ),
             });
         }
-        let credentials = xml_text(&body, "Credentials").unwrap_or_default();
-        let field = |name: &str| xml_text(credentials, name).map(str::to_owned);
-        let (Some(access_key_id), Some(secret), Some(session_token)) = (
-            field("AccessKeyId"),
-            field("SecretAccessKey"),
-            field("SessionToken"),
-        ) else {
-            return Err(CustodyError::Malformed {
-                manager: "AWS STS",
-                action: "AssumeRoleWithWebIdentity".into(),
-                reason: "no Credentials with AccessKeyId, SecretAccessKey and SessionToken".into(),
-            });
-        };
-        let expires_at = field("Expiration").and_then(|text| {
-            time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-                .ok()
-                .map(SystemTime::from)
-        });
-        Ok(Some(AwsCredentials {
-            access_key_id,
-            secret_access_key: Zeroizing::new(secret),
-            session_token: Some(Zeroizing::new(session_token)),
-            expires_at,
-            origin: "web identity",
-        }))
+        web_identity_credentials(&body)
+    }
+
+    /// STS for this region (`AWS_REGION`), or the endpoint the environment names.
+    fn sts_endpoint(&self) -> String {
+        let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|var| self.var(var))
+            .map(|region| region.trim().to_owned())
+            .filter(|region| super::is_region_name(region));
+        ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|var| self.var(var))
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| match &region {
+                Some(region) => format!("https://sts.{region}.amazonaws.com"),
+                None => "https://sts.amazonaws.com".to_owned(),
+            })
     }
 
     async fn ask_container_endpoint(&self) -> Result<Option<AwsCredentials>, CustodyError> {
@@ -409,6 +390,35 @@ fn parse_temporary(body: &[u8], origin: &'static str) -> Result<AwsCredentials, 
             "instance metadata service"
         },
     })
+}
+
+/// The temporary credentials in an `AssumeRoleWithWebIdentity` answer.
+fn web_identity_credentials(body: &str) -> Result<Option<AwsCredentials>, CustodyError> {
+    let credentials = xml_text(body, "Credentials").unwrap_or_default();
+    let field = |name: &str| xml_text(credentials, name).map(str::to_owned);
+    let (Some(access_key_id), Some(secret), Some(session_token)) = (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    ) else {
+        return Err(CustodyError::Malformed {
+            manager: "AWS STS",
+            action: "AssumeRoleWithWebIdentity".into(),
+            reason: "no Credentials with AccessKeyId, SecretAccessKey and SessionToken".into(),
+        });
+    };
+    let expires_at = field("Expiration").and_then(|text| {
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(SystemTime::from)
+    });
+    Ok(Some(AwsCredentials {
+        access_key_id,
+        secret_access_key: Zeroizing::new(secret),
+        session_token: Some(Zeroizing::new(session_token)),
+        expires_at,
+        origin: "web identity",
+    }))
 }
 
 #[cfg(test)]
