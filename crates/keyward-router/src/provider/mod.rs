@@ -135,15 +135,16 @@ pub fn supports(surface: Surface, provider: ProviderId) -> bool {
     }
 }
 
-/// The request for one call on `target`: the provider family's plan and the body to send,
-/// signed when the provider needs it (Bedrock's SigV4 covers the exact bytes).
+/// The request for one call on `target`: the provider family's plan, the body to send, and
+/// what signs it when the provider needs that (Bedrock's SigV4 covers the exact bytes; it is
+/// applied after the egress check, so a blocked request is never signed).
 fn plan(
     surface: Surface,
     target: &Target,
     prompt: &PromptBody,
     route: &RouteRequest,
     client: &ClientHeaders,
-) -> Result<(Plan, Vec<u8>), RouterError> {
+) -> Result<(Plan, Vec<u8>, Option<bedrock::Signing>), RouterError> {
     if !supports(surface, target.provider) {
         return Err(RouterError::Unsupported {
             surface: surface.endpoint(),
@@ -152,7 +153,7 @@ fn plan(
     }
     let mut prompt = prompt.attempt_copy();
     let mut signing = None;
-    let mut plan = match (surface, target.provider) {
+    let plan = match (surface, target.provider) {
         (Surface::ChatCompletions, ProviderId::Bedrock) => {
             let (plan, sign) = bedrock::plan(target, &mut prompt, route)?;
             signing = Some(sign);
@@ -179,11 +180,7 @@ fn plan(
             openai::plan(surface, target, &mut prompt, route)?
         }
     };
-    let body = prompt.to_vec();
-    if let Some(signing) = &signing {
-        bedrock::sign(&mut plan, signing, &body)?;
-    }
-    Ok((plan, body))
+    Ok((plan, prompt.to_vec(), signing))
 }
 
 /// A whole answer, translated to the client's format, with its usage and the key verdict.
@@ -245,8 +242,12 @@ impl Router {
         route: &RouteRequest,
         client: &ClientHeaders,
     ) -> Result<UpstreamReply, RouterError> {
-        let (plan, body) = plan(surface, target, prompt, route, client)?;
+        let (mut plan, body, signing) = plan(surface, target, prompt, route, client)?;
         self.egress.check_literal(&plan.url)?;
+        if let Some(signing) = &signing {
+            bedrock::sign(&mut plan, signing, &body)?;
+        }
+        drop(signing);
         let started = Instant::now();
         let response = self.post(&plan, body).await?;
         let first_byte = started.elapsed();
