@@ -7,6 +7,9 @@
 //! - One fetch per reference at a time: concurrent callers of an expired entry wait for the
 //!   one fetch instead of all asking the manager.
 //! - An unreachable manager is never papered over with a stale value past its TTL.
+//! - A refetch after the provider rejected a value ([`SecretResolver::refetch_since`]) is one
+//!   fetch however many calls were rejected at once: a caller whose value was obtained before
+//!   the entry was last fetched takes that fetch's result instead of asking again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,6 +91,28 @@ impl SecretResolver {
         reference: &SecretReference,
         refresh: bool,
     ) -> Result<Zeroizing<String>, CustodyError> {
+        let fresh_after = if refresh { Some(Instant::now()) } else { None };
+        self.resolve_fresh(reference, fresh_after).await
+    }
+
+    /// The secret behind `reference` as fetched after `used_at` (when the caller obtained the
+    /// value the provider just rejected): the result of a fetch another caller made since, or a
+    /// fetch made now. Many calls rejected together cost the manager one request.
+    pub async fn refetch_since(
+        &self,
+        reference: &SecretReference,
+        used_at: Instant,
+    ) -> Result<Zeroizing<String>, CustodyError> {
+        self.resolve_fresh(reference, Some(used_at)).await
+    }
+
+    /// With `fresh_after`, only a value (or failure) obtained after that instant is taken from
+    /// the entry; without, any value younger than the TTL is.
+    async fn resolve_fresh(
+        &self,
+        reference: &SecretReference,
+        fresh_after: Option<Instant>,
+    ) -> Result<Zeroizing<String>, CustodyError> {
         if self.ttl.is_zero() {
             return self.fetch(reference).await;
         }
@@ -95,10 +120,17 @@ impl SecretResolver {
         let arrived = Instant::now();
         let mut slot = entry.lock().await;
         match &*slot {
-            Slot::Fetched { value, fetched_at } if !refresh && fetched_at.elapsed() < self.ttl => {
+            Slot::Fetched { value, fetched_at }
+                if fetched_at.elapsed() < self.ttl
+                    && fresh_after.is_none_or(|after| *fetched_at > after) =>
+            {
                 return Ok(value.clone());
             }
-            Slot::Failed { error, at } if *at >= arrived => return Err(error.clone()),
+            Slot::Failed { error, at }
+                if *at >= fresh_after.map_or(arrived, |after| after.min(arrived)) =>
+            {
+                return Err(error.clone())
+            }
             _ => {}
         }
         // Nothing stale survives a refresh, failed or not.
@@ -119,6 +151,13 @@ impl SecretResolver {
                 Err(error)
             }
         }
+    }
+
+    /// Drops what is held for `reference`: a value its user found malformed must not be served
+    /// again for the rest of the TTL (the next call asks the manager).
+    pub async fn forget(&self, reference: &SecretReference) {
+        let entry = self.entry(&reference.to_string());
+        *entry.lock().await = Slot::Empty;
     }
 
     /// Wipes cached secrets older than the TTL (and old failure records).

@@ -38,6 +38,9 @@ pub(crate) enum Freshness {
     Cached,
     /// Fetch from the manager now (`credential verify`).
     Refetch,
+    /// Fetched after this instant: the provider rejected the value obtained then (one fetch
+    /// serves every call rejected at once).
+    RefetchSince(std::time::Instant),
 }
 
 /// A credential with its secret opened for one outbound call.
@@ -309,17 +312,22 @@ impl Keyward {
                 },
             )
         })?;
-        let text = self
-            .secrets
-            .resolve(&parsed, freshness == Freshness::Refetch)
-            .await
-            .map_err(|source| unreadable(parsed.manager(), source))?;
-        // The manager's value is checked like a pasted key, never echoed.
-        check_secret(
+        let fetched = match freshness {
+            Freshness::Cached => self.secrets.resolve(&parsed, false).await,
+            Freshness::Refetch => self.secrets.resolve(&parsed, true).await,
+            Freshness::RefetchSince(used_at) => self.secrets.refetch_since(&parsed, used_at).await,
+        };
+        let text = fetched.map_err(|source| unreadable(parsed.manager(), source))?;
+        // The manager's value is checked like a pasted key, never echoed; a malformed one is
+        // not kept, so a fixed value in the manager is read by the next call.
+        let checked = check_secret(
             record.provider,
             ProviderSecret::new(text.as_str().to_owned()),
-        )
-        .map_err(|_| {
+        );
+        if checked.is_err() {
+            self.secrets.forget(&parsed).await;
+        }
+        checked.map_err(|_| {
             unreadable(
                 parsed.manager(),
                 keyward_custody::CustodyError::Refused {

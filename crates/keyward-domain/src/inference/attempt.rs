@@ -10,7 +10,7 @@
 //! - A reply the provider gave on a rejected key marks the credential with the sealed secret
 //!   that was used, so a rotation that happened meanwhile is not undone.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyward_core::{RequestId, SealedSecret, Timestamp};
 use keyward_router::{CompleteReply, StreamingReply, Surface, Target, UpstreamReply};
@@ -45,6 +45,50 @@ pub(super) enum AttemptResult {
     Skipped(DomainError),
 }
 
+/// A credential opened for an attempt, and when its secret was obtained.
+pub(super) struct OpenedTarget {
+    pub credential: OpenedCredential,
+    /// A referenced secret fetched after this instant is newer than the one used.
+    pub obtained_at: Instant,
+}
+
+/// How one send ended: answered (whatever the answer), or the provider refused the key.
+pub(super) enum Sent {
+    Answered(AttemptResult),
+    KeyRejected(UsedSecret),
+}
+
+/// What identifies the secret a rejected call used, without keeping the secret.
+pub(super) struct UsedSecret {
+    /// The sealed blob, for a secret kept in Keyward (a rotation meanwhile wins over the mark).
+    pub sealed: Option<SealedSecret>,
+    /// SHA-256 of a referenced secret's value, to tell whether its manager now holds another.
+    pub digest: Option<[u8; 32]>,
+    /// When the secret was obtained.
+    pub obtained_at: Instant,
+}
+
+impl UsedSecret {
+    fn of(opened: &OpenedTarget) -> Self {
+        let record = &opened.credential.record;
+        let digest = match (&record.secret_ref, &opened.credential.secret) {
+            (Some(_), Some(secret)) => Some(secret_digest(secret)),
+            _ => None,
+        };
+        Self {
+            sealed: record.secret.clone(),
+            digest,
+            obtained_at: opened.obtained_at,
+        }
+    }
+}
+
+/// A digest to compare two values of a secret by, never shown.
+pub(super) fn secret_digest(secret: &keyward_core::secret::ProviderSecret) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.expose_secret().as_bytes()).into()
+}
+
 /// What an admitted attempt needs to settle its row.
 struct Admitted {
     pending: PendingCall,
@@ -64,7 +108,8 @@ impl Admitted {
 }
 
 impl Keyward {
-    /// One upstream attempt with its own ledger row.
+    /// One upstream attempt with its own ledger row; a key the provider rejects is handled by
+    /// `rejection` (a referenced secret is fetched again and the call retried once).
     pub(super) async fn attempt(
         &self,
         call: &Call,
@@ -75,13 +120,29 @@ impl Keyward {
             Ok(opened) => opened,
             Err(unusable) => return Ok(AttemptResult::Skipped(unusable)),
         };
+        match self.send_once(call, attempt, row, opened).await? {
+            Sent::Answered(result) => Ok(result),
+            Sent::KeyRejected(used) => self.key_rejected(call, attempt, row, used).await,
+        }
+    }
+
+    /// Admits a row, sends the call on `opened`'s secret and settles the row however the call
+    /// ends. A key rejection is returned to the caller undecided: the row is settled, the
+    /// credential not yet marked.
+    pub(super) async fn send_once(
+        &self,
+        call: &Call,
+        attempt: &Attempt,
+        row: AttemptRow,
+        opened: OpenedTarget,
+    ) -> Result<Sent, DomainError> {
         let credential = &attempt.credential;
-        let secret_used = opened.record.secret.clone();
+        let used = UsedSecret::of(&opened);
         let admitted = self.admit_attempt(call, attempt, row).await?;
         let target = Target {
             provider: credential.provider,
             options: credential.options.clone(),
-            secret: opened.secret,
+            secret: opened.credential.secret,
             model: attempt.upstream_model.clone(),
         };
         let reply = self
@@ -104,12 +165,22 @@ impl Keyward {
                 )
                 .await;
                 tracing::warn!(request_id = %row.request_id, credential = %credential.id, code = err.code().as_str(), error = %err, "upstream call failed");
-                Ok(AttemptResult::Failed(DomainError::Router(err)))
+                Ok(Sent::Answered(AttemptResult::Failed(DomainError::Router(
+                    err,
+                ))))
             }
-            Ok(UpstreamReply::Complete(reply)) => Ok(self
-                .complete(call, credential, secret_used.as_ref(), admitted, *reply)
-                .await),
-            Ok(UpstreamReply::Streaming(reply)) => Ok(self.stream(admitted, *reply)),
+            Ok(UpstreamReply::Complete(reply)) => {
+                let key_rejected = reply.key_rejected;
+                let result = self.complete(call, credential, admitted, *reply).await;
+                Ok(if key_rejected {
+                    Sent::KeyRejected(used)
+                } else {
+                    Sent::Answered(result)
+                })
+            }
+            Ok(UpstreamReply::Streaming(reply)) => {
+                Ok(Sent::Answered(self.stream(admitted, *reply)))
+            }
         }
     }
 
@@ -120,7 +191,7 @@ impl Keyward {
         &self,
         call: &Call,
         attempt: &Attempt,
-    ) -> Result<Result<OpenedCredential, DomainError>, DomainError> {
+    ) -> Result<Result<OpenedTarget, DomainError>, DomainError> {
         let record = if attempt.read_at.elapsed() < FRESH_RECORD {
             attempt.credential.clone()
         } else {
@@ -129,11 +200,15 @@ impl Keyward {
                 .await?
                 .ok_or(DomainError::NotFound { what: "credential" })?
         };
-        let opened = self
+        let obtained_at = Instant::now();
+        let credential = self
             .open_credential_record(record, Freshness::Cached)
             .await?;
-        Ok(match unusable(&opened.record, call.surface) {
-            None => Ok(opened),
+        Ok(match unusable(&credential.record, call.surface) {
+            None => Ok(OpenedTarget {
+                credential,
+                obtained_at,
+            }),
             Some(error) => Err(error),
         })
     }
@@ -198,7 +273,6 @@ impl Keyward {
         &self,
         call: &Call,
         credential: &CredentialRecord,
-        secret_used: Option<&SealedSecret>,
         admitted: Admitted,
         reply: CompleteReply,
     ) -> AttemptResult {
@@ -206,7 +280,8 @@ impl Keyward {
         self.settle(&admitted.pending, Some(admitted.pricing()), settlement)
             .await;
         if reply.key_rejected {
-            self.mark_rejected(credential, secret_used).await;
+            // Decided by the caller (`rejection`): park the credential, or retry on a secret
+            // its manager now holds.
             return AttemptResult::Failed(DomainError::ProviderCredentialRejected {
                 label: credential.label.clone(),
             });

@@ -5,7 +5,9 @@
 //! [`targets`] (who calls, where the model may go) → [`attempt`]'s `open_target` (the one
 //! status check, the secret) → [`admit`] (the pending row: ledger mode, budgets, metric) → the
 //! router → [`settle`] (one settlement builder per kind of ending, one `settle` for every
-//! path). [`verify`] runs the same admission and settlement for a credential check.
+//! path) → [`rejection`] when the provider refused the key (park the credential, or retry once
+//! on the value a key manager now holds). [`verify`] runs the same admission and settlement
+//! for a credential check.
 //!
 //! Invariants:
 //! - Nothing goes upstream without a committed `pending` ledger row (strict mode), and every
@@ -17,6 +19,7 @@
 
 mod admit;
 mod attempt;
+mod rejection;
 mod settle;
 mod targets;
 mod verify;

@@ -21,13 +21,13 @@ use serde_json::{json, Value};
 use crate::fake_azure::{self, FakeAzure};
 use crate::harness::{captured_logs, contains, TestApp};
 
-struct KeyManagers {
-    moto: String,
-    bao: String,
-    bao_token: String,
+pub(crate) struct KeyManagers {
+    pub moto: String,
+    pub bao: String,
+    pub bao_token: String,
 }
 
-fn key_managers() -> Option<KeyManagers> {
+pub(crate) fn key_managers() -> Option<KeyManagers> {
     let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     match (
         var("TEST_MOTO_URL"),
@@ -49,14 +49,14 @@ fn key_managers() -> Option<KeyManagers> {
     }
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     // The tail of a v7 id is random (its head is the clock).
     let id = keyward_core::RequestId::generate().to_string();
     format!("{prefix}-{}", &id[id.len() - 10..])
 }
 
 /// The AWS environment a deployment on moto has.
-fn aws_env(endpoint: &str) -> Vec<(String, String)> {
+pub(crate) fn aws_env(endpoint: &str) -> Vec<(String, String)> {
     vec![
         ("AWS_ENDPOINT_URL".into(), endpoint.into()),
         ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
@@ -65,7 +65,7 @@ fn aws_env(endpoint: &str) -> Vec<(String, String)> {
     ]
 }
 
-fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(crate) fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
     pairs
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -86,7 +86,7 @@ fn aws(endpoint: &str) -> Arc<AwsClient> {
     AwsClient::new(ManagerHttp::new().unwrap(), env_lookup(aws_env(endpoint)))
 }
 
-async fn aws_call(
+pub(crate) async fn aws_call(
     km: &KeyManagers,
     service: keyward_custody::aws::Service,
     operation: &str,
@@ -109,7 +109,12 @@ async fn create_kms_key(km: &KeyManagers) -> String {
     created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned()
 }
 
-async fn bao(km: &KeyManagers, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn bao(
+    km: &KeyManagers,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .request(method, format!("{}/v1/{path}", km.bao))
         .header("x-vault-token", &km.bao_token);
@@ -131,7 +136,7 @@ async fn bao_enable(km: &KeyManagers, path: &str, kind: &str) {
     );
 }
 
-async fn bao_kv_put(km: &KeyManagers, path: &str, data: Value) {
+pub(crate) async fn bao_kv_put(km: &KeyManagers, path: &str, data: Value) {
     let (status, body) = bao(
         km,
         Method::POST,
@@ -143,7 +148,7 @@ async fn bao_kv_put(km: &KeyManagers, path: &str, data: Value) {
 }
 
 /// A tenant with a member key and an OpenAI credential whose secret is `secret` or `secret_ref`.
-async fn connect(app: &TestApp, tenant: &str, label: &str, secret: Value) -> Value {
+pub(crate) async fn connect(app: &TestApp, tenant: &str, label: &str, secret: Value) -> Value {
     let mut body = json!({"provider": "openai", "label": label, "base_url": format!("{}/v1", app.mock_origin)});
     for (field, value) in secret.as_object().unwrap() {
         body[field] = value.clone();
@@ -163,7 +168,7 @@ async fn connect(app: &TestApp, tenant: &str, label: &str, secret: Value) -> Val
     serde_json::from_str(&text).unwrap()
 }
 
-async fn chat(app: &TestApp, key: &str, label: &str) -> (u16, Value) {
+pub(crate) async fn chat(app: &TestApp, key: &str, label: &str) -> (u16, Value) {
     let response = app
         .with_key(key, Method::POST, "/v1/chat/completions")
         .json(&json!({"model": format!("{label}/gpt-4o-mini"), "messages": [{"role": "user", "content": "hi"}]}))

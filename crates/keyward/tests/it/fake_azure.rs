@@ -27,6 +27,7 @@ struct Inner {
     /// (vault, name) → value
     secrets: Mutex<HashMap<(String, String), String>>,
     token_requests: AtomicU64,
+    secret_requests: AtomicU64,
 }
 
 #[derive(Clone, Default)]
@@ -61,8 +62,21 @@ impl FakeAzure {
             .insert((vault.to_owned(), name.to_owned()), value.to_owned());
     }
 
+    pub fn remove(&self, vault: &str, name: &str) {
+        self.inner
+            .secrets
+            .lock()
+            .unwrap()
+            .remove(&(vault.to_owned(), name.to_owned()));
+    }
+
     pub fn token_requests(&self) -> u64 {
         self.inner.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Get Secret requests answered so far (any vault, any name).
+    pub fn secret_requests(&self) -> u64 {
+        self.inner.secret_requests.load(Ordering::SeqCst)
     }
 }
 
@@ -104,6 +118,7 @@ async fn secret(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    inner.secret_requests.fetch_add(1, Ordering::SeqCst);
     let bearer = headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())

@@ -25,4 +25,5 @@ mod isolation;
 mod ledger;
 mod reconcile;
 mod replicas;
+mod rotation;
 mod tidy;
