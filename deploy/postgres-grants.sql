@@ -6,7 +6,7 @@ GRANT USAGE ON SCHEMA public TO keyward_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO keyward_app;
 GRANT INSERT, UPDATE ON tenants, departments, credentials, platform_keys, master_keys,
     rewrap_jobs, routes, ledger, budgets, budget_windows, tenant_prices, instances,
-    wrapped_data_keys, deployment
+    wrapped_data_keys, deployment, rate_buckets
     TO keyward_app;
 -- The audit log and the ledger are append-only for the runtime role (the ledger's rows are
 -- updated when calls settle, never deleted).

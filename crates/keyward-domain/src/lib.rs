@@ -124,7 +124,8 @@ pub struct KeywardInner {
     prices: Arc<PriceBook>,
     default_max_output_tokens: u64,
     alerts: Option<AlertSender>,
-    rate_limiter: Arc<rate_limit::RateLimiter>,
+    /// Per-key RPM/TPM limits: in memory on SQLite, shared through PostgreSQL.
+    limits: rate_limit::Limits,
     tenant_rates: Arc<price::TenantRates>,
     instance: Arc<instance::Instance>,
     secrets: Arc<keyward_custody::SecretResolver>,
@@ -157,7 +158,7 @@ impl Keyward {
             router: parts.router,
             ledger_mode: parts.ledger_mode,
             tasks: TaskTracker::new(),
-            rate_limiter: Arc::default(),
+            limits: rate_limit::Limits::for_store(&parts.store),
             tenant_rates: Arc::default(),
             metrics: Arc::new(Metrics::default()),
             prices: parts.prices,

@@ -30,6 +30,8 @@ pub enum StoreError {
     },
     #[error("store.url `{url}` is not supported; use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl { url: String },
+    #[error("{what} is not available on this store")]
+    Unsupported { what: &'static str },
     #[error("the database schema could not be migrated (the role needs to own the schema for a first start or an upgrade; a database from a newer Keyward version is refused)")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }

@@ -29,6 +29,7 @@ mod ledger_sqlite;
 mod master_key;
 mod page;
 mod platform_key;
+mod rate_bucket;
 mod route;
 mod tenant;
 mod tenant_price;
@@ -49,6 +50,7 @@ pub use ledger::{
 pub use master_key::{RewrapJob, RewrapState};
 pub use page::{Page, PageRequest};
 pub use platform_key::{NewPlatformKey, PlatformKeyRecord, Role};
+pub use rate_bucket::{BucketChange, BucketState};
 pub use route::{RouteRecord, RouteTarget};
 pub use tenant::TenantRecord;
 pub use tenant_price::TenantPriceRecord;

@@ -33,6 +33,7 @@ use keyward_router::{
     ClientHeaders, CompletionBody, CompletionStream, PromptBody, RouteRequest, RouterError, Surface,
 };
 
+use crate::rate_limit::LimitRefusal;
 use crate::{Actor, DomainError, Keyward};
 
 pub use admit::LedgerMode;
@@ -162,12 +163,16 @@ impl Keyward {
         let route = prompt.route_request(surface).map_err(RouterError::from)?;
         let caller = self.caller(actor).await?;
         let attempts = self.attempts(&caller, &route.model).await?;
-        if let Err(refused) =
-            self.rate_limiter
-                .admit(caller.key, caller.limits, std::time::Instant::now())
-        {
-            self.metrics.record_rate_limited(caller.tenant.to_string());
-            return Err(DomainError::RateLimited(refused));
+        match self.limits.admit(caller.key, caller.limits).await {
+            Ok(()) => {}
+            Err(LimitRefusal::Limited(refused)) => {
+                self.metrics.record_rate_limited(caller.tenant.to_string());
+                return Err(DomainError::RateLimited(refused));
+            }
+            Err(LimitRefusal::Unavailable(err)) => {
+                tracing::error!(key = %caller.key, error = %err, "the shared rate limit cannot be read; call refused");
+                return Err(DomainError::LedgerUnavailable);
+            }
         }
         // The calls run on a tracked task: if the client goes away (and with it this future),
         // the upstream call still finishes and its row is settled, as `client_cancelled`.

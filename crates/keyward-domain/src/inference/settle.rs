@@ -134,8 +134,7 @@ impl Keyward {
     ) {
         if let (Some(key), Some(pricing)) = (call.key_id, pricing) {
             let tokens = rate_limited_tokens(&settlement, pricing.input_estimate);
-            self.rate_limiter
-                .charge_tokens(key, tokens, std::time::Instant::now());
+            self.limits.charge_tokens(key, tokens).await;
         }
         if let Some(pricing) = pricing {
             self.apply_price(call, pricing, &mut settlement);

@@ -24,6 +24,7 @@ mod inference;
 mod isolation;
 mod ledger;
 mod reconcile;
+mod replica_agreement;
 mod replicas;
 mod rotation;
 mod tidy;

@@ -10,9 +10,15 @@
 //! - A refusal says how long until the request would be admitted (`retry-after`, whole seconds,
 //!   at least 1).
 //!
-//! Invariants: the state is per process (replicas each enforce the full limit; see #6); memory
-//! is one entry per key that has limits and was used recently — idle entries, which would be
-//! full again, are dropped.
+//! Where the bucket lives depends on the store ([`Limits::for_store`]): with SQLite (one
+//! process) in this process's memory ([`RateLimiter`]); with PostgreSQL in the database,
+//! shared by every replica, which lease slices of it ([`shared::SharedLimiter`]) so that a
+//! call costs no database round trip of its own.
+//!
+//! Invariants: memory is one entry per key that has limits and was used recently — idle
+//! entries, which would be full again, are dropped.
+
+mod shared;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,7 +34,7 @@ pub struct KeyLimits {
 }
 
 impl KeyLimits {
-    fn is_unlimited(self) -> bool {
+    pub(crate) fn is_unlimited(self) -> bool {
         self.rpm.is_none() && self.tpm.is_none()
     }
 }
@@ -85,13 +91,7 @@ impl Bucket {
 
     /// Seconds until the level reaches `needed`.
     fn wait_for(&self, needed: f64) -> u64 {
-        let rate = self.capacity / MINUTE;
-        let seconds = ((needed - self.level) / rate).ceil();
-        if seconds.is_finite() && seconds >= 1.0 {
-            seconds as u64
-        } else {
-            1
-        }
+        seconds_to_refill(self.capacity as u64, needed - self.level)
     }
 }
 
@@ -147,6 +147,63 @@ impl KeyState {
             .into_iter()
             .flatten()
             .all(|bucket| bucket.level >= bucket.capacity)
+    }
+}
+
+/// Why a call was not admitted by its key's limits.
+#[derive(Debug)]
+pub(crate) enum LimitRefusal {
+    Limited(RateLimited),
+    /// The shared bucket could not be reached (PostgreSQL down): no limit is ever assumed.
+    Unavailable(keyward_store::StoreError),
+}
+
+/// The limiter a store calls for: in memory for SQLite, shared through PostgreSQL.
+pub(crate) enum Limits {
+    Local(RateLimiter),
+    Shared(shared::SharedLimiter),
+}
+
+impl Limits {
+    pub(crate) fn for_store(store: &keyward_store::Store) -> Self {
+        match store.backend() {
+            keyward_store::Backend::Postgres => {
+                Self::Shared(shared::SharedLimiter::new(store.clone()))
+            }
+            keyward_store::Backend::Sqlite => Self::Local(RateLimiter::default()),
+        }
+    }
+
+    /// Admits one request of `key` under `limits`, or says why not.
+    pub(crate) async fn admit(
+        &self,
+        key: PlatformKeyId,
+        limits: KeyLimits,
+    ) -> Result<(), LimitRefusal> {
+        match self {
+            Self::Local(limiter) => limiter
+                .admit(key, limits, Instant::now())
+                .map_err(LimitRefusal::Limited),
+            Self::Shared(limiter) => limiter.admit(key, limits).await,
+        }
+    }
+
+    /// Takes a finished call's tokens from its key's TPM allowance.
+    pub(crate) async fn charge_tokens(&self, key: PlatformKeyId, tokens: u64) {
+        match self {
+            Self::Local(limiter) => limiter.charge_tokens(key, tokens, Instant::now()),
+            Self::Shared(limiter) => limiter.charge_tokens(key, tokens).await,
+        }
+    }
+}
+
+/// Whole seconds (at least 1) until a bucket refilling at `limit` per minute gains `deficit`.
+fn seconds_to_refill(limit: u64, deficit: f64) -> u64 {
+    let seconds = (deficit / (limit as f64 / MINUTE)).ceil();
+    if seconds.is_finite() && seconds >= 1.0 {
+        seconds as u64
+    } else {
+        1
     }
 }
 
