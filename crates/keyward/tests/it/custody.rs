@@ -235,7 +235,7 @@ fn every_file(dir: &Path) -> Vec<u8> {
 }
 
 /// A TCP relay to `target` that can be cut, standing for a key manager that goes away.
-async fn relay(target: String) -> (String, tokio::sync::oneshot::Sender<()>) {
+pub(crate) async fn relay(target: String) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();

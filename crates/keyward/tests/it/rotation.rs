@@ -8,7 +8,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::custody::{aws_call, aws_env, bao_kv_put, chat, connect, key_managers, refs, unique};
+use crate::custody::{
+    aws_call, aws_env, bao_kv_put, chat, connect, key_managers, refs, relay, unique,
+};
 use crate::fake_azure::{self, FakeAzure};
 use crate::harness::{captured_logs, contains, TestApp};
 
@@ -237,6 +239,39 @@ async fn a_refetch_that_fails_parks_nothing_and_an_unchanged_value_parks_the_cre
     assert_eq!(chat(&app, &member, "z").await.0, 424);
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(app.mock.total_calls(), before);
+}
+
+#[tokio::test]
+async fn a_key_manager_that_is_down_when_the_provider_rejects_the_key_parks_nothing() {
+    let azure = FakeAzure::start().await;
+    let (old, new) = ("sk-rot-azure-down-old-0001", "sk-rot-azure-down-new-0002");
+    azure.set("acme-keys", "openai-key", old);
+    // Key Vault is reached through a relay that can be cut (Entra ID stays up).
+    let (vault_origin, cut) = relay(azure.origin.clone()).await;
+    let vault_url = format!("{vault_origin}/{{vault}}");
+    let app = TestApp::spawn_with_env(
+        &[("KEYWARD_SECRETS_AZURE_VAULT_URL", &vault_url)],
+        &refs(&azure_env(&azure)),
+    )
+    .await;
+    let tenant = app.create_tenant("acme").await;
+    let reference = "azure-kv://acme-keys/openai-key";
+    connect(&app, &tenant, "z", json!({ "secret_ref": reference })).await;
+    let (_, member) = app.issue_key(&tenant, "member").await;
+    assert_eq!(chat(&app, &member, "z").await.0, 200);
+
+    azure.set("acme-keys", "openai-key", new);
+    app.mock.revoke(old);
+    cut.send(()).unwrap();
+    let (status, answer) = chat(&app, &member, "z").await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "credential_unreadable", "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(reference));
+    assert_eq!(status_of(&app, &tenant, "z").await, "active");
+    assert_eq!(app.mock.calls(new), 0);
 }
 
 /// The ledger keeps both calls of a retried rotation: the rejected one and its retry, linked.
