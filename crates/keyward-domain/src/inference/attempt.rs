@@ -95,14 +95,19 @@ struct Admitted {
     price: Option<Price>,
     upstream_model: String,
     input_estimate: u64,
+    max_output: u64,
 }
 
 impl Admitted {
-    fn pricing(&self) -> Pricing<'_> {
+    /// The pricing of a call whose usage is final (`usage_final`) or may be short of what the
+    /// provider bills (a stream that did not complete).
+    fn pricing(&self, usage_final: bool) -> Pricing<'_> {
         Pricing {
             price: self.price.as_ref(),
             model: &self.upstream_model,
             input_estimate: self.input_estimate,
+            token_ceiling: self.input_estimate.saturating_add(self.max_output),
+            usage_final,
         }
     }
 }
@@ -160,7 +165,7 @@ impl Keyward {
             Err(err) => {
                 self.settle(
                     &admitted.pending,
-                    Some(admitted.pricing()),
+                    Some(admitted.pricing(true)),
                     settle::router_failure(&err),
                 )
                 .await;
@@ -265,6 +270,7 @@ impl Keyward {
             price,
             upstream_model: attempt.upstream_model.clone(),
             input_estimate: route.input_bytes,
+            max_output,
         })
     }
 
@@ -277,7 +283,7 @@ impl Keyward {
         reply: CompleteReply,
     ) -> AttemptResult {
         let settlement = settle::complete_reply(&reply, call.client_gone());
-        self.settle(&admitted.pending, Some(admitted.pricing()), settlement)
+        self.settle(&admitted.pending, Some(admitted.pricing(true)), settlement)
             .await;
         if reply.key_rejected {
             // Decided by the caller (`rejection`): park the credential, or retry on a secret
@@ -316,9 +322,20 @@ impl Keyward {
         let status = reply.status;
         let outcome = reply.outcome;
         self.tasks.spawn(async move {
-            let settlement = settle::stream_end(status, provider_request_id, outcome.await.ok());
+            let outcome = outcome.await.ok();
+            // Only a completed stream carried the provider's final usage; one the client left or
+            // the provider broke may be billed for more than was seen (the provider keeps
+            // generating until it notices), so it is charged as its ceiling.
+            let usage_final = outcome
+                .as_ref()
+                .is_some_and(|outcome| outcome.end == keyward_router::StreamEnd::Completed);
+            let settlement = settle::stream_end(status, provider_request_id, outcome);
             keyward
-                .settle(&admitted.pending, Some(admitted.pricing()), settlement)
+                .settle(
+                    &admitted.pending,
+                    Some(admitted.pricing(usage_final)),
+                    settlement,
+                )
                 .await;
         });
         AttemptResult::Done(InferenceReply::Streaming {

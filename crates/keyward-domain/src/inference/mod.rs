@@ -160,7 +160,14 @@ impl Keyward {
         prompt: PromptBody,
         context: CallContext,
     ) -> Result<InferenceReply, DomainError> {
-        let route = prompt.route_request(surface).map_err(RouterError::from)?;
+        let mut route = prompt.route_request(surface).map_err(RouterError::from)?;
+        if surface != Surface::Embeddings {
+            // The ceiling reserved for is the ceiling sent: a client that sets none gets the
+            // default, written into the upstream request by the router.
+            route
+                .max_tokens
+                .get_or_insert(self.default_max_output_tokens);
+        }
         let caller = self.caller(actor).await?;
         let attempts = self.attempts(&caller, &route.model).await?;
         match self.limits.admit(caller.key, caller.limits).await {

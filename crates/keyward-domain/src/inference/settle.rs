@@ -6,6 +6,9 @@
 //!   one builder here; model calls and verifications settle through the same [`Keyward::settle`].
 //! - A call whose usage never arrived but may have been billed charges its input estimate to
 //!   the key's TPM limit and its reservation to the budgets (see `budget::budget_charge`).
+//! - A stream that did not complete (the client left, the provider broke it) has usage that
+//!   is only a lower bound of the bill: its row records what was seen, its budgets keep the
+//!   reservation (or the cost seen, if higher) and its key's TPM is charged the ceiling.
 //! - A failed settlement is counted and logged with ids only; the row stays `pending` and is
 //!   marked interrupted at the next start.
 
@@ -30,6 +33,12 @@ pub(super) struct Pricing<'a> {
     pub model: &'a str,
     /// The request's size, charged to TPM when no usage arrived.
     pub input_estimate: u64,
+    /// The most tokens the call can be billed for: its input estimate and output ceiling.
+    pub token_ceiling: u64,
+    /// Whether the usage is the provider's final count. When it is not (a stream the client
+    /// left or the provider broke), the budget is charged at least the reservation and TPM at
+    /// least the ceiling: what was seen is a lower bound of what will be billed.
+    pub usage_final: bool,
 }
 
 fn millis(duration: Duration) -> Option<u64> {
@@ -132,14 +141,25 @@ impl Keyward {
         pricing: Option<Pricing<'_>>,
         mut settlement: Settlement,
     ) {
+        let usage_final = pricing.is_none_or(|pricing| pricing.usage_final);
         if let (Some(key), Some(pricing)) = (call.key_id, pricing) {
-            let tokens = rate_limited_tokens(&settlement, pricing.input_estimate);
+            let mut tokens = rate_limited_tokens(&settlement, pricing.input_estimate);
+            if !usage_final {
+                tokens = tokens.max(pricing.token_ceiling);
+            }
             self.limits.charge_tokens(key, tokens).await;
         }
         if let Some(pricing) = pricing {
             self.apply_price(call, pricing, &mut settlement);
         }
         settlement.budget_charge_micro_usd = budget_charge(&settlement, call.reserved_micro_usd);
+        if !usage_final {
+            // The row keeps what was seen (and its status says the usage is partial, for
+            // reconciliation); the budget keeps the reservation, an upper bound of the bill.
+            settlement.budget_charge_micro_usd = settlement
+                .budget_charge_micro_usd
+                .max(call.reserved_micro_usd);
+        }
         let request_id = call.request_id;
         match self
             .store

@@ -2,7 +2,7 @@
 //! generated per provider. Behaviours: a call with exact usage, a stream with exact usage, a
 //! rejected key (424, credential marked, no further traffic), a 429 relayed, a 5xx as
 //! `upstream_error`, a stall as `upstream_timeout`, a stream broken mid-way recorded as a
-//! provider error.
+//! provider error, a stream the client abandons charged its whole reservation.
 
 use keyward_core::{RequestId, TenantId};
 use keyward_store::{CallRecord, CallStatus};
@@ -287,6 +287,62 @@ async fn a_broken_stream_is_a_provider_error(case: &'static Case) {
     assert_eq!(row.status, CallStatus::ProviderError, "{}", case.provider);
 }
 
+/// A stream the client leaves after its first bytes may be billed for far more than was seen
+/// (the provider generates on until it notices): the budget keeps the whole reservation (#23).
+async fn an_abandoned_stream_keeps_its_reservation(case: &'static Case) {
+    let connected = connect(case).await;
+    let tenant = connected.tenant;
+    let admin = |method: Method, path: &str, body: Value| {
+        connected
+            .app
+            .operator(method, &format!("/admin/v1/tenants/{tenant}{path}"))
+            .json(&body)
+    };
+    // $1,000 per million output tokens: 1,000 micro-dollars a token, nothing for input.
+    let price = json!({"provider": case.provider, "model": "mock-slow-stream", "effective": "2020-01-01", "input": "0", "output": "1000"});
+    assert!(admin(Method::PUT, "/prices", price)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let cap = json!({"scope": "tenant", "period": "day", "hard_limit_usd": "1000"});
+    assert!(admin(Method::PUT, "/budgets", cap)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let mut response = connected.call("mock-slow-stream", true).await;
+    assert_eq!(response.status(), 200, "{}", case.provider);
+    let request_id = response.headers()["x-keyward-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(response.chunk().await.unwrap().is_some());
+    drop(response);
+    let row = connected.row_of(&request_id).await;
+    assert_eq!(row.status, CallStatus::ClientCancelled, "{}", case.provider);
+    // The ceiling: the client's 64 on Messages, the 4,096 default otherwise.
+    let reserved = if case.anthropic_surface {
+        "0.064000"
+    } else {
+        "4.096000"
+    };
+    let budgets: Value = admin(Method::GET, "/budgets", Value::Null)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        budgets["data"][0]["spent_usd"], reserved,
+        "{}: {budgets}",
+        case.provider
+    );
+}
+
 macro_rules! conformance {
     ($($module:ident => $case:expr),* $(,)?) => {$(
         mod $module {
@@ -298,6 +354,7 @@ macro_rules! conformance {
             #[tokio::test] async fn server_errors_are_upstream_errors() { super::server_errors_are_upstream_errors(&$case).await }
             #[tokio::test] async fn a_stall_is_an_upstream_timeout() { super::a_stall_is_an_upstream_timeout(&$case).await }
             #[tokio::test] async fn a_broken_stream_is_a_provider_error() { super::a_broken_stream_is_a_provider_error(&$case).await }
+            #[tokio::test] async fn an_abandoned_stream_keeps_its_reservation() { super::an_abandoned_stream_keeps_its_reservation(&$case).await }
         }
     )*};
 }
