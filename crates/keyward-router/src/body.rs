@@ -45,12 +45,17 @@ pub struct CompletionBody {
 static_assertions::assert_not_impl_any!(PromptBody: std::fmt::Debug, std::fmt::Display, Clone);
 static_assertions::assert_not_impl_any!(CompletionBody: std::fmt::Debug, std::fmt::Display, Clone);
 
+/// The largest output ceiling a request may set: above any model's output limit, and small
+/// enough that a worst-case cost never overflows.
+pub const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
+
 /// Metadata of a request: what routing, authorization and the ledger need, and nothing else.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteRequest {
     pub model: String,
     pub stream: bool,
-    /// The output cap the client set, if any.
+    /// The output ceiling: the client's (see `PromptBody::output_ceiling`); the domain fills in
+    /// its default before the call, and the router sends exactly this number upstream.
     pub max_tokens: Option<u64>,
     /// OpenAI `user` / Anthropic `metadata.user_id`, recorded as an attribution tag.
     pub user: Option<String>,
@@ -176,9 +181,7 @@ impl PromptBody {
                 })
             }
         };
-        let max_tokens = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
-            .iter()
-            .find_map(|field| self.json.get(*field).and_then(Value::as_u64));
+        let max_tokens = self.output_ceiling(surface)?;
         let user = match surface {
             Surface::ChatCompletions | Surface::Embeddings | Surface::Responses => {
                 self.json.get("user").and_then(Value::as_str)
@@ -204,6 +207,44 @@ impl PromptBody {
             client_wants_usage,
             input_bytes: self.input_bytes,
         })
+    }
+
+    /// The output ceiling the client set, read from the one field the surface's API defines
+    /// (chat completions: `max_completion_tokens`, else the older `max_tokens`; Messages:
+    /// `max_tokens`; Responses: `max_output_tokens`). Other spellings are ignored here and
+    /// removed from the upstream request ([`PromptBody::set_output_ceiling`]), so the number
+    /// reserved is the number the provider sees.
+    fn output_ceiling(&self, surface: Surface) -> Result<Option<u64>, BodyError> {
+        let fields: &[&'static str] = match surface {
+            Surface::ChatCompletions => &["max_completion_tokens", "max_tokens"],
+            Surface::Messages => &["max_tokens"],
+            Surface::Responses => &["max_output_tokens"],
+            Surface::Embeddings => &[],
+        };
+        for field in fields {
+            match self.json.get(*field) {
+                None | Some(Value::Null) => continue,
+                Some(value) => {
+                    return match value.as_u64() {
+                        Some(ceiling @ 1..=MAX_OUTPUT_TOKENS) => Ok(Some(ceiling)),
+                        _ => Err(BodyError::InvalidField {
+                            path: field,
+                            expected: "a whole number of tokens from 1 to 1000000",
+                        }),
+                    };
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `ceiling` into the one field the upstream API reads (`field`) and removes every
+    /// other spelling, so a provider cannot be given a higher cap than the one reserved.
+    pub(crate) fn set_output_ceiling(&mut self, field: &str, ceiling: u64) {
+        for alias in ["max_completion_tokens", "max_tokens", "max_output_tokens"] {
+            self.json.remove(alias);
+        }
+        self.json.insert(field.into(), Value::from(ceiling));
     }
 
     /// A working copy for one upstream attempt, which the provider plan then adjusts (model

@@ -152,6 +152,9 @@ fn plan(
         });
     }
     let mut prompt = prompt.attempt_copy();
+    if let Some(ceiling) = route.max_tokens {
+        prompt.set_output_ceiling(ceiling_field(surface, target.provider), ceiling);
+    }
     let mut signing = None;
     let plan = match (surface, target.provider) {
         (Surface::ChatCompletions, ProviderId::Bedrock) => {
@@ -181,6 +184,20 @@ fn plan(
         }
     };
     Ok((plan, prompt.to_vec(), signing))
+}
+
+/// The field of the client's surface that carries the output ceiling to this provider: the
+/// translations read it from there. OpenAI's own models refuse the deprecated `max_tokens` on
+/// chat completions; other OpenAI-style servers expect it.
+fn ceiling_field(surface: Surface, provider: ProviderId) -> &'static str {
+    match surface {
+        Surface::Messages => "max_tokens",
+        Surface::Responses => "max_output_tokens",
+        Surface::ChatCompletions | Surface::Embeddings => match provider {
+            ProviderId::OpenAi | ProviderId::AzureOpenAi => "max_completion_tokens",
+            _ => "max_tokens",
+        },
+    }
 }
 
 /// A whole answer, translated to the client's format, with its usage and the key verdict.

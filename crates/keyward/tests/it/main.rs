@@ -14,6 +14,7 @@
 mod admin_api;
 mod architecture;
 mod canary;
+mod caps;
 mod cli;
 mod conformance;
 mod custody;
