@@ -7,6 +7,7 @@
 pub enum ErrorCode {
     InvalidPlatformKey,
     ModelNotAllowed,
+    ModelUnpriced,
     NoCredential,
     CredentialDisabled,
     ProviderCredentialRejected,
@@ -28,9 +29,10 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::InvalidPlatformKey,
         Self::ModelNotAllowed,
+        Self::ModelUnpriced,
         Self::NoCredential,
         Self::CredentialDisabled,
         Self::ProviderCredentialRejected,
@@ -54,6 +56,7 @@ impl ErrorCode {
         match self {
             Self::InvalidPlatformKey => "invalid_platform_key",
             Self::ModelNotAllowed => "model_not_allowed",
+            Self::ModelUnpriced => "model_unpriced",
             Self::NoCredential => "no_credential",
             Self::CredentialDisabled => "credential_disabled",
             Self::ProviderCredentialRejected => "provider_credential_rejected",
@@ -77,7 +80,10 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             Self::InvalidPlatformKey | Self::Unauthenticated => 401,
-            Self::ModelNotAllowed | Self::CredentialDisabled | Self::Forbidden => 403,
+            Self::ModelNotAllowed
+            | Self::ModelUnpriced
+            | Self::CredentialDisabled
+            | Self::Forbidden => 403,
             Self::NoCredential | Self::InvalidRequest => 400,
             Self::NotFound => 404,
             Self::Conflict => 409,
@@ -125,6 +131,7 @@ mod tests {
         let expected = [
             ("invalid_platform_key", 401),
             ("model_not_allowed", 403),
+            ("model_unpriced", 403),
             ("no_credential", 400),
             ("credential_disabled", 403),
             ("provider_credential_rejected", 424),

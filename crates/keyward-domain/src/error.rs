@@ -62,6 +62,12 @@ pub enum DomainError {
     NoCredential { reason: String },
     #[error("model `{model}` is not in this {by}'s allow-list; ask your tenant admin to allow it")]
     ModelNotAllowed { model: String, by: &'static str },
+    #[error("model `{model}` has no price for provider {provider}, and a hard spending cap ({scope}) applies to this call, so its cost could not be counted against it; a tenant admin can set a rate (PUT /admin/v1/tenants/{{tenant}}/prices; 0 is allowed, e.g. for a self-hosted model)")]
+    ModelUnpriced {
+        model: String,
+        provider: &'static str,
+        scope: String,
+    },
     #[error("credential `{label}` is disabled in Keyward; a tenant admin can enable it")]
     CredentialDisabled { label: String },
     #[error("the provider rejected credential `{label}` as invalid (revoked or expired); a tenant admin must rotate it (POST …/credentials/{{id}}/rotate) before calls resume")]
@@ -122,6 +128,7 @@ impl DomainError {
             | Self::NothingToRotate { .. } => ErrorCode::Conflict,
             Self::NoCredential { .. } => ErrorCode::NoCredential,
             Self::ModelNotAllowed { .. } => ErrorCode::ModelNotAllowed,
+            Self::ModelUnpriced { .. } => ErrorCode::ModelUnpriced,
             Self::CredentialDisabled { .. } => ErrorCode::CredentialDisabled,
             Self::ProviderCredentialRejected { .. } => ErrorCode::ProviderCredentialRejected,
             Self::LedgerUnavailable => ErrorCode::LedgerUnavailable,

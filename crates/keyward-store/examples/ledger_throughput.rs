@@ -66,6 +66,7 @@ async fn main() {
                     tags: BTreeMap::new(),
                     fallback_of: None,
                     reserved_micro_usd: 100,
+                    priced: true,
                 };
                 store.admit_call(&call).await.unwrap();
                 let settlement = Settlement {

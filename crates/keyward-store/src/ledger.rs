@@ -88,6 +88,9 @@ pub struct PendingCall {
     pub fallback_of: Option<RequestId>,
     /// The call's worst-case cost, held against every budget that applies until it settles.
     pub reserved_micro_usd: i64,
+    /// Whether the call has a price. An unpriced call is refused wherever a hard cap applies
+    /// ([`Admission::Unpriced`]): its cost could not be counted against the cap.
+    pub priced: bool,
 }
 
 /// Whether a call may go upstream.
@@ -95,6 +98,8 @@ pub struct PendingCall {
 pub enum Admission {
     /// The row is committed and the reservation held.
     Admitted,
+    /// A hard cap applies to a call whose model has no price: nothing was written.
+    Unpriced { budget: BudgetRecord },
     /// A hard limit would be passed: nothing was written.
     OverBudget {
         budget: BudgetRecord,
@@ -273,7 +278,7 @@ impl Store {
         let admission = admit_in(&mut tx, call, self.instance.as_deref()).await?;
         match admission {
             Admission::Admitted => tx.commit().await?,
-            Admission::OverBudget { .. } => tx.rollback().await?,
+            Admission::OverBudget { .. } | Admission::Unpriced { .. } => tx.rollback().await?,
         }
         Ok(admission)
     }
@@ -534,6 +539,9 @@ pub(crate) async fn reserve(
 ) -> Result<Admission, StoreError> {
     if budgets.is_empty() {
         return Ok(Admission::Admitted);
+    }
+    if let Some(unpriced) = sql::unpriced_under_cap(call, &budgets) {
+        return Ok(unpriced);
     }
     let mut held = Vec::with_capacity(budgets.len());
     for budget in budgets {

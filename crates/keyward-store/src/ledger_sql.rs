@@ -247,6 +247,22 @@ pub(crate) fn parse_held_windows(
         .map_err(|_| StoreError::corrupt("ledger", "budget_windows", request_id))
 }
 
+/// The refusal of an unpriced call that a hard cap applies to, if it is one.
+pub(crate) fn unpriced_under_cap(
+    call: &PendingCall,
+    budgets: &[BudgetRecord],
+) -> Option<Admission> {
+    if call.priced {
+        return None;
+    }
+    budgets
+        .iter()
+        .find(|budget| budget.hard_limit_micro_usd.is_some())
+        .map(|budget| Admission::Unpriced {
+            budget: budget.clone(),
+        })
+}
+
 /// The refusal for a budget whose window has no room (its counters as read, if any).
 pub(crate) fn over_budget(
     budget: BudgetRecord,

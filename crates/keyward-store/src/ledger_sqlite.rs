@@ -102,6 +102,9 @@ pub(crate) fn reserve(
     if budgets.is_empty() {
         return Ok(Admission::Admitted);
     }
+    if let Some(unpriced) = sql::unpriced_under_cap(call, &budgets) {
+        return Ok(unpriced);
+    }
     let mut held = Vec::with_capacity(budgets.len());
     for budget in budgets {
         let window = budget.period.window(call.created_at).key;

@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - In [`LedgerMode::Strict`] a row that cannot be written means no upstream call.
-//! - A hard budget's refusal writes nothing (the store rolls the row back) and is counted.
+//! - A hard budget's refusal writes nothing (the store rolls the row back) and is counted; so
+//!   does a hard cap's refusal of a call whose model has no price (`model_unpriced`).
 //! - Every failed ledger write is counted, whatever the mode.
 
 use keyward_store::{Admission, PendingCall};
@@ -37,6 +38,16 @@ impl Keyward {
         let request_id = pending.request_id;
         match self.store.admit_call(pending).await {
             Ok(Admission::Admitted) => Ok(()),
+            Ok(Admission::Unpriced { budget }) => {
+                self.metrics
+                    .record_budget_refusal(pending.tenant_id.to_string());
+                tracing::info!(%request_id, budget = %budget.id, "call refused: unpriced model under a hard cap");
+                Err(DomainError::ModelUnpriced {
+                    model: pending.model_requested.clone(),
+                    provider: pending.provider.as_str(),
+                    scope: budget.scope_kind.as_str().to_owned(),
+                })
+            }
             Ok(Admission::OverBudget {
                 budget,
                 window,

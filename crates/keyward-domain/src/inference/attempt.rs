@@ -263,6 +263,7 @@ impl Keyward {
             reserved_micro_usd: price
                 .as_ref()
                 .map_or(0, |price| price.worst_case(route.input_bytes, max_output)),
+            priced: price.is_some(),
         };
         self.admit(&pending).await?;
         Ok(Admitted {

@@ -35,6 +35,8 @@ fn verification_row(credential: &CredentialRecord) -> PendingCall {
         tags: BTreeMap::from([("purpose".to_owned(), "verify".to_owned())]),
         fallback_of: None,
         reserved_micro_usd: 0,
+        // Listing models costs nothing at any provider.
+        priced: true,
     }
 }
 

@@ -49,6 +49,7 @@ fn pending_call(
         tags: BTreeMap::new(),
         fallback_of: None,
         reserved_micro_usd: 0,
+        priced: true,
     }
 }
 
@@ -459,6 +460,7 @@ async fn every_budget_scope_is_reserved_and_settled_and_unbudgeted_calls_pass(db
         department_id,
         key_id,
         reserved_micro_usd: reserved,
+        priced: true,
         ..pending_call(acme, RequestId::generate())
     };
     let settlement = |charge| Settlement {
@@ -506,6 +508,11 @@ async fn every_budget_scope_is_reserved_and_settled_and_unbudgeted_calls_pass(db
             WindowSpend { spent_micro_usd: 300, reserved_micro_usd: 0 },
             "{name}: the reservation became the charge"
         );
+        // An unpriced call under the hard cap is refused, and nothing is written (#23).
+        let unpriced = keyward_store::PendingCall { priced: false, ..call(fits.department_id, fits.key_id, 0) };
+        let refused = test.store.admit_call(&unpriced).await.unwrap();
+        assert!(matches!(refused, Admission::Unpriced { .. }), "{name}: {refused:?}");
+        assert!(test.store.call(acme, unpriced.request_id).await.unwrap().is_none(), "{name}: nothing written");
     }
 }
 }

@@ -114,3 +114,64 @@ async fn a_ceiling_no_model_has_is_refused_naming_the_field() {
     }
     assert_eq!(setup.app.mock.total_calls(), 0);
 }
+
+/// A model without a price cannot be counted against a cap, so where a hard cap applies it is
+/// refused (`model_unpriced`, SPEC) instead of passing the cap for free; a rate of 0 makes it
+/// free on purpose, and without a hard cap it is admitted (and recorded without cost).
+#[tokio::test]
+async fn an_unpriced_model_is_refused_under_a_hard_cap_until_it_has_a_rate() {
+    let setup = setup(&[]).await;
+    let unpriced = json!({"model": "team-openai/ft:gpt-4o-mini:acme:2026", "max_tokens": 6,
+                          "messages": [{"role": "user", "content": "hi"}]});
+    let chat = |body: &Value| {
+        setup
+            .app
+            .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+            .json(body)
+            .send()
+    };
+    // No cap: admitted, recorded without a cost.
+    assert_eq!(chat(&unpriced).await.unwrap().status(), 200);
+    // A soft limit alone does not refuse anything.
+    setup
+        .admin(
+            Method::PUT,
+            "/budgets",
+            Some(json!({"scope": "tenant", "period": "month", "soft_limit_usd": "1"})),
+        )
+        .await;
+    assert_eq!(chat(&unpriced).await.unwrap().status(), 200);
+    // A hard cap: refused before any upstream byte, naming the model and the fix.
+    setup
+        .admin(
+            Method::PUT,
+            "/budgets",
+            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "100"})),
+        )
+        .await;
+    let calls = setup.app.mock.calls(&setup.secret);
+    let refused = chat(&unpriced).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let answer: Value = refused.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "model_unpriced", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ft:gpt-4o-mini:acme:2026"), "{message}");
+    assert!(message.contains("/prices"), "{message}");
+    assert_eq!(setup.app.mock.calls(&setup.secret), calls);
+    // A priced model is unaffected; a rate of 0 admits the unpriced one, free on purpose.
+    assert_eq!(
+        chat(&crate::ledger::six_token_call())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    setup
+        .admin(
+            Method::PUT,
+            "/prices",
+            Some(json!({"provider": "openai", "model": "ft:gpt-4o-mini:acme:2026", "effective": "2020-01-01", "input": "0", "output": "0"})),
+        )
+        .await;
+    assert_eq!(chat(&unpriced).await.unwrap().status(), 200);
+}

@@ -120,6 +120,7 @@ async fn admit(
         tags: BTreeMap::new(),
         fallback_of: None,
         reserved_micro_usd: 0,
+        priced: true,
     };
     assert!(matches!(
         store.admit_call(&pending).await.unwrap(),

@@ -182,6 +182,7 @@ async fn replicas_interrupt_only_the_calls_of_instances_that_are_gone() {
                 tags: Default::default(),
                 fallback_of: None,
                 reserved_micro_usd: 0,
+                priced: true,
             };
             store
                 .for_instance(&instance.id)
