@@ -72,7 +72,9 @@ struct Registry {
     /// Calls refused by a platform key's RPM/TPM limit: tenant → count.
     rate_limited: BTreeMap<String, u64>,
     /// Calls whose model has no price: (provider, model reported or called).
-    unpriced: BTreeMap<(&'static str, String), u64>,
+    /// By provider only: the model of an unpriced call is whatever name a client or a
+    /// self-hosted server chose, so it is never a label (the log line names it).
+    unpriced: BTreeMap<&'static str, u64>,
 }
 
 /// The process's metrics.
@@ -162,12 +164,9 @@ impl Metrics {
     }
 
     /// A call whose model is missing from the price book (its cost is left empty).
-    pub(crate) fn record_unpriced(&self, provider: &'static str, model: &str) {
+    pub(crate) fn record_unpriced(&self, provider: &'static str) {
         if let Ok(mut registry) = self.registry.lock() {
-            *registry
-                .unpriced
-                .entry((provider, label(model)))
-                .or_default() += 1;
+            *registry.unpriced.entry(provider).or_default() += 1;
         }
     }
 
@@ -299,10 +298,10 @@ fn render_refusals(registry: &Registry, out: &mut String) {
         );
     }
     out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");
-    for ((provider, model), count) in &registry.unpriced {
+    for (provider, count) in &registry.unpriced {
         let _ = writeln!(
             out,
-            "keyward_unpriced_calls_total{{provider=\"{provider}\",model=\"{model}\"}} {count}"
+            "keyward_unpriced_calls_total{{provider=\"{provider}\"}} {count}"
         );
     }
 }

@@ -1,5 +1,8 @@
 //! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the database answers,
 //! so calls can be recorded), and `/metrics` (Prometheus text; structural labels only).
+//!
+//! Invariant: with `metrics.token` set, `/metrics` answers only a request bearing that token
+//! (compared in constant time); anything else is 401 with no series in the body.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,6 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use keyward_domain::DomainError;
+
+use crate::error::ApiError;
 use crate::AppState;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -35,12 +41,19 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 async fn metrics(
     State(state): State<AppState>,
-) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    (
+    headers: axum::http::HeaderMap,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    if let Some(token) = &state.metrics_token {
+        let presented = crate::auth::presented_token(&headers).unwrap_or_default();
+        if !token.matches(presented) {
+            return Err(DomainError::Unauthenticated.into());
+        }
+    }
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.keyward.metrics().render(),
-    )
+    ))
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub keyward: Keyward,
     /// `None`: the operator API is off.
     pub admin_token: Option<Arc<AdminToken>>,
+    /// `metrics.token`: `None` leaves `/metrics` open on the listener.
+    pub metrics_token: Option<Arc<AdminToken>>,
     /// Largest accepted request body (`server.max_body_bytes`).
     pub max_body_bytes: usize,
 }

@@ -53,6 +53,7 @@ impl Application {
         let state = AppState {
             keyward: keyward.clone(),
             admin_token: config.admin_token.clone(),
+            metrics_token: config.metrics_token.clone(),
             max_body_bytes: config.max_body_bytes,
         };
         let service = HttpService::new(

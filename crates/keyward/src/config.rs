@@ -45,6 +45,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR` (lines `VERSION:BASE64`; the default file is created 0600 if absent), or `aws-kms:KEY_ID` / `vault-transit:[MOUNT/]KEY` (data keys wrapped by the key manager, stored wrapped in the database, unwrapped at startup). See docs/key-custody.md." },
     KeySpec { section: "master_key", key: "previous_sources", default: "", doc: "Comma list of sources whose versions still open rows but never seal, while moving between sources (e.g. `file:/etc/keyward/master.key` after switching `source` to `aws-kms:…`). Remove an entry once `keyward masterkey status` shows 0 rows on its versions." },
     KeySpec { section: "admin", key: "token", default: "", doc: "Operator token for the admin API. Unset: the operator API is off (tenant admin keys still work)." },
+    KeySpec { section: "metrics", key: "token", default: "", doc: "Bearer token `/metrics` requires (at least 16 characters; compared in constant time). Unset: `/metrics` is open on the listener — the series carry tenant ids, so set it (or keep the listener private)." },
     KeySpec { section: "egress", key: "allow_private", default: "", doc: "Comma list of CIDRs (a bare IP means /32 or /128) that credentials' `base_url` may reach although private, loopback or link-local." },
     KeySpec { section: "egress", key: "connect_timeout", default: "10s", doc: "Longest TCP + TLS connect to a provider; past it the call fails with `upstream_error`." },
     KeySpec { section: "egress", key: "first_byte_timeout", default: "300s", doc: "Longest wait for a provider's response headers; past it the call fails with `upstream_timeout`." },
@@ -84,6 +85,8 @@ pub struct Config {
     /// Whether `master_key.source` is the default (created if absent).
     pub master_key_is_default: bool,
     pub admin_token: Option<std::sync::Arc<AdminToken>>,
+    /// `metrics.token`: `None` leaves `/metrics` open.
+    pub metrics_token: Option<std::sync::Arc<AdminToken>>,
     pub egress: EgressPolicy,
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
@@ -380,7 +383,8 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         "an https:// URL containing {vault} (http:// only to 127.0.0.1 or localhost)",
     );
     let (vault_role_id, vault_secret_id_file, vault_approle_mount) = vault_login(&mut keys);
-    let admin_token = admin_token(&mut keys);
+    let admin_token = token(&mut keys, "admin.token");
+    let metrics_token = token(&mut keys, "metrics.token");
     let egress = egress_keys(&mut keys);
     let ledger_mode = LedgerMode::parse(keys.get("ledger.mode"))
         .or_else(|| keys.expected("ledger.mode", "`strict` or `best_effort`"));
@@ -403,6 +407,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         master_key_is_default: master_key_source == DEFAULT_MASTER_KEY_SOURCE,
         master_key_source,
         admin_token: admin_token?,
+        metrics_token: metrics_token?,
         egress: egress.policy,
         connect_timeout: egress.connect_timeout,
         first_byte_timeout: egress.first_byte_timeout,
@@ -524,16 +529,14 @@ fn vault_login(
     (vault_role_id, vault_secret_id_file, vault_approle_mount)
 }
 
-fn admin_token(keys: &mut Keys<'_>) -> Option<Option<std::sync::Arc<AdminToken>>> {
-    match keys.get("admin.token") {
+/// An optional bearer token (`admin.token`, `metrics.token`): unset, or 16 characters or more.
+fn token(keys: &mut Keys<'_>, key: &str) -> Option<Option<std::sync::Arc<AdminToken>>> {
+    match keys.get(key) {
         "" => Some(None),
         token if token.len() >= 16 => {
             Some(Some(std::sync::Arc::new(AdminToken::new(token.to_owned()))))
         }
-        _ => keys.expected(
-            "admin.token",
-            "at least 16 characters (use a long random token)",
-        ),
+        _ => keys.expected(key, "at least 16 characters (use a long random token)"),
     }
 }
 

@@ -179,15 +179,25 @@ impl Keyward {
                 tracing::error!(%request_id, error = %err, "ledger row could not be settled; it will be marked interrupted at the next start");
             }
         }
-        self.record_call_metrics(call, &settlement);
+        // A metric label must come from a bounded set: the priced model's name (the price
+        // book's or a tenant rate's), never a name a client or a self-hosted server chose.
+        let model_label = match pricing {
+            Some(Pricing {
+                price: Some(_),
+                model,
+                ..
+            }) => model,
+            Some(_) => "other",
+            None => "unknown",
+        };
+        self.record_call_metrics(call, &settlement, model_label);
     }
 
     fn apply_price(&self, call: &PendingCall, pricing: Pricing<'_>, settlement: &mut Settlement) {
         match pricing.price {
             Some(price) => price.apply(settlement),
             None if settlement.input_tokens.is_some() => {
-                self.metrics
-                    .record_unpriced(call.provider.as_str(), pricing.model);
+                self.metrics.record_unpriced(call.provider.as_str());
                 tracing::warn!(
                     provider = call.provider.as_str(),
                     model = pricing.model,
@@ -198,13 +208,11 @@ impl Keyward {
         }
     }
 
-    fn record_call_metrics(&self, call: &PendingCall, settlement: &Settlement) {
+    fn record_call_metrics(&self, call: &PendingCall, settlement: &Settlement, model: &str) {
         self.metrics.record_call(crate::metrics::CallObservation {
             tenant: call.tenant_id.to_string(),
             provider: call.provider.as_str(),
-            // The provider's own model name, not the client's free text: it keeps the label
-            // set bounded by what providers serve.
-            model: settlement.model_reported.as_deref().unwrap_or("unknown"),
+            model,
             status: settlement
                 .status
                 .unwrap_or(CallStatus::ProviderError)

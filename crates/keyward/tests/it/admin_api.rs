@@ -436,3 +436,37 @@ async fn health_readiness_and_openapi_are_served() {
         );
     }
 }
+
+/// `/metrics` carries tenant ids: with `metrics.token` set it answers only that token (#23,
+/// SPEC `metrics.token`); unset, it stays open on the listener.
+#[tokio::test]
+async fn metrics_answer_only_the_metrics_token_when_one_is_set() {
+    let token = "metrics-token-5d1e7a9c03b2";
+    let app = TestApp::spawn_with(&[("KEYWARD_METRICS_TOKEN", token)]).await;
+    let get = |bearer: Option<&str>| {
+        let mut request = app.request(Method::GET, "/metrics");
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        request.send()
+    };
+    for refused in [
+        None,
+        Some("wrong-token-0000000000"),
+        Some(crate::harness::ADMIN_TOKEN),
+    ] {
+        let response = get(refused).await.unwrap();
+        assert_eq!(response.status(), 401, "{refused:?}");
+        assert!(!response.text().await.unwrap().contains("keyward_"));
+    }
+    let response = get(Some(token)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("keyward_http_requests_total"));
+    let open = TestApp::spawn().await;
+    let response = open.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
