@@ -75,6 +75,8 @@ struct Registry {
     /// By provider only: the model of an unpriced call is whatever name a client or a
     /// self-hosted server chose, so it is never a label (the log line names it).
     unpriced: BTreeMap<&'static str, u64>,
+    /// Connections closed at accept, by the limit that was full.
+    connections_refused: BTreeMap<&'static str, u64>,
 }
 
 /// The process's metrics.
@@ -164,6 +166,13 @@ impl Metrics {
     }
 
     /// A call whose model is missing from the price book (its cost is left empty).
+    /// A connection closed at accept because `limit` (a config key) was full.
+    pub fn record_connection_refused(&self, limit: &'static str) {
+        if let Ok(mut registry) = self.registry.lock() {
+            *registry.connections_refused.entry(limit).or_default() += 1;
+        }
+    }
+
     pub(crate) fn record_unpriced(&self, provider: &'static str) {
         if let Ok(mut registry) = self.registry.lock() {
             *registry.unpriced.entry(provider).or_default() += 1;
@@ -295,6 +304,13 @@ fn render_refusals(registry: &Registry, out: &mut String) {
         let _ = writeln!(
             out,
             "keyward_rate_limited_total{{tenant=\"{tenant}\"}} {count}"
+        );
+    }
+    out.push_str("# HELP keyward_connections_refused_total Connections closed at accept: a connection limit (server.max_connections, server.max_connections_per_address) was full.\n# TYPE keyward_connections_refused_total counter\n");
+    for (limit, count) in &registry.connections_refused {
+        let _ = writeln!(
+            out,
+            "keyward_connections_refused_total{{limit=\"{limit}\"}} {count}"
         );
     }
     out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");

@@ -20,6 +20,7 @@ pub mod export;
 mod health;
 pub mod json;
 mod request_id;
+mod serve;
 mod v1;
 pub mod views;
 
@@ -31,6 +32,7 @@ use keyward_core::secret::AdminToken;
 use keyward_domain::Keyward;
 
 pub use request_id::REQUEST_ID_HEADER;
+pub use serve::ServeLimits;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -42,6 +44,8 @@ pub struct AppState {
     pub metrics_token: Option<Arc<AdminToken>>,
     /// Largest accepted request body (`server.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// Longest wait for a model call's whole body (`server.body_read_timeout`).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// Limits and switches of the HTTP layer.
@@ -49,17 +53,23 @@ pub struct AppState {
 pub struct HttpConfig {
     /// Largest accepted request body (`server.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// Timeouts and connection limits of the accept loop.
+    pub limits: ServeLimits,
 }
 
 /// The application, ready to serve on a listener.
 pub struct HttpService {
     router: Router,
+    limits: ServeLimits,
+    keyward: Keyward,
 }
 
 impl HttpService {
     pub fn new(state: AppState, config: &HttpConfig) -> Self {
         Self {
+            keyward: state.keyward.clone(),
             router: router(state, config),
+            limits: config.limits,
         }
     }
 
@@ -69,16 +79,9 @@ impl HttpService {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        // TCP_NODELAY: a streamed chunk (and a response's last bytes) leave at once instead of
-        // waiting, under Nagle's algorithm, for the client's delayed ACK (~40 ms).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY on a connection");
-            }
-        });
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let keyward = self.keyward;
+        let refused = move |limit: &'static str| keyward.metrics().record_connection_refused(limit);
+        serve::serve(listener, self.router, self.limits, refused, shutdown).await
     }
 }
 

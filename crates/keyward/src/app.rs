@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use keyward_domain::{AlertReceiver, Keyward};
-use keyward_http::{AppState, HttpConfig, HttpService};
+use keyward_http::{AppState, HttpConfig, HttpService, ServeLimits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,11 +55,17 @@ impl Application {
             admin_token: config.admin_token.clone(),
             metrics_token: config.metrics_token.clone(),
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
         };
         let service = HttpService::new(
             state,
             &HttpConfig {
                 max_body_bytes: config.max_body_bytes,
+                limits: ServeLimits {
+                    header_read_timeout: config.header_read_timeout,
+                    max_connections: config.max_connections,
+                    max_connections_per_address: config.max_connections_per_address,
+                },
             },
         );
         let webhook = match (&config.webhook, alerts) {

@@ -40,6 +40,10 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "server", key: "listen", default: "127.0.0.1:8080", doc: "Address and port to serve on." },
     KeySpec { section: "server", key: "max_body_bytes", default: "10485760", doc: "Largest request body accepted, in bytes (10 MiB); larger bodies get `invalid_request`." },
     KeySpec { section: "server", key: "shutdown_grace", default: "10s", doc: "On SIGTERM/SIGINT, how long in-flight requests may finish before exit." },
+    KeySpec { section: "server", key: "header_read_timeout", default: "10s", doc: "Time a connection has to send a request's headers, counted from its start or the end of the previous response (so also the keep-alive idle time): slow or idle clients are closed." },
+    KeySpec { section: "server", key: "body_read_timeout", default: "60s", doc: "Time a model call's body has to arrive in full; a slower client gets `invalid_request`." },
+    KeySpec { section: "server", key: "max_connections", default: "4096", doc: "Most connections open at once; one more is closed at accept (keep it below the process's file limit)." },
+    KeySpec { section: "server", key: "max_connections_per_address", default: "256", doc: "Most connections open at once from one client address (behind a load balancer, its address: raise it)." },
     KeySpec { section: "store", key: "url", default: DEFAULT_STORE_URL, doc: "Database URL: `sqlite://PATH` (one server, WAL mode) or `postgres://USER:PASSWORD@HOST:PORT/DB` (several replicas on one database; `?sslmode=require` for TLS)." },
     KeySpec { section: "store", key: "max_connections", default: "8", doc: "Most database connections this process holds (per replica, with PostgreSQL: keep replicas × this below the server's `max_connections`)." },
     KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR` (lines `VERSION:BASE64`; the default file is created 0600 if absent), or `aws-kms:KEY_ID` / `vault-transit:[MOUNT/]KEY` (data keys wrapped by the key manager, stored wrapped in the database, unwrapped at startup). See docs/key-custody.md." },
@@ -79,6 +83,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub store_url: String,
     pub store_max_connections: u32,
     pub master_key_source: String,
@@ -402,6 +410,10 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         listen: server.listen,
         max_body_bytes: server.max_body_bytes,
         shutdown_grace: server.shutdown_grace,
+        header_read_timeout: server.header_read_timeout,
+        body_read_timeout: server.body_read_timeout,
+        max_connections: server.max_connections,
+        max_connections_per_address: server.max_connections_per_address,
         store_url: store_url?,
         store_max_connections: store_max_connections?,
         master_key_is_default: master_key_source == DEFAULT_MASTER_KEY_SOURCE,
@@ -428,11 +440,15 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
     })
 }
 
-/// `server.*`: where to listen, the largest body, the shutdown grace.
+/// `server.*`: where to listen, the largest body, the shutdown grace, the bounds on clients.
 struct ServerKeys {
     listen: SocketAddr,
     max_body_bytes: usize,
     shutdown_grace: Duration,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    max_connections: usize,
+    max_connections_per_address: usize,
 }
 
 fn server_keys(keys: &mut Keys<'_>) -> Option<ServerKeys> {
@@ -456,10 +472,28 @@ fn server_keys(keys: &mut Keys<'_>) -> Option<ServerKeys> {
         false,
         "a duration such as 10s or 500ms",
     );
+    let header_read_timeout =
+        keys.duration("server.header_read_timeout", true, "a duration such as 10s");
+    let body_read_timeout =
+        keys.duration("server.body_read_timeout", true, "a duration such as 60s");
+    let max_connections = keys.number(
+        "server.max_connections",
+        1..=1_000_000,
+        "a whole number from 1 to 1000000",
+    );
+    let max_connections_per_address = keys.number(
+        "server.max_connections_per_address",
+        1..=1_000_000,
+        "a whole number from 1 to 1000000",
+    );
     Some(ServerKeys {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
         shutdown_grace: shutdown_grace?,
+        header_read_timeout: header_read_timeout?,
+        body_read_timeout: body_read_timeout?,
+        max_connections: max_connections?,
+        max_connections_per_address: max_connections_per_address?,
     })
 }
 

@@ -121,8 +121,10 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
         .unwrap_or_else(RequestId::generate);
     let actor = authenticate(state, &parts.headers).await?;
     let tags = tags::parse(&parts.headers)?;
-    let prompt = PromptBody::read(body, state.max_body_bytes)
+    let read = PromptBody::read(body, state.max_body_bytes);
+    let prompt = tokio::time::timeout(state.body_read_timeout, read)
         .await
+        .map_err(|_| body_too_slow(state.body_read_timeout))?
         .map_err(|err| {
             let param = err.param();
             let mut error = ApiError::new(ErrorCode::InvalidRequest, err.to_string());
@@ -229,3 +231,15 @@ fn respond(reply: InferenceReply) -> Response {
 
 /// Tags as the ledger stores them.
 pub(crate) type Tags = BTreeMap<String, String>;
+
+/// A body that did not arrive within `server.body_read_timeout`: the client is too slow (or
+/// holding the connection on purpose).
+fn body_too_slow(timeout: std::time::Duration) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        format!(
+            "the request body did not arrive within {} s (server.body_read_timeout); send it at once",
+            timeout.as_secs()
+        ),
+    )
+}

@@ -46,6 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Third-party crates that belong to exactly one layer.
 const EXCLUSIVE: &[(&str, &[&str])] = &[
     ("axum", &["keyward-http", "keyward-mock-provider"]),
+    ("hyper", &["keyward-http"]),
     ("sqlx", &["keyward-store", "keyward-test-db"]),
     ("aes-gcm", &["keyward-vault"]),
 ];

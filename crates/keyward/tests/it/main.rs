@@ -28,4 +28,5 @@ mod reconcile;
 mod replica_agreement;
 mod replicas;
 mod rotation;
+mod slow_clients;
 mod tidy;
