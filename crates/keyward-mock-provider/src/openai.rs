@@ -261,8 +261,12 @@ async fn complete(state: &MockState, request: &Value, model: &str, flavor: Flavo
         return response;
     }
     let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
-    let steps = completion.stream_steps(include_usage, fault, flavor);
-    let mut response = stream::body(steps).into_response();
+    let body = if fault == Fault::Endless {
+        stream::endless(completion.chunk(json!({"content": "."}), None, include_usage))
+    } else {
+        stream::body(completion.stream_steps(include_usage, fault, flavor))
+    };
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         "content-type",

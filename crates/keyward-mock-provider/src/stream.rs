@@ -60,3 +60,11 @@ pub(crate) fn latin1_body(steps: Vec<Step>) -> Body {
         Some((item, steps))
     }))
 }
+
+/// `chunk` again and again, for ever: a provider that streams tiny events without end.
+pub(crate) fn endless(chunk: String) -> Body {
+    let chunk = Bytes::from(chunk);
+    Body::from_stream(stream::repeat_with(move || {
+        Ok::<_, std::io::Error>(chunk.clone())
+    }))
+}

@@ -45,6 +45,8 @@ pub(crate) enum Fault {
     SlowStream,
     Drop,
     MalformedSse,
+    /// A stream of tiny events that never ends (until the client leaves).
+    Endless,
     Oversized,
 }
 
@@ -58,6 +60,7 @@ pub(crate) fn fault_of(model: &str) -> Fault {
         "mock-slow-stream" => Fault::SlowStream,
         "mock-drop" => Fault::Drop,
         "mock-malformed-sse" => Fault::MalformedSse,
+        "mock-endless" => Fault::Endless,
         "mock-oversized" => Fault::Oversized,
         _ => Fault::None,
     }

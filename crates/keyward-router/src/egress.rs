@@ -22,6 +22,8 @@ pub struct EgressConfig {
     pub first_byte_timeout: Duration,
     /// Longest silence between two reads of a response body.
     pub idle_timeout: Duration,
+    /// The most one stream may take from a provider.
+    pub stream_budget: crate::stream::StreamBudget,
 }
 
 impl Default for EgressConfig {
@@ -31,6 +33,10 @@ impl Default for EgressConfig {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(120),
+            stream_budget: crate::stream::StreamBudget {
+                bytes: 64 << 20,
+                duration: Duration::from_secs(1_800),
+            },
         }
     }
 }
@@ -40,6 +46,7 @@ pub struct EgressClient {
     pub(crate) client: reqwest::Client,
     policy: Arc<EgressPolicy>,
     pub(crate) first_byte_timeout: Duration,
+    pub(crate) stream_budget: crate::stream::StreamBudget,
 }
 
 /// Every address a hostname resolved to was refused by the egress policy.
@@ -99,6 +106,7 @@ impl EgressClient {
             client,
             policy,
             first_byte_timeout: config.first_byte_timeout,
+            stream_budget: config.stream_budget,
         })
     }
 

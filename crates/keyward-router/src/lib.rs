@@ -37,5 +37,5 @@ pub use error::RouterError;
 pub use provider::{
     supports, CompleteReply, Router, StreamingReply, Target, UpstreamReply, Verification,
 };
-pub use stream::{CompletionStream, StreamEnd, StreamOutcome};
+pub use stream::{CompletionStream, StreamBudget, StreamEnd, StreamOutcome};
 pub use usage::UsageReport;

@@ -163,6 +163,24 @@ pub struct CompletionStream {
     first_byte: Option<Duration>,
     report: Option<oneshot::Sender<StreamOutcome>>,
     done: bool,
+    /// Bytes received from the provider so far, against `budget`.
+    received: u64,
+    budget: StreamBudget,
+}
+
+/// The most one stream may take from a provider, however it paces its events
+/// (`egress.max_stream_bytes`, `egress.max_stream_duration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamBudget {
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+impl StreamBudget {
+    pub const UNLIMITED: Self = Self {
+        bytes: u64::MAX,
+        duration: Duration::MAX,
+    };
 }
 
 static_assertions::assert_not_impl_any!(CompletionStream: std::fmt::Debug, std::fmt::Display, Clone);
@@ -205,8 +223,16 @@ impl CompletionStream {
             first_byte: None,
             report: Some(report),
             done: false,
+            received: 0,
+            budget: StreamBudget::UNLIMITED,
         };
         (stream, outcome)
+    }
+
+    /// Bounds the stream: past `budget` it ends as a provider failure.
+    pub(crate) fn with_budget(mut self, budget: StreamBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Records the model called, for providers whose stream does not name it (Bedrock).
@@ -386,6 +412,16 @@ impl Stream for CompletionStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     if self.first_byte.is_none() {
                         self.first_byte = Some(self.started.elapsed());
+                    }
+                    self.received = self.received.saturating_add(chunk.len() as u64);
+                    if self.received > self.budget.bytes
+                        || self.started.elapsed() > self.budget.duration
+                    {
+                        // An endless trickle of events: ended here, settled as what it is.
+                        self.finish(StreamEnd::UpstreamFailed);
+                        return Poll::Ready(Some(Err(std::io::Error::other(
+                            "the provider's stream passed egress.max_stream_bytes or egress.max_stream_duration",
+                        ))));
                     }
                     match self.framing.push(&chunk) {
                         Ok(events) => {

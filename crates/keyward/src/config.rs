@@ -55,6 +55,8 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "egress", key: "first_byte_timeout", default: "300s", doc: "Longest wait for a provider's response headers; past it the call fails with `upstream_timeout`." },
     KeySpec { section: "egress", key: "idle_timeout", default: "120s", doc: "Longest silence between two reads of a provider's response body (streams included)." },
     KeySpec { section: "egress", key: "max_response_bytes", default: "33554432", doc: "Largest non-streaming provider response accepted (32 MiB); larger answers fail with `upstream_error`." },
+    KeySpec { section: "egress", key: "max_stream_bytes", default: "67108864", doc: "The most one streamed answer may take from a provider (64 MiB); past it the stream ends as a provider failure, charged its reservation." },
+    KeySpec { section: "egress", key: "max_stream_duration", default: "30m", doc: "The longest one streamed answer may last, however the provider paces its events; past it the stream ends as a provider failure." },
     KeySpec { section: "ledger", key: "mode", default: "strict", doc: "`strict`: no ledger row, no upstream call. `best_effort`: call even when the ledger cannot record. (Used by the routing layer.)" },
     KeySpec { section: "ledger", key: "default_max_output_tokens", default: "4096", doc: "Output tokens assumed for a call's worst-case cost when the client sets no `max_tokens`; budgets reserve that much before the call. A call that outputs more is still charged its real cost." },
     KeySpec { section: "alerts", key: "webhook_url", default: "", doc: "URL that receives alerts (soft budget limits, credentials rejected by their provider) as JSON POSTs, signed with `alerts.webhook_secret`; retried with backoff, never blocking a call. Unset: alerts go to the audit log only." },
@@ -100,6 +102,8 @@ pub struct Config {
     pub first_byte_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_response_bytes: usize,
+    pub max_stream_bytes: u64,
+    pub max_stream_duration: Duration,
     pub ledger_mode: LedgerMode,
     pub default_max_output_tokens: u64,
     /// Where alerts are POSTed, with the HMAC key that signs them.
@@ -425,6 +429,8 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         first_byte_timeout: egress.first_byte_timeout,
         idle_timeout: egress.idle_timeout,
         max_response_bytes: egress.max_response_bytes,
+        max_stream_bytes: egress.max_stream_bytes,
+        max_stream_duration: egress.max_stream_duration,
         ledger_mode: ledger_mode?,
         default_max_output_tokens: default_max_output_tokens?,
         webhook: webhook?,
@@ -497,13 +503,15 @@ fn server_keys(keys: &mut Keys<'_>) -> Option<ServerKeys> {
     })
 }
 
-/// `egress.*`: the address policy, the timeouts and the largest answer.
+/// `egress.*`: the address policy, the timeouts, the largest answer and stream.
 struct EgressKeys {
     policy: EgressPolicy,
     connect_timeout: Duration,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     max_response_bytes: usize,
+    max_stream_bytes: u64,
+    max_stream_duration: Duration,
 }
 
 fn egress_keys(keys: &mut Keys<'_>) -> Option<EgressKeys> {
@@ -523,7 +531,16 @@ fn egress_keys(keys: &mut Keys<'_>) -> Option<EgressKeys> {
         1024..=1 << 31,
         "a byte count between 1024 and 2147483648",
     );
+    let max_stream_bytes = keys.number(
+        "egress.max_stream_bytes",
+        1024..=1 << 40,
+        "a byte count between 1024 and 1099511627776",
+    );
+    let max_stream_duration =
+        keys.duration("egress.max_stream_duration", true, "a duration such as 30m");
     Some(EgressKeys {
+        max_stream_bytes: max_stream_bytes?,
+        max_stream_duration: max_stream_duration?,
         policy: policy?,
         connect_timeout: connect_timeout?,
         first_byte_timeout: first_byte_timeout?,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use keyward_custody::{Managers, SecretResolver};
 use keyward_domain::{AlertSender, Keyward, Parts, PriceBook};
-use keyward_router::{EgressClient, EgressConfig, Router};
+use keyward_router::{EgressClient, EgressConfig, Router, StreamBudget};
 use keyward_store::{Store, StoreOptions};
 use keyward_vault::{parse_source, EnvLookup, FileSource, LayeredSource, MasterKeySource, Vault};
 
@@ -63,6 +63,10 @@ pub async fn open_keyward(
         connect_timeout: config.connect_timeout,
         first_byte_timeout: config.first_byte_timeout,
         idle_timeout: config.idle_timeout,
+        stream_budget: StreamBudget {
+            bytes: config.max_stream_bytes,
+            duration: config.max_stream_duration,
+        },
     })?;
     Keyward::start(Parts {
         store,

@@ -281,7 +281,9 @@ impl Router {
                 status: head.status,
                 content_type: head.content_type,
                 provider_request_id: head.provider_request_id,
-                stream: stream.with_model(&target.model),
+                stream: stream
+                    .with_model(&target.model)
+                    .with_budget(self.egress.stream_budget),
                 outcome,
             })));
         }

@@ -175,3 +175,61 @@ async fn an_unpriced_model_is_refused_under_a_hard_cap_until_it_has_a_rate() {
         .await;
     assert_eq!(chat(&unpriced).await.unwrap().status(), 200);
 }
+
+/// A provider that streams tiny events without end is cut at `egress.max_stream_bytes`: the
+/// client sees the break, the row settles as a provider failure, and the budget keeps the
+/// call's whole reservation (#23 item 10).
+#[tokio::test]
+async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservation() {
+    let setup = setup(&[("KEYWARD_EGRESS_MAX_STREAM_BYTES", "65536")]).await;
+    setup
+        .admin(
+            Method::PUT,
+            "/prices",
+            Some(json!({"provider": "openai", "model": "mock-endless", "effective": "2020-01-01", "input": "0", "output": "1000"})),
+        )
+        .await;
+    setup
+        .admin(
+            Method::PUT,
+            "/budgets",
+            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "100"})),
+        )
+        .await;
+    let response = setup
+        .app
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .json(
+            &json!({"model": "team-openai/mock-endless", "stream": true, "max_tokens": 50,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let started = std::time::Instant::now();
+    assert!(
+        response.bytes().await.is_err(),
+        "the client must see the break"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let rows = setup.admin(Method::GET, "/usage", None).await;
+        let row = rows["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["model_requested"] == "team-openai/mock-endless")
+            .cloned();
+        if let Some(row) = row.filter(|row| row["status"] != "pending") {
+            assert_eq!(row["status"], "provider_error", "{row}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let budgets = setup.admin(Method::GET, "/budgets", None).await;
+    // 50 output tokens at 1,000 micro-dollars each: the whole reservation.
+    assert_eq!(budgets["data"][0]["spent_usd"], "0.050000", "{budgets}");
+}
