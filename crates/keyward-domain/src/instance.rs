@@ -7,6 +7,10 @@
 //!   longer exists (or its heartbeat is older than [`LOCAL_STALE`]); on another host, its
 //!   heartbeat is older than [`REMOTE_STALE`]. A live replica's in-flight calls are never
 //!   touched, however many replicas share the database.
+//! - "This host" is the hostname *and* the PID namespace: two containers that share a hostname
+//!   cannot see each other's processes, so neither judges the other by `/proc`.
+//! - Heartbeats are written and judged on the database's clock: replicas whose clocks are
+//!   skewed still agree on which of them is gone.
 //! - Sweeping is safe on every replica at once: each row is settled by a conditional update.
 
 use std::time::Duration;
@@ -24,15 +28,20 @@ pub const REMOTE_STALE: Duration = Duration::from_secs(30);
 /// not forever (its pid may have been reused).
 pub const LOCAL_STALE: Duration = Duration::from_secs(600);
 
-/// This machine's name, to tell local instances (whose pid can be checked) from remote ones.
+/// Where this process's pids are meaningful: the machine's name and, where the kernel says,
+/// the PID namespace (`pid:[…]`) — instances that share both can check each other's pid.
 pub fn host_name() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+    let name = ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|path| std::fs::read_to_string(path).ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    match std::fs::read_link("/proc/self/ns/pid") {
+        Ok(namespace) => format!("{name} {}", namespace.display()),
+        Err(_) => name,
+    }
 }
 
 /// Whether process `pid` exists on this host; `None` where that cannot be told (no `/proc`).
@@ -65,7 +74,7 @@ impl Keyward {
     }
 
     pub(crate) async fn register_instance(&self) -> Result<(), DomainError> {
-        let now = Timestamp::now();
+        let now = self.store.database_now().await?;
         self.store
             .register_instance(&InstanceRecord {
                 id: self.instance.id.to_string(),
@@ -80,11 +89,7 @@ impl Keyward {
 
     /// Refreshes this instance's heartbeat, registering again if another replica removed it.
     pub async fn heartbeat(&self) -> Result<(), DomainError> {
-        if !self
-            .store
-            .heartbeat_instance(&self.instance.id, Timestamp::now())
-            .await?
-        {
+        if !self.store.heartbeat_instance(&self.instance.id).await? {
             tracing::warn!(instance = %self.instance.id, "this instance's registration was removed (judged gone after a long pause); registering again");
             self.register_instance().await?;
         }
@@ -98,7 +103,7 @@ impl Keyward {
         &self,
         include_unowned: bool,
     ) -> Result<u64, DomainError> {
-        let now = Timestamp::now();
+        let now = self.store.database_now().await?;
         let gone: Vec<String> = self
             .store
             .instances()

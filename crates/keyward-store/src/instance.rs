@@ -2,7 +2,7 @@
 
 use keyward_core::Timestamp;
 
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 /// One registered process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +23,24 @@ struct InstanceRow {
     heartbeat_at: i64,
 }
 
+/// The database's clock in ms since the Unix epoch, as SQL for each backend.
+fn now_ms_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+    }
+}
+
 impl Store {
+    /// Now on the database's clock: what heartbeats are written with and judged by, so
+    /// replicas whose own clocks disagree still agree on which of them is gone.
+    pub async fn database_now(&self) -> Result<Timestamp, StoreError> {
+        let millis: i64 = sqlx::query_scalar(&format!("SELECT {}", now_ms_sql(self.backend())))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Timestamp::from_unix_millis(millis))
+    }
+
     /// The same store, writing `instance` as the owner of the pending rows it admits.
     pub fn for_instance(&self, instance: &str) -> Self {
         let mut store = self.clone();
@@ -49,12 +66,15 @@ impl Store {
 
     /// Refreshes an instance's heartbeat; false when its row is gone (another replica judged it
     /// dead), so the caller can register again.
-    pub async fn heartbeat_instance(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE instances SET heartbeat_at = $1 WHERE id = $2")
-            .bind(at.unix_millis())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// The heartbeat is the database's clock, not the caller's.
+    pub async fn heartbeat_instance(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(&format!(
+            "UPDATE instances SET heartbeat_at = {} WHERE id = $1",
+            now_ms_sql(self.backend())
+        ))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected() == 1)
     }
 

@@ -322,6 +322,44 @@ impl Store {
         }
     }
 
+    /// Records what is known of a call whose row was marked `interrupted` while it ran (its
+    /// replica was judged gone, then finished it after all): the usage, cost and timings are
+    /// written; the status stays `interrupted`, which with usage present says it was settled
+    /// late. The budgets keep what the sweep charged (the reservation, an upper bound). False
+    /// when the row is not such a row.
+    pub async fn record_late_settlement(
+        &self,
+        request_id: RequestId,
+        settlement: &Settlement,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let row = SettlementRow::of(request_id, settlement, at);
+        let result = sqlx::query(
+            "UPDATE ledger SET http_status = $1, model_reported = $2, provider_request_id = $3,
+                 input_tokens = $4, cached_input_tokens = $5, cache_write_tokens = $6,
+                 output_tokens = $7, reasoning_tokens = $8, latency_ms = $9, ttfb_ms = $10,
+                 cost_micro_usd = $11, price_id = $12
+             WHERE request_id = $13 AND status = 'interrupted'
+               AND input_tokens IS NULL AND output_tokens IS NULL AND http_status IS NULL",
+        )
+        .bind(row.http_status)
+        .bind(row.model_reported)
+        .bind(row.provider_request_id)
+        .bind(row.input_tokens)
+        .bind(row.cached_input_tokens)
+        .bind(row.cache_write_tokens)
+        .bind(row.output_tokens)
+        .bind(row.reasoning_tokens)
+        .bind(row.latency_ms)
+        .bind(row.ttfb_ms)
+        .bind(row.cost_micro_usd)
+        .bind(row.price_id)
+        .bind(&row.request_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// A pooled connection that has just answered a round trip within the pool's acquire
     /// timeout; one that does not is closed and the next is tried (a restarted server leaves
     /// every pooled connection closed; a failed-over one may leave them silent).

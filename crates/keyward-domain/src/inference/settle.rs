@@ -168,7 +168,7 @@ impl Keyward {
         {
             Ok(settled) => {
                 if !settled.settled {
-                    tracing::warn!(%request_id, "ledger row was not pending; not settled twice");
+                    self.settle_late(request_id, &settlement).await;
                 }
                 for crossed in settled.soft_limits_crossed {
                     self.soft_limit_crossed(crossed).await;
@@ -191,6 +191,28 @@ impl Keyward {
             None => "unknown",
         };
         self.record_call_metrics(call, &settlement, model_label);
+    }
+
+    /// A row that was no longer pending: if it was marked `interrupted` while the call ran,
+    /// what the call used is recorded on it all the same (nothing is lost); else it was
+    /// settled already and is left alone.
+    async fn settle_late(&self, request_id: keyward_core::RequestId, settlement: &Settlement) {
+        match self
+            .store
+            .record_late_settlement(request_id, settlement, Timestamp::now())
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(%request_id, "a call finished after its row was marked interrupted; its usage is recorded on the interrupted row")
+            }
+            Ok(false) => {
+                tracing::warn!(%request_id, "ledger row was not pending; not settled twice")
+            }
+            Err(err) => {
+                self.metrics.record_ledger_failure();
+                tracing::error!(%request_id, error = %err, "the late settlement of an interrupted row could not be written");
+            }
+        }
     }
 
     fn apply_price(&self, call: &PendingCall, pricing: Pricing<'_>, settlement: &mut Settlement) {

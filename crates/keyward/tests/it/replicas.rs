@@ -163,8 +163,17 @@ async fn replicas_interrupt_only_the_calls_of_instances_that_are_gone() {
             started_at: now,
             heartbeat_at: now,
         };
+        // Another container with the same hostname: its pids are not this namespace's, so a
+        // pid missing here says nothing about it (#23). Its heartbeat is fresh: it is alive.
+        let twin = InstanceRecord {
+            id: format!("twin-{}", RequestId::generate()),
+            host: host.split(' ').next().unwrap().to_owned(),
+            pid: 4_194_305,
+            started_at: now,
+            heartbeat_at: now,
+        };
         let mut rows = Vec::new();
-        for instance in [&gone, &live] {
+        for instance in [&gone, &live, &twin] {
             store.register_instance(instance).await.unwrap();
             let request_id = RequestId::generate();
             let pending = PendingCall {
@@ -206,6 +215,12 @@ async fn replicas_interrupt_only_the_calls_of_instances_that_are_gone() {
             db.url()
         );
         assert_eq!(status(rows[1]).await, CallStatus::Pending, "{}", db.url());
+        assert_eq!(
+            status(rows[2]).await,
+            CallStatus::Pending,
+            "{}: the twin container",
+            db.url()
+        );
         let instances: Vec<String> = store
             .instances()
             .await
@@ -215,6 +230,7 @@ async fn replicas_interrupt_only_the_calls_of_instances_that_are_gone() {
             .collect();
         assert!(!instances.contains(&gone.id));
         assert!(instances.contains(&live.id));
+        assert!(instances.contains(&twin.id));
     }
 }
 
@@ -322,5 +338,59 @@ async fn one_rewrap_runs_once_across_three_replicas() {
                 .status(),
             200
         );
+    }
+}
+
+/// A call that finishes after its row was marked `interrupted` (its replica judged gone during a
+/// long pause) still records what it used on that row: nothing the provider bills is lost (#23).
+#[tokio::test]
+async fn a_call_that_ends_after_its_row_was_interrupted_records_its_usage() {
+    let setup = setup(&[]).await;
+    let response = setup
+        .app
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .json(
+            &json!({"model": "team-openai/mock-slow-stream", "stream": true,
+                      "messages": [{"role": "user", "content": "Hello there, mock!"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id: RequestId = response.headers()["x-keyward-request-id"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Another replica judges this one gone mid-call and marks its pending rows interrupted.
+    let store = setup.app.store().await;
+    let own: Vec<String> = store
+        .instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|instance| instance.id)
+        .collect();
+    assert_eq!(
+        store
+            .interrupt_pending_calls(&own, false, Timestamp::now())
+            .await
+            .unwrap(),
+        1
+    );
+    // The stream goes on to its end; its settlement finds the row interrupted.
+    let text = response.text().await.unwrap();
+    assert!(text.contains("[DONE]"));
+    let tenant: TenantId = setup.tenant.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let row = store.call(tenant, request_id).await.unwrap().unwrap();
+        assert_eq!(row.status, CallStatus::Interrupted);
+        if row.output_tokens.is_some() {
+            assert_eq!((row.input_tokens, row.output_tokens), (Some(5), Some(6)));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the late usage was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
