@@ -513,3 +513,92 @@ impl TenantRates {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Lines shaped like a price book's, in any order and with any values.
+    fn price_file() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "id",
+            "provider",
+            "model",
+            "effective",
+            "input",
+            "cached_input",
+            "cache_write",
+            "output",
+            "source",
+            "read_on",
+        ]);
+        let value = prop_oneof![
+            "\"[0-9.]{0,30}\"",
+            "\"(openai|anthropic|bedrock|mistral|groq|x)\"",
+            "\"20[0-9]{2}-[0-1][0-9]-[0-3][0-9]\"",
+            "\".{0,16}\"",
+            "-?[0-9]{1,25}",
+            Just("\"99999999999999999999999999.999999\"".to_owned()),
+        ];
+        let line = (key, value).prop_map(|(key, value)| format!("{key} = {value}"));
+        let entry = prop::collection::vec(line, 0..10)
+            .prop_map(|lines| format!("[[price]]\n{}\n", lines.join("\n")));
+        prop::collection::vec(entry, 0..4).prop_map(|entries| entries.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A valid entry for model `m` with any rates, however large or fine-grained.
+        #[test]
+        fn costs_and_worst_cases_never_go_negative_or_wrap(
+            input in "[0-9]{1,12}(\\.[0-9]{1,6})?",
+            output in "[0-9]{1,12}(\\.[0-9]{1,6})?",
+            tokens in any::<u64>(),
+            max_output in any::<u64>(),
+        ) {
+            let text = format!(
+                "[[price]]\nid = \"openai/m/2020-01-01\"\nprovider = \"openai\"\nmodel = \"m\"\neffective = \"2020-01-01\"\ninput = \"{input}\"\noutput = \"{output}\"\nsource = \"https://example.com\"\nread_on = \"2020-01-01\"\n"
+            );
+            let book = PriceBook::parse(&text);
+            prop_assert!(book.is_ok(), "{text}: {:?}", book.err());
+            let book = book.unwrap();
+            let price = book.lookup(ProviderId::OpenAi, "m", "2030-01-01");
+            prop_assert!(price.is_some());
+            let price = price.unwrap();
+            prop_assert!(price.worst_case(tokens, max_output) >= 0);
+            let settlement = Settlement {
+                input_tokens: Some(tokens),
+                output_tokens: Some(max_output),
+                ..Settlement::default()
+            };
+            prop_assert!(price.cost(&settlement).is_none_or(|cost| cost >= 0));
+        }
+
+        /// Any price file is refused with a reason or read; a read price never gives a
+        /// negative cost or worst case, however large the rates and counts (#23).
+        #[test]
+        fn any_price_file_is_read_or_refused_and_costs_stay_positive(
+            text in price_file(),
+            tokens in any::<u64>(),
+            max_output in any::<u64>(),
+        ) {
+            let Ok(book) = PriceBook::parse(&text) else { return Ok(()) };
+            for provider in [ProviderId::OpenAi, ProviderId::Anthropic, ProviderId::Bedrock] {
+                for model in ["", "x", "m"] {
+                    if let Some(price) = book.lookup(provider, model, "2030-01-01") {
+                        prop_assert!(price.worst_case(tokens, max_output) >= 0);
+                        let settlement = Settlement {
+                            input_tokens: Some(tokens),
+                            output_tokens: Some(max_output),
+                            ..Settlement::default()
+                        };
+                        prop_assert!(price.cost(&settlement).is_none_or(|cost| cost >= 0));
+                    }
+                }
+            }
+        }
+    }
+}

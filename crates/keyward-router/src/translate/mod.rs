@@ -131,4 +131,6 @@ pub(crate) fn push_block(
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
