@@ -68,6 +68,8 @@ pub enum DomainError {
         provider: &'static str,
         scope: String,
     },
+    #[error("`{field}` makes this call's input impossible to bound before it is sent, and a hard spending cap ({scope}) applies to it, so its cost could not be counted against the cap; send the content itself in the request instead")]
+    InputUnbounded { field: &'static str, scope: String },
     #[error("credential `{label}` is disabled in Keyward; a tenant admin can enable it")]
     CredentialDisabled { label: String },
     #[error("the provider rejected credential `{label}` as invalid (revoked or expired); a tenant admin must rotate it (POST …/credentials/{{id}}/rotate) before calls resume")]
@@ -129,6 +131,7 @@ impl DomainError {
             Self::NoCredential { .. } => ErrorCode::NoCredential,
             Self::ModelNotAllowed { .. } => ErrorCode::ModelNotAllowed,
             Self::ModelUnpriced { .. } => ErrorCode::ModelUnpriced,
+            Self::InputUnbounded { .. } => ErrorCode::InvalidRequest,
             Self::CredentialDisabled { .. } => ErrorCode::CredentialDisabled,
             Self::ProviderCredentialRejected { .. } => ErrorCode::ProviderCredentialRejected,
             Self::LedgerUnavailable => ErrorCode::LedgerUnavailable,

@@ -61,8 +61,11 @@ pub struct RouteRequest {
     pub user: Option<String>,
     /// Whether the client itself asked for streamed usage (OpenAI `stream_options.include_usage`).
     pub client_wants_usage: bool,
-    /// The request body's size in bytes: an upper bound of its input tokens, for budgets.
+    /// The request body's size in bytes.
     pub input_bytes: u64,
+    /// What bounds its input tokens (the bytes, plus each image at its maximum), or why
+    /// nothing does; budgets reserve for it.
+    pub input_bound: crate::InputBound,
 }
 
 /// Client request headers that a provider must see as the client sent them: Anthropic's API
@@ -206,6 +209,7 @@ impl PromptBody {
             user,
             client_wants_usage,
             input_bytes: self.input_bytes,
+            input_bound: crate::InputBound::of(&self.json, self.input_bytes),
         })
     }
 

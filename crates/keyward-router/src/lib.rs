@@ -25,6 +25,7 @@ pub mod bench_internals;
 pub mod body;
 pub mod egress;
 mod error;
+pub mod input_bound;
 pub mod provider;
 mod sse;
 pub mod stream;
@@ -34,6 +35,7 @@ pub mod usage;
 pub use body::{BodyError, ClientHeaders, CompletionBody, PromptBody, RouteRequest, Surface};
 pub use egress::{EgressClient, EgressConfig};
 pub use error::RouterError;
+pub use input_bound::InputBound;
 pub use provider::{
     supports, CompleteReply, Router, StreamingReply, Target, UpstreamReply, Verification,
 };

@@ -91,6 +91,10 @@ pub struct PendingCall {
     /// Whether the call has a price. An unpriced call is refused wherever a hard cap applies
     /// ([`Admission::Unpriced`]): its cost could not be counted against the cap.
     pub priced: bool,
+    /// Whether the call's input tokens are bounded before it is sent (a file reference or a
+    /// previous response is not). An unbounded call is refused wherever a hard cap applies
+    /// ([`Admission::Unbounded`]).
+    pub input_bounded: bool,
 }
 
 /// Whether a call may go upstream.
@@ -100,6 +104,8 @@ pub enum Admission {
     Admitted,
     /// A hard cap applies to a call whose model has no price: nothing was written.
     Unpriced { budget: BudgetRecord },
+    /// A hard cap applies to a call whose input cannot be bounded: nothing was written.
+    Unbounded { budget: BudgetRecord },
     /// A hard limit would be passed: nothing was written.
     OverBudget {
         budget: BudgetRecord,
@@ -278,7 +284,9 @@ impl Store {
         let admission = admit_in(&mut tx, call, self.instance.as_deref()).await?;
         match admission {
             Admission::Admitted => tx.commit().await?,
-            Admission::OverBudget { .. } | Admission::Unpriced { .. } => tx.rollback().await?,
+            Admission::OverBudget { .. }
+            | Admission::Unpriced { .. }
+            | Admission::Unbounded { .. } => tx.rollback().await?,
         }
         Ok(admission)
     }
@@ -578,7 +586,7 @@ pub(crate) async fn reserve(
     if budgets.is_empty() {
         return Ok(Admission::Admitted);
     }
-    if let Some(unpriced) = sql::unpriced_under_cap(call, &budgets) {
+    if let Some(unpriced) = sql::uncountable_under_cap(call, &budgets) {
         return Ok(unpriced);
     }
     let mut held = Vec::with_capacity(budgets.len());

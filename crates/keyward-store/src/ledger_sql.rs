@@ -247,20 +247,24 @@ pub(crate) fn parse_held_windows(
         .map_err(|_| StoreError::corrupt("ledger", "budget_windows", request_id))
 }
 
-/// The refusal of an unpriced call that a hard cap applies to, if it is one.
-pub(crate) fn unpriced_under_cap(
+/// The refusal of a call whose cost a hard cap that applies to it could not count — no price,
+/// or an input with no bound — if it is one.
+pub(crate) fn uncountable_under_cap(
     call: &PendingCall,
     budgets: &[BudgetRecord],
 ) -> Option<Admission> {
-    if call.priced {
+    if call.priced && call.input_bounded {
         return None;
     }
-    budgets
+    let budget = budgets
         .iter()
-        .find(|budget| budget.hard_limit_micro_usd.is_some())
-        .map(|budget| Admission::Unpriced {
-            budget: budget.clone(),
-        })
+        .find(|budget| budget.hard_limit_micro_usd.is_some())?
+        .clone();
+    Some(if call.priced {
+        Admission::Unbounded { budget }
+    } else {
+        Admission::Unpriced { budget }
+    })
 }
 
 /// The refusal for a budget whose window has no room (its counters as read, if any).

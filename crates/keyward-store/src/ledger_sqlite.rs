@@ -102,7 +102,7 @@ pub(crate) fn reserve(
     if budgets.is_empty() {
         return Ok(Admission::Admitted);
     }
-    if let Some(unpriced) = sql::unpriced_under_cap(call, &budgets) {
+    if let Some(unpriced) = sql::uncountable_under_cap(call, &budgets) {
         return Ok(unpriced);
     }
     let mut held = Vec::with_capacity(budgets.len());

@@ -34,7 +34,13 @@ impl LedgerMode {
 
 impl Keyward {
     /// Commits `pending` (with its budget reservations) or says why the call may not go.
-    pub(super) async fn admit(&self, pending: &PendingCall) -> Result<(), DomainError> {
+    /// `unbounded_field` names what makes the input unbounded, for the refusal of a call whose
+    /// `input_bounded` is false.
+    pub(super) async fn admit(
+        &self,
+        pending: &PendingCall,
+        unbounded_field: &'static str,
+    ) -> Result<(), DomainError> {
         let request_id = pending.request_id;
         match self.store.admit_call(pending).await {
             Ok(Admission::Admitted) => Ok(()),
@@ -45,6 +51,15 @@ impl Keyward {
                 Err(DomainError::ModelUnpriced {
                     model: pending.model_requested.clone(),
                     provider: pending.provider.as_str(),
+                    scope: budget.scope_kind.as_str().to_owned(),
+                })
+            }
+            Ok(Admission::Unbounded { budget }) => {
+                self.metrics
+                    .record_budget_refusal(pending.tenant_id.to_string());
+                tracing::info!(%request_id, budget = %budget.id, "call refused: unbounded input under a hard cap");
+                Err(DomainError::InputUnbounded {
+                    field: unbounded_field,
                     scope: budget.scope_kind.as_str().to_owned(),
                 })
             }

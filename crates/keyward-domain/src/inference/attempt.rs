@@ -236,6 +236,13 @@ impl Keyward {
                 created_at,
             )
             .await;
+        // Input tokens are bounded by the bytes plus each image at its maximum; a file or a
+        // previous response cannot be bounded (refused where a hard cap applies).
+        let input_estimate = route.input_bound.tokens(route.input_bytes);
+        let unbounded_field = match route.input_bound {
+            keyward_router::InputBound::Unbounded(field) => Some(field),
+            keyward_router::InputBound::Tokens(_) => None,
+        };
         let max_output = match call.surface {
             Surface::Embeddings => 0,
             _ => route.max_tokens.unwrap_or(self.default_max_output_tokens),
@@ -262,15 +269,17 @@ impl Keyward {
             fallback_of: row.fallback_of,
             reserved_micro_usd: price
                 .as_ref()
-                .map_or(0, |price| price.worst_case(route.input_bytes, max_output)),
+                .map_or(0, |price| price.worst_case(input_estimate, max_output)),
             priced: price.is_some(),
+            input_bounded: unbounded_field.is_none(),
         };
-        self.admit(&pending).await?;
+        self.admit(&pending, unbounded_field.unwrap_or_default())
+            .await?;
         Ok(Admitted {
             pending,
             price,
             upstream_model: attempt.upstream_model.clone(),
-            input_estimate: route.input_bytes,
+            input_estimate,
             max_output,
         })
     }

@@ -233,3 +233,64 @@ async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservati
     // 50 output tokens at 1,000 micro-dollars each: the whole reservation.
     assert_eq!(budgets["data"][0]["spent_usd"], "0.050000", "{budgets}");
 }
+
+/// Inputs whose tokens are not their bytes (#23 item 4): an image is reserved at its maximum
+/// (a tiny data URL or a link would otherwise reserve a few bytes' worth), and a reference to
+/// content the request does not carry is refused where a hard cap applies, naming the field.
+#[tokio::test]
+async fn images_are_reserved_at_their_maximum_and_references_are_refused_under_a_cap() {
+    let setup = setup(&[]).await;
+    // $1,000 per million tokens in and out: 1,000 micro-dollars a token.
+    setup
+        .admin(
+            Method::PUT,
+            "/prices",
+            Some(json!({"provider": "openai", "model": "gpt-4o-mini", "effective": "2020-01-01", "input": "1000", "output": "1000"})),
+        )
+        .await;
+    setup
+        .admin(
+            Method::PUT,
+            "/budgets",
+            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "5"})),
+        )
+        .await;
+    let call = |path: &'static str, body: Value| {
+        setup
+            .app
+            .with_key(&setup.key, Method::POST, path)
+            .json(&body)
+            .send()
+    };
+    let text = json!({"model": "team-openai/gpt-4o-mini", "max_tokens": 6,
+                      "messages": [{"role": "user", "content": "What is in it?"}]});
+    assert_eq!(
+        call("/v1/chat/completions", text).await.unwrap().status(),
+        200
+    );
+    // The same question about a linked image: 6,000 tokens reserved for it pass the $5 cap.
+    let image = json!({"model": "team-openai/gpt-4o-mini", "max_tokens": 6,
+                       "messages": [{"role": "user", "content": [
+                           {"type": "text", "text": "What is in it?"},
+                           {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]});
+    let refused = call("/v1/chat/completions", image).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let answer: Value = refused.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "budget_exceeded", "{answer}");
+    // A previous response brings in a conversation the request does not carry.
+    let follow_up = json!({"model": "team-openai/gpt-4o-mini", "input": "and then?",
+                           "previous_response_id": "resp_123"});
+    let refused = call("/v1/responses", follow_up).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let answer: Value = refused.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("previous_response_id"));
+    assert_eq!(
+        setup.app.mock.calls(&setup.secret),
+        1,
+        "only the text call went upstream"
+    );
+}
