@@ -520,6 +520,19 @@ mod properties {
 
     use super::*;
 
+    /// A price's worst case and the cost of a call of `tokens` in and `output` out are never
+    /// negative (a wrapped sum would be).
+    fn never_negative(price: &Price, tokens: u64, output: u64) -> Result<(), TestCaseError> {
+        prop_assert!(price.worst_case(tokens, output) >= 0);
+        let settlement = Settlement {
+            input_tokens: Some(tokens),
+            output_tokens: Some(output),
+            ..Settlement::default()
+        };
+        prop_assert!(price.cost(&settlement).is_none_or(|cost| cost >= 0));
+        Ok(())
+    }
+
     /// Lines shaped like a price book's, in any order and with any values.
     fn price_file() -> impl Strategy<Value = String> {
         let key = prop::sample::select(vec![
@@ -568,13 +581,7 @@ mod properties {
             let price = book.lookup(ProviderId::OpenAi, "m", "2030-01-01");
             prop_assert!(price.is_some());
             let price = price.unwrap();
-            prop_assert!(price.worst_case(tokens, max_output) >= 0);
-            let settlement = Settlement {
-                input_tokens: Some(tokens),
-                output_tokens: Some(max_output),
-                ..Settlement::default()
-            };
-            prop_assert!(price.cost(&settlement).is_none_or(|cost| cost >= 0));
+            never_negative(price, tokens, max_output)?;
         }
 
         /// Any price file is refused with a reason or read; a read price never gives a
@@ -589,13 +596,7 @@ mod properties {
             for provider in [ProviderId::OpenAi, ProviderId::Anthropic, ProviderId::Bedrock] {
                 for model in ["", "x", "m"] {
                     if let Some(price) = book.lookup(provider, model, "2030-01-01") {
-                        prop_assert!(price.worst_case(tokens, max_output) >= 0);
-                        let settlement = Settlement {
-                            input_tokens: Some(tokens),
-                            output_tokens: Some(max_output),
-                            ..Settlement::default()
-                        };
-                        prop_assert!(price.cost(&settlement).is_none_or(|cost| cost >= 0));
+                        never_negative(price, tokens, max_output)?;
                     }
                 }
             }

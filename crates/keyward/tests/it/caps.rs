@@ -7,17 +7,33 @@ use serde_json::{json, Value};
 
 use crate::ledger::setup;
 
-/// A tenant cap with room for 50 output tokens at the exact rate ($1,000 per million).
-async fn capped(overrides: &[(&str, &str)]) -> crate::ledger::Setup {
-    let setup = setup(overrides).await;
-    setup.set_exact_rate().await;
+/// A tenant rate for an OpenAI model, USD per million tokens.
+async fn rate(setup: &crate::ledger::Setup, model: &str, input: &str, output: &str) {
+    setup
+        .admin(
+            Method::PUT,
+            "/prices",
+            Some(json!({"provider": "openai", "model": model, "effective": "2020-01-01", "input": input, "output": output})),
+        )
+        .await;
+}
+
+/// A hard cap on the tenant, per UTC day.
+async fn daily_cap(setup: &crate::ledger::Setup, usd: &str) {
     setup
         .admin(
             Method::PUT,
             "/budgets",
-            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "0.05"})),
+            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": usd})),
         )
         .await;
+}
+
+/// A tenant cap with room for 50 output tokens at the exact rate ($1,000 per million).
+async fn capped(overrides: &[(&str, &str)]) -> crate::ledger::Setup {
+    let setup = setup(overrides).await;
+    setup.set_exact_rate().await;
+    daily_cap(&setup, "0.05").await;
     setup
 }
 
@@ -142,13 +158,7 @@ async fn an_unpriced_model_is_refused_under_a_hard_cap_until_it_has_a_rate() {
         .await;
     assert_eq!(chat(&unpriced).await.unwrap().status(), 200);
     // A hard cap: refused before any upstream byte, naming the model and the fix.
-    setup
-        .admin(
-            Method::PUT,
-            "/budgets",
-            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "100"})),
-        )
-        .await;
+    daily_cap(&setup, "100").await;
     let calls = setup.app.mock.calls(&setup.secret);
     let refused = chat(&unpriced).await.unwrap();
     assert_eq!(refused.status(), 403);
@@ -166,13 +176,7 @@ async fn an_unpriced_model_is_refused_under_a_hard_cap_until_it_has_a_rate() {
             .status(),
         200
     );
-    setup
-        .admin(
-            Method::PUT,
-            "/prices",
-            Some(json!({"provider": "openai", "model": "ft:gpt-4o-mini:acme:2026", "effective": "2020-01-01", "input": "0", "output": "0"})),
-        )
-        .await;
+    rate(&setup, "ft:gpt-4o-mini:acme:2026", "0", "0").await;
     assert_eq!(chat(&unpriced).await.unwrap().status(), 200);
 }
 
@@ -182,20 +186,8 @@ async fn an_unpriced_model_is_refused_under_a_hard_cap_until_it_has_a_rate() {
 #[tokio::test]
 async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservation() {
     let setup = setup(&[("KEYWARD_EGRESS_MAX_STREAM_BYTES", "65536")]).await;
-    setup
-        .admin(
-            Method::PUT,
-            "/prices",
-            Some(json!({"provider": "openai", "model": "mock-endless", "effective": "2020-01-01", "input": "0", "output": "1000"})),
-        )
-        .await;
-    setup
-        .admin(
-            Method::PUT,
-            "/budgets",
-            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "100"})),
-        )
-        .await;
+    rate(&setup, "mock-endless", "0", "1000").await;
+    daily_cap(&setup, "100").await;
     let response = setup
         .app
         .with_key(&setup.key, Method::POST, "/v1/chat/completions")
@@ -241,20 +233,8 @@ async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservati
 async fn images_are_reserved_at_their_maximum_and_references_are_refused_under_a_cap() {
     let setup = setup(&[]).await;
     // $1,000 per million tokens in and out: 1,000 micro-dollars a token.
-    setup
-        .admin(
-            Method::PUT,
-            "/prices",
-            Some(json!({"provider": "openai", "model": "gpt-4o-mini", "effective": "2020-01-01", "input": "1000", "output": "1000"})),
-        )
-        .await;
-    setup
-        .admin(
-            Method::PUT,
-            "/budgets",
-            Some(json!({"scope": "tenant", "period": "day", "hard_limit_usd": "5"})),
-        )
-        .await;
+    rate(&setup, "gpt-4o-mini", "1000", "1000").await;
+    daily_cap(&setup, "5").await;
     let call = |path: &'static str, body: Value| {
         setup
             .app

@@ -228,6 +228,31 @@ impl TestApp {
         self.request(method, path).bearer_auth(ADMIN_TOKEN)
     }
 
+    /// `GET /metrics` as text (the open endpoint: no `metrics.token` set).
+    pub async fn metrics_text(&self) -> String {
+        self.request(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one series on `/metrics` (`name{labels}`, as rendered), 0 when absent.
+    pub async fn metric(&self, series: &str) -> u64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find(|line| {
+                line.strip_prefix(series)
+                    .is_some_and(|rest| rest.starts_with(' '))
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// `GET path` with the operator token, as JSON.
     pub async fn operator_get(&self, path: &str) -> Value {
         self.operator(Method::GET, path)

@@ -336,21 +336,10 @@ async fn best_effort_calls_when_the_ledger_cannot_record_and_strict_refuses() {
         "strict sent nothing"
     );
     assert!(captured_logs().contains("calling anyway (best_effort)"));
-    let metrics = setup
+    let failures = setup
         .app
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let failures = metrics
-        .lines()
-        .find(|line| line.starts_with("keyward_ledger_write_failures_total "))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|count| count.parse::<u64>().ok())
-        .unwrap();
+        .metric("keyward_ledger_write_failures_total")
+        .await;
     assert!(failures >= 1, "{failures}");
     psql(&db, "ALTER TABLE ledger_away RENAME TO ledger");
     assert_eq!(call(&strict, &setup.key, &six_token_call()).await, 200);

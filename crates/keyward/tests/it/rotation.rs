@@ -69,6 +69,36 @@ fn azure_env(azure: &FakeAzure) -> Vec<(String, String)> {
     ]
 }
 
+/// Tenant `acme` on a deployment reading Azure Key Vault at `vault_origin` (the fake's own
+/// origin, or a relay in front of it), a credential `z` referencing `acme-keys/openai-key`
+/// (which holds `old`), and a member key whose first call has cached `old`.
+struct AzureDeployment {
+    app: TestApp,
+    tenant: String,
+    member: String,
+}
+
+const REFERENCE: &str = "azure-kv://acme-keys/openai-key";
+
+async fn azure_deployment(azure: &FakeAzure, vault_origin: &str, old: &str) -> AzureDeployment {
+    azure.set("acme-keys", "openai-key", old);
+    let vault_url = format!("{vault_origin}/{{vault}}");
+    let app = TestApp::spawn_with_env(
+        &[("KEYWARD_SECRETS_AZURE_VAULT_URL", &vault_url)],
+        &refs(&azure_env(azure)),
+    )
+    .await;
+    let tenant = app.create_tenant("acme").await;
+    connect(&app, &tenant, "z", json!({ "secret_ref": REFERENCE })).await;
+    let (_, member) = app.issue_key(&tenant, "member").await;
+    assert_eq!(chat(&app, &member, "z").await.0, 200);
+    AzureDeployment {
+        app,
+        tenant,
+        member,
+    }
+}
+
 #[tokio::test]
 async fn a_rotation_done_in_vault_or_secrets_manager_costs_no_failed_call() {
     let Some(km) = key_managers() else { return };
@@ -161,23 +191,11 @@ async fn a_rotation_done_in_vault_or_secrets_manager_costs_no_failed_call() {
 async fn a_flood_of_calls_rejected_at_the_rotation_costs_the_manager_one_fetch() {
     let azure = FakeAzure::start().await;
     let (old, new) = ("sk-rot-azure-old-000000001", "sk-rot-azure-new-000000002");
-    azure.set("acme-keys", "openai-key", old);
-    let vault_url = format!("{}/{{vault}}", azure.origin);
-    let app = TestApp::spawn_with_env(
-        &[("KEYWARD_SECRETS_AZURE_VAULT_URL", &vault_url)],
-        &refs(&azure_env(&azure)),
-    )
-    .await;
-    let tenant = app.create_tenant("acme").await;
-    connect(
-        &app,
-        &tenant,
-        "z",
-        json!({"secret_ref": "azure-kv://acme-keys/openai-key"}),
-    )
-    .await;
-    let (_, member) = app.issue_key(&tenant, "member").await;
-    assert_eq!(chat(&app, &member, "z").await.0, 200);
+    let AzureDeployment {
+        app,
+        tenant,
+        member,
+    } = azure_deployment(&azure, &azure.origin, old).await;
     assert_eq!(azure.secret_requests(), 1);
 
     azure.set("acme-keys", "openai-key", new);
@@ -197,18 +215,12 @@ async fn a_flood_of_calls_rejected_at_the_rotation_costs_the_manager_one_fetch()
 async fn a_refetch_that_fails_parks_nothing_and_an_unchanged_value_parks_the_credential() {
     let azure = FakeAzure::start().await;
     let old = "sk-rot-azure-kept-00000001";
-    azure.set("acme-keys", "openai-key", old);
-    let vault_url = format!("{}/{{vault}}", azure.origin);
-    let app = TestApp::spawn_with_env(
-        &[("KEYWARD_SECRETS_AZURE_VAULT_URL", &vault_url)],
-        &refs(&azure_env(&azure)),
-    )
-    .await;
-    let tenant = app.create_tenant("acme").await;
-    let reference = "azure-kv://acme-keys/openai-key";
-    connect(&app, &tenant, "z", json!({ "secret_ref": reference })).await;
-    let (_, member) = app.issue_key(&tenant, "member").await;
-    assert_eq!(chat(&app, &member, "z").await.0, 200);
+    let AzureDeployment {
+        app,
+        tenant,
+        member,
+    } = azure_deployment(&azure, &azure.origin, old).await;
+    let reference = REFERENCE;
     app.mock.revoke(old);
 
     // The secret is gone from the manager, then holds an empty value: the call names the
@@ -245,20 +257,14 @@ async fn a_refetch_that_fails_parks_nothing_and_an_unchanged_value_parks_the_cre
 async fn a_key_manager_that_is_down_when_the_provider_rejects_the_key_parks_nothing() {
     let azure = FakeAzure::start().await;
     let (old, new) = ("sk-rot-azure-down-old-0001", "sk-rot-azure-down-new-0002");
-    azure.set("acme-keys", "openai-key", old);
     // Key Vault is reached through a relay that can be cut (Entra ID stays up).
     let (vault_origin, cut) = relay(azure.origin.clone()).await;
-    let vault_url = format!("{vault_origin}/{{vault}}");
-    let app = TestApp::spawn_with_env(
-        &[("KEYWARD_SECRETS_AZURE_VAULT_URL", &vault_url)],
-        &refs(&azure_env(&azure)),
-    )
-    .await;
-    let tenant = app.create_tenant("acme").await;
-    let reference = "azure-kv://acme-keys/openai-key";
-    connect(&app, &tenant, "z", json!({ "secret_ref": reference })).await;
-    let (_, member) = app.issue_key(&tenant, "member").await;
-    assert_eq!(chat(&app, &member, "z").await.0, 200);
+    let AzureDeployment {
+        app,
+        tenant,
+        member,
+    } = azure_deployment(&azure, &vault_origin, old).await;
+    let reference = REFERENCE;
 
     azure.set("acme-keys", "openai-key", new);
     app.mock.revoke(old);
@@ -279,23 +285,11 @@ async fn a_key_manager_that_is_down_when_the_provider_rejects_the_key_parks_noth
 async fn the_rejected_call_and_its_retry_each_have_a_ledger_row() {
     let azure = FakeAzure::start().await;
     let (old, new) = ("sk-rot-azure-row-old-00001", "sk-rot-azure-row-new-00002");
-    azure.set("acme-keys", "openai-key", old);
-    let vault_url = format!("{}/{{vault}}", azure.origin);
-    let app = TestApp::spawn_with_env(
-        &[("KEYWARD_SECRETS_AZURE_VAULT_URL", &vault_url)],
-        &refs(&azure_env(&azure)),
-    )
-    .await;
-    let tenant = app.create_tenant("acme").await;
-    connect(
-        &app,
-        &tenant,
-        "z",
-        json!({"secret_ref": "azure-kv://acme-keys/openai-key"}),
-    )
-    .await;
-    let (_, member) = app.issue_key(&tenant, "member").await;
-    assert_eq!(chat(&app, &member, "z").await.0, 200);
+    let AzureDeployment {
+        app,
+        tenant,
+        member,
+    } = azure_deployment(&azure, &azure.origin, old).await;
     azure.set("acme-keys", "openai-key", new);
     app.mock.revoke(old);
     let response = app

@@ -40,22 +40,6 @@ async fn dribbler(source: [u8; 4], server: SocketAddr) -> Option<tokio::net::Tcp
     Some(stream)
 }
 
-async fn metric(app: &TestApp, series: &str) -> u64 {
-    let text = app
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|count| count.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn two_thousand_slow_connections_do_not_stop_a_normal_client() {
     raise_file_limit();
@@ -98,11 +82,10 @@ async fn two_thousand_slow_connections_do_not_stop_a_normal_client() {
         slowest = slowest.max(started.elapsed());
     }
     assert!(slowest < Duration::from_secs(1), "a call took {slowest:?}");
-    let refused = metric(
-        &setup.app,
-        "keyward_connections_refused_total{limit=\"server.max_connections_per_address\"}",
-    )
-    .await;
+    let refused = setup
+        .app
+        .metric("keyward_connections_refused_total{limit=\"server.max_connections_per_address\"}")
+        .await;
     assert!(refused >= 1_800, "{refused} connections refused at accept");
 
     // The ones admitted are closed once their headers are 2 s late.
