@@ -220,6 +220,9 @@ impl<'a> Completion<'a> {
             }
             let delta = self.chunk(json!({"content": word}), None, include_usage);
             steps.push(Step::send(delta, pause));
+            if fault == Fault::StallStream {
+                steps.push(Step::send(String::new(), Duration::from_secs(60)));
+            }
         }
         let mut finish = self.chunk(json!({}), Some(self.finish_reason), include_usage);
         if flavor == Flavor::Mistral {

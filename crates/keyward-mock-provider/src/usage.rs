@@ -47,6 +47,8 @@ pub(crate) enum Fault {
     MalformedSse,
     /// A stream of tiny events that never ends (until the client leaves).
     Endless,
+    /// A stream that sends its first event, then nothing for a minute.
+    StallStream,
     Oversized,
 }
 
@@ -61,6 +63,7 @@ pub(crate) fn fault_of(model: &str) -> Fault {
         "mock-drop" => Fault::Drop,
         "mock-malformed-sse" => Fault::MalformedSse,
         "mock-endless" => Fault::Endless,
+        "mock-stall-stream" => Fault::StallStream,
         "mock-oversized" => Fault::Oversized,
         _ => Fault::None,
     }

@@ -133,6 +133,8 @@ pub enum StreamEnd {
     ClientCancelled,
     /// The provider's stream broke off, sent an error event, or sent an oversized event.
     UpstreamFailed,
+    /// The provider went silent for longer than `egress.idle_timeout` before its end.
+    TimedOut,
 }
 
 #[derive(Clone, Debug)]
@@ -438,8 +440,11 @@ impl Stream for CompletionStream {
                         }
                     }
                 }
-                Poll::Ready(Some(Err(_))) => {
-                    let end = self.natural_end();
+                Poll::Ready(Some(Err(err))) => {
+                    let end = match self.natural_end() {
+                        StreamEnd::UpstreamFailed if err.is_timeout() => StreamEnd::TimedOut,
+                        end => end,
+                    };
                     self.finish(end);
                     return Poll::Ready(Some(Err(std::io::Error::other(
                         "the provider's stream broke off",

@@ -108,6 +108,7 @@ pub(super) fn stream_end(
             StreamEnd::Completed => CallStatus::Ok,
             StreamEnd::ClientCancelled => CallStatus::ClientCancelled,
             StreamEnd::UpstreamFailed => CallStatus::ProviderError,
+            StreamEnd::TimedOut => CallStatus::Timeout,
         }),
         http_status: Some(http_status),
         provider_request_id,

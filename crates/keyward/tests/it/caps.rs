@@ -274,3 +274,48 @@ async fn images_are_reserved_at_their_maximum_and_references_are_refused_under_a
         "only the text call went upstream"
     );
 }
+
+/// A provider that sends its first event and then nothing: `egress.idle_timeout` ends the
+/// stream, the client sees the break, and the row settles `timeout` with its reservation kept
+/// (#23 item 10).
+#[tokio::test]
+async fn a_stream_that_goes_silent_settles_as_a_timeout() {
+    let setup = setup(&[("KEYWARD_EGRESS_IDLE_TIMEOUT", "1s")]).await;
+    rate(&setup, "mock-stall-stream", "0", "1000").await;
+    daily_cap(&setup, "100").await;
+    let response = setup
+        .app
+        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
+        .json(
+            &json!({"model": "team-openai/mock-stall-stream", "stream": true, "max_tokens": 20,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let started = std::time::Instant::now();
+    assert!(
+        response.bytes().await.is_err(),
+        "the client must see the break"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let rows = setup.admin(Method::GET, "/usage", None).await;
+        let row = rows["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["model_requested"] == "team-openai/mock-stall-stream")
+            .cloned();
+        if let Some(row) = row.filter(|row| row["status"] != "pending") {
+            assert_eq!(row["status"], "timeout", "{row}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let budgets = setup.admin(Method::GET, "/budgets", None).await;
+    assert_eq!(budgets["data"][0]["spent_usd"], "0.020000", "{budgets}");
+}
