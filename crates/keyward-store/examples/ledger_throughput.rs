@@ -67,7 +67,7 @@ async fn main() {
                     fallback_of: None,
                     reserved_micro_usd: 100,
                     priced: true,
-                    input_bounded: true,
+                    unbounded_input: None,
                 };
                 store.admit_call(&call).await.unwrap();
                 let settlement = Settlement {

@@ -91,10 +91,10 @@ pub struct PendingCall {
     /// Whether the call has a price. An unpriced call is refused wherever a hard cap applies
     /// ([`Admission::Unpriced`]): its cost could not be counted against the cap.
     pub priced: bool,
-    /// Whether the call's input tokens are bounded before it is sent (a file reference or a
-    /// previous response is not). An unbounded call is refused wherever a hard cap applies
+    /// What makes the call's input tokens unbounded before it is sent (a file reference, a
+    /// previous response), if anything. Such a call is refused wherever a hard cap applies
     /// ([`Admission::Unbounded`]).
-    pub input_bounded: bool,
+    pub unbounded_input: Option<&'static str>,
 }
 
 /// Whether a call may go upstream.
@@ -104,8 +104,12 @@ pub enum Admission {
     Admitted,
     /// A hard cap applies to a call whose model has no price: nothing was written.
     Unpriced { budget: BudgetRecord },
-    /// A hard cap applies to a call whose input cannot be bounded: nothing was written.
-    Unbounded { budget: BudgetRecord },
+    /// A hard cap applies to a call whose input cannot be bounded (`field` says why):
+    /// nothing was written.
+    Unbounded {
+        budget: BudgetRecord,
+        field: &'static str,
+    },
     /// A hard limit would be passed: nothing was written.
     OverBudget {
         budget: BudgetRecord,

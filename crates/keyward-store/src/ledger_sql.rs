@@ -253,17 +253,16 @@ pub(crate) fn uncountable_under_cap(
     call: &PendingCall,
     budgets: &[BudgetRecord],
 ) -> Option<Admission> {
-    if call.priced && call.input_bounded {
+    if call.priced && call.unbounded_input.is_none() {
         return None;
     }
     let budget = budgets
         .iter()
         .find(|budget| budget.hard_limit_micro_usd.is_some())?
         .clone();
-    Some(if call.priced {
-        Admission::Unbounded { budget }
-    } else {
-        Admission::Unpriced { budget }
+    Some(match call.unbounded_input {
+        Some(field) if call.priced => Admission::Unbounded { budget, field },
+        _ => Admission::Unpriced { budget },
     })
 }
 

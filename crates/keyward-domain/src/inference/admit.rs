@@ -34,13 +34,7 @@ impl LedgerMode {
 
 impl Keyward {
     /// Commits `pending` (with its budget reservations) or says why the call may not go.
-    /// `unbounded_field` names what makes the input unbounded, for the refusal of a call whose
-    /// `input_bounded` is false.
-    pub(super) async fn admit(
-        &self,
-        pending: &PendingCall,
-        unbounded_field: &'static str,
-    ) -> Result<(), DomainError> {
+    pub(super) async fn admit(&self, pending: &PendingCall) -> Result<(), DomainError> {
         let request_id = pending.request_id;
         match self.store.admit_call(pending).await {
             Ok(Admission::Admitted) => Ok(()),
@@ -54,12 +48,12 @@ impl Keyward {
                     scope: budget.scope_kind.as_str().to_owned(),
                 })
             }
-            Ok(Admission::Unbounded { budget }) => {
+            Ok(Admission::Unbounded { budget, field }) => {
                 self.metrics
                     .record_budget_refusal(pending.tenant_id.to_string());
                 tracing::info!(%request_id, budget = %budget.id, "call refused: unbounded input under a hard cap");
                 Err(DomainError::InputUnbounded {
-                    field: unbounded_field,
+                    field,
                     scope: budget.scope_kind.as_str().to_owned(),
                 })
             }

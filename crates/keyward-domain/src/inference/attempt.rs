@@ -239,7 +239,7 @@ impl Keyward {
         // Input tokens are bounded by the bytes plus each image at its maximum; a file or a
         // previous response cannot be bounded (refused where a hard cap applies).
         let input_estimate = route.input_bound.tokens(route.input_bytes);
-        let unbounded_field = match route.input_bound {
+        let unbounded_input = match route.input_bound {
             keyward_router::InputBound::Unbounded(field) => Some(field),
             keyward_router::InputBound::Tokens(_) => None,
         };
@@ -271,10 +271,9 @@ impl Keyward {
                 .as_ref()
                 .map_or(0, |price| price.worst_case(input_estimate, max_output)),
             priced: price.is_some(),
-            input_bounded: unbounded_field.is_none(),
+            unbounded_input,
         };
-        self.admit(&pending, unbounded_field.unwrap_or_default())
-            .await?;
+        self.admit(&pending).await?;
         Ok(Admitted {
             pending,
             price,

@@ -37,7 +37,7 @@ fn verification_row(credential: &CredentialRecord) -> PendingCall {
         reserved_micro_usd: 0,
         // Listing models costs nothing at any provider.
         priced: true,
-        input_bounded: true,
+        unbounded_input: None,
     }
 }
 
@@ -58,7 +58,7 @@ impl Keyward {
             .await?;
         let credential = opened.record;
         let pending = verification_row(&credential);
-        self.admit(&pending, "").await?;
+        self.admit(&pending).await?;
         let target = Target {
             provider: credential.provider,
             options: credential.options.clone(),

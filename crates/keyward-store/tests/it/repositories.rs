@@ -50,7 +50,7 @@ fn pending_call(
         fallback_of: None,
         reserved_micro_usd: 0,
         priced: true,
-        input_bounded: true,
+        unbounded_input: None,
     }
 }
 
@@ -462,7 +462,7 @@ async fn every_budget_scope_is_reserved_and_settled_and_unbudgeted_calls_pass(db
         key_id,
         reserved_micro_usd: reserved,
         priced: true,
-        input_bounded: true,
+        unbounded_input: None,
         ..pending_call(acme, RequestId::generate())
     };
     let settlement = |charge| Settlement {
@@ -515,7 +515,7 @@ async fn every_budget_scope_is_reserved_and_settled_and_unbudgeted_calls_pass(db
         let refused = test.store.admit_call(&unpriced).await.unwrap();
         assert!(matches!(refused, Admission::Unpriced { .. }), "{name}: {refused:?}");
         assert!(test.store.call(acme, unpriced.request_id).await.unwrap().is_none(), "{name}: nothing written");
-        let unbounded = keyward_store::PendingCall { input_bounded: false, ..call(fits.department_id, fits.key_id, 0) };
+        let unbounded = keyward_store::PendingCall { unbounded_input: Some("file_id"), ..call(fits.department_id, fits.key_id, 0) };
         let refused = test.store.admit_call(&unbounded).await.unwrap();
         assert!(matches!(refused, Admission::Unbounded { .. }), "{name}: {refused:?}");
     }

@@ -29,6 +29,29 @@ async fn daily_cap(setup: &crate::ledger::Setup, usd: &str) {
         .await;
 }
 
+/// The usage row of the one call made to `model`, once it has settled (streams settle when
+/// they end).
+async fn settled_row(setup: &crate::ledger::Setup, model: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let rows = setup.admin(Method::GET, "/usage", None).await;
+        let row = rows["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["model_requested"] == model)
+            .cloned();
+        if let Some(row) = row.filter(|row| row["status"] != "pending") {
+            return row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{model}: never settled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A tenant cap with room for 50 output tokens at the exact rate ($1,000 per million).
 async fn capped(overrides: &[(&str, &str)]) -> crate::ledger::Setup {
     let setup = setup(overrides).await;
@@ -205,22 +228,8 @@ async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservati
         "the client must see the break"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let rows = setup.admin(Method::GET, "/usage", None).await;
-        let row = rows["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|row| row["model_requested"] == "team-openai/mock-endless")
-            .cloned();
-        if let Some(row) = row.filter(|row| row["status"] != "pending") {
-            assert_eq!(row["status"], "provider_error", "{row}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never settled");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let row = settled_row(&setup, "team-openai/mock-endless").await;
+    assert_eq!(row["status"], "provider_error", "{row}");
     let budgets = setup.admin(Method::GET, "/budgets", None).await;
     // 50 output tokens at 1,000 micro-dollars each: the whole reservation.
     assert_eq!(budgets["data"][0]["spent_usd"], "0.050000", "{budgets}");
@@ -300,22 +309,8 @@ async fn a_stream_that_goes_silent_settles_as_a_timeout() {
         "the client must see the break"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let rows = setup.admin(Method::GET, "/usage", None).await;
-        let row = rows["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|row| row["model_requested"] == "team-openai/mock-stall-stream")
-            .cloned();
-        if let Some(row) = row.filter(|row| row["status"] != "pending") {
-            assert_eq!(row["status"], "timeout", "{row}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never settled");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let row = settled_row(&setup, "team-openai/mock-stall-stream").await;
+    assert_eq!(row["status"], "timeout", "{row}");
     let budgets = setup.admin(Method::GET, "/budgets", None).await;
     assert_eq!(budgets["data"][0]["spent_usd"], "0.020000", "{budgets}");
 }

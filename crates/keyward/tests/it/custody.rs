@@ -722,20 +722,8 @@ async fn references_are_fetched_at_call_time_cached_at_most_the_ttl_and_refreshe
     env.extend([
         ("VAULT_ADDR".to_owned(), km.bao.clone()),
         ("VAULT_TOKEN".to_owned(), km.bao_token.clone()),
-        (
-            "AZURE_TENANT_ID".to_owned(),
-            fake_azure::TENANT_ID.to_owned(),
-        ),
-        (
-            "AZURE_CLIENT_ID".to_owned(),
-            fake_azure::CLIENT_ID.to_owned(),
-        ),
-        (
-            "AZURE_CLIENT_SECRET".to_owned(),
-            fake_azure::CLIENT_SECRET.to_owned(),
-        ),
-        ("AZURE_AUTHORITY_HOST".to_owned(), azure.origin.clone()),
     ]);
+    env.extend(azure.env());
     let vault_url = format!("{}/{{vault}}", azure.origin);
     let app = TestApp::spawn_with_env(
         &[

@@ -54,6 +54,16 @@ impl FakeAzure {
         fake
     }
 
+    /// The environment Keyward's Azure client reads to reach this fake's Entra ID.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AZURE_TENANT_ID".to_owned(), TENANT_ID.to_owned()),
+            ("AZURE_CLIENT_ID".to_owned(), CLIENT_ID.to_owned()),
+            ("AZURE_CLIENT_SECRET".to_owned(), CLIENT_SECRET.to_owned()),
+            ("AZURE_AUTHORITY_HOST".to_owned(), self.origin.clone()),
+        ]
+    }
+
     pub fn set(&self, vault: &str, name: &str, value: &str) {
         self.inner
             .secrets

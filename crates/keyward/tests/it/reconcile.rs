@@ -121,7 +121,7 @@ async fn admit(
         fallback_of: None,
         reserved_micro_usd: 0,
         priced: true,
-        input_bounded: true,
+        unbounded_input: None,
     };
     assert!(matches!(
         store.admit_call(&pending).await.unwrap(),

@@ -192,7 +192,7 @@ async fn replicas_interrupt_only_the_calls_of_instances_that_are_gone() {
                 fallback_of: None,
                 reserved_micro_usd: 0,
                 priced: true,
-                input_bounded: true,
+                unbounded_input: None,
             };
             store
                 .for_instance(&instance.id)

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::custody::{
     aws_call, aws_env, bao_kv_put, chat, connect, key_managers, refs, relay, unique,
 };
-use crate::fake_azure::{self, FakeAzure};
+use crate::fake_azure::FakeAzure;
 use crate::harness::{captured_logs, contains, TestApp};
 
 /// `calls` chat calls through `label`, `parallel` at a time; their statuses.
@@ -51,24 +51,6 @@ async fn refetches_audited(app: &TestApp, tenant: &str) -> usize {
         .count()
 }
 
-fn azure_env(azure: &FakeAzure) -> Vec<(String, String)> {
-    vec![
-        (
-            "AZURE_TENANT_ID".to_owned(),
-            fake_azure::TENANT_ID.to_owned(),
-        ),
-        (
-            "AZURE_CLIENT_ID".to_owned(),
-            fake_azure::CLIENT_ID.to_owned(),
-        ),
-        (
-            "AZURE_CLIENT_SECRET".to_owned(),
-            fake_azure::CLIENT_SECRET.to_owned(),
-        ),
-        ("AZURE_AUTHORITY_HOST".to_owned(), azure.origin.clone()),
-    ]
-}
-
 /// Tenant `acme` on a deployment reading Azure Key Vault at `vault_origin` (the fake's own
 /// origin, or a relay in front of it), a credential `z` referencing `acme-keys/openai-key`
 /// (which holds `old`), and a member key whose first call has cached `old`.
@@ -85,7 +67,7 @@ async fn azure_deployment(azure: &FakeAzure, vault_origin: &str, old: &str) -> A
     let vault_url = format!("{vault_origin}/{{vault}}");
     let app = TestApp::spawn_with_env(
         &[("KEYWARD_SECRETS_AZURE_VAULT_URL", &vault_url)],
-        &refs(&azure_env(azure)),
+        &refs(&azure.env()),
     )
     .await;
     let tenant = app.create_tenant("acme").await;
