@@ -87,6 +87,21 @@ uuid_id!(
     RequestId,
     "request"
 );
+uuid_id!(
+    /// A knowledge base: a department's searchable documents.
+    KnowledgeBaseId,
+    "knowledge base"
+);
+uuid_id!(
+    /// A document in a knowledge base.
+    DocumentId,
+    "document"
+);
+uuid_id!(
+    /// One chunk of a document: the unit that is embedded, searched and cited.
+    ChunkId,
+    "chunk"
+);
 
 #[cfg(test)]
 mod tests {

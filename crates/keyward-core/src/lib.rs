@@ -12,6 +12,7 @@
 // an `#[expect]`.
 #![warn(clippy::too_many_lines)]
 
+pub mod body_text;
 pub mod egress_policy;
 pub mod error_code;
 pub mod id;
@@ -22,8 +23,12 @@ pub mod secret;
 pub mod sigv4;
 pub mod timestamp;
 
+pub use body_text::BodyText;
 pub use error_code::ErrorCode;
-pub use id::{BudgetId, CredentialId, DepartmentId, PlatformKeyId, RequestId, TenantId};
+pub use id::{
+    BudgetId, ChunkId, CredentialId, DepartmentId, DocumentId, KnowledgeBaseId, PlatformKeyId,
+    RequestId, TenantId,
+};
 pub use period::{format_usd, parse_usd, BudgetPeriod, Window};
 pub use provider::ProviderId;
 pub use sealed::{KeyVersion, SealedSecret};
