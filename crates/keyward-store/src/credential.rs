@@ -76,7 +76,7 @@ struct CredentialRow {
     status_changed_at: i64,
 }
 
-fn sealed(
+pub(crate) fn sealed(
     blob: Option<String>,
     version: Option<i64>,
     corrupt: impl Fn(&'static str) -> StoreError,
@@ -349,11 +349,19 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// How many sealed values each master-key version holds.
+    /// How many sealed values each master-key version holds: credentials' secrets, documents'
+    /// names and chunks' text.
     pub async fn sealed_rows_by_version(&self) -> Result<Vec<(KeyVersion, u64)>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT secret_key_version, COUNT(*) FROM credentials
-             WHERE secret_key_version IS NOT NULL GROUP BY secret_key_version",
+            "SELECT version, CAST(SUM(n) AS BIGINT) FROM (
+                 SELECT secret_key_version AS version, COUNT(*) AS n FROM credentials
+                 WHERE secret_key_version IS NOT NULL GROUP BY secret_key_version
+                 UNION ALL
+                 SELECT sealed_key_version, COUNT(*) FROM kb_documents
+                 WHERE sealed_key_version IS NOT NULL GROUP BY sealed_key_version
+                 UNION ALL
+                 SELECT sealed_key_version, COUNT(*) FROM kb_chunks GROUP BY sealed_key_version
+             ) AS sealed GROUP BY version",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -23,6 +23,8 @@ mod department;
 mod error;
 mod group_commit;
 mod instance;
+mod knowledge;
+mod knowledge_chunk;
 mod ledger;
 mod ledger_sql;
 mod ledger_sqlite;
@@ -43,6 +45,11 @@ pub use custody::WrappedDataKeyRecord;
 pub use department::DepartmentRecord;
 pub use error::{SqliteError, StoreError};
 pub use instance::InstanceRecord;
+pub use knowledge::{
+    ChunkRecord, DocumentRecord, DocumentStatus, KnowledgeBaseRecord, KnowledgeTable, NewChunk,
+    SealedKnowledgeRow,
+};
+pub use knowledge_chunk::Finished;
 pub use ledger::{
     Admission, CallRecord, CallStatus, PendingCall, RoutedRequests, Settled, Settlement,
     SoftLimitCrossed,
