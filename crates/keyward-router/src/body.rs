@@ -264,6 +264,18 @@ impl PromptBody {
         &self.json
     }
 
+    /// The body to change in place; `added_bytes` grows the size budgets reserve by.
+    pub(crate) fn json_mut(&mut self, added_bytes: u64) -> &mut Map<String, Value> {
+        self.input_bytes = self.input_bytes.saturating_add(added_bytes);
+        &mut self.json
+    }
+
+    /// A body built by Keyward itself (an embedding request).
+    pub(crate) fn from_json(json: Map<String, Value>) -> Self {
+        let input_bytes = serde_json::to_vec(&json).map_or(0, |bytes| bytes.len() as u64);
+        Self { json, input_bytes }
+    }
+
     /// Replaces the whole body (format translation).
     pub(crate) fn replace(&mut self, json: Map<String, Value>) {
         self.json = json;
@@ -299,6 +311,10 @@ impl PromptBody {
 impl CompletionBody {
     pub(crate) fn new(bytes: Bytes) -> Self {
         Self { bytes }
+    }
+
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
     }
 
     /// An HTTP body for the response to the client. The bytes are not handed out: reading

@@ -27,6 +27,7 @@ pub mod egress;
 mod error;
 pub mod input_bound;
 pub mod provider;
+pub mod retrieval;
 mod sse;
 pub mod stream;
 mod translate;
@@ -39,5 +40,6 @@ pub use input_bound::InputBound;
 pub use provider::{
     supports, CompleteReply, Router, StreamingReply, Target, UpstreamReply, Verification,
 };
+pub use retrieval::EmbeddingShapeError;
 pub use stream::{CompletionStream, StreamBudget, StreamEnd, StreamOutcome};
 pub use usage::UsageReport;

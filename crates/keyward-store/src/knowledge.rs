@@ -160,7 +160,12 @@ fn kb_from_row(row: &sqlx::any::AnyRow) -> Result<KnowledgeBaseRecord, StoreErro
     };
     let dimensions: Option<i64> = row.try_get("dimensions")?;
     Ok(KnowledgeBaseRecord {
-        tenant_id: parse(&row.try_get::<String, _>("tenant_id")?, table, "tenant_id", &id)?,
+        tenant_id: parse(
+            &row.try_get::<String, _>("tenant_id")?,
+            table,
+            "tenant_id",
+            &id,
+        )?,
         department_id: parse(
             &row.try_get::<String, _>("department_id")?,
             table,
@@ -178,7 +183,9 @@ fn kb_from_row(row: &sqlx::any::AnyRow) -> Result<KnowledgeBaseRecord, StoreErro
         chunk_tokens: number("chunk_tokens")?,
         chunk_overlap: number("chunk_overlap")?,
         dimensions: dimensions
-            .map(|value| u32::try_from(value).map_err(|_| StoreError::corrupt(table, "dimensions", &id)))
+            .map(|value| {
+                u32::try_from(value).map_err(|_| StoreError::corrupt(table, "dimensions", &id))
+            })
             .transpose()?,
         generation: row.try_get("generation")?,
         created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
@@ -196,7 +203,12 @@ fn document_from_row(row: &sqlx::any::AnyRow) -> Result<DocumentRecord, StoreErr
     };
     let status: String = row.try_get("status")?;
     Ok(DocumentRecord {
-        tenant_id: parse(&row.try_get::<String, _>("tenant_id")?, table, "tenant_id", &id)?,
+        tenant_id: parse(
+            &row.try_get::<String, _>("tenant_id")?,
+            table,
+            "tenant_id",
+            &id,
+        )?,
         kb_id: parse(&row.try_get::<String, _>("kb_id")?, table, "kb_id", &id)?,
         sealed: sealed(
             row.try_get("sealed_blob")?,
@@ -412,11 +424,10 @@ impl Store {
         live_instances: &[String],
         reason: &str,
     ) -> Result<u64, StoreError> {
-        let ingesting: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT id, instance_id FROM kb_documents WHERE status = 'ingesting'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let ingesting: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id, instance_id FROM kb_documents WHERE status = 'ingesting'")
+                .fetch_all(&self.pool)
+                .await?;
         let mut failed = 0;
         for (id, instance) in ingesting {
             if instance.is_some_and(|instance| live_instances.contains(&instance)) {

@@ -21,7 +21,9 @@ pub enum Finished {
     /// The document was deleted (or its knowledge base) while it was ingesting.
     Gone,
     /// The knowledge base's vectors have other dimensions.
-    DimensionsDiffer { expected: u32 },
+    DimensionsDiffer {
+        expected: u32,
+    },
 }
 
 impl Store {
@@ -158,7 +160,11 @@ impl Store {
     }
 
     /// Counts one retrieval (one knowledge base searched) for the platform meter.
-    pub async fn count_retrieval(&self, tenant: TenantId, now: Timestamp) -> Result<(), StoreError> {
+    pub async fn count_retrieval(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO kb_retrievals (tenant_id, day, retrievals) VALUES ($1, $2, 1)
              ON CONFLICT (tenant_id, day) DO UPDATE SET retrievals = kb_retrievals.retrievals + 1",
@@ -179,7 +185,9 @@ impl Store {
         .bind(day)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(count.and_then(|count| u64::try_from(count).ok()).unwrap_or(0))
+        Ok(count
+            .and_then(|count| u64::try_from(count).ok())
+            .unwrap_or(0))
     }
 
     /// Documents of a tenant stored at instant `at`: created before it, not deleted by then,
@@ -227,7 +235,9 @@ impl Store {
                 let corrupt = |column| StoreError::corrupt(name, column, &id);
                 let text = |column: &'static str| row.try_get::<String, _>(column);
                 Ok(SealedKnowledgeRow {
-                    tenant_id: text("tenant_id")?.parse().map_err(|_| corrupt("tenant_id"))?,
+                    tenant_id: text("tenant_id")?
+                        .parse()
+                        .map_err(|_| corrupt("tenant_id"))?,
                     kb_id: text("kb_id")?.parse().map_err(|_| corrupt("kb_id"))?,
                     document_id: text("document_id")?
                         .parse()
