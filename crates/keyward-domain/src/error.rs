@@ -86,6 +86,12 @@ pub enum DomainError {
     UpstreamFailed { status: u16, label: String },
     #[error("{0}")]
     Router(keyward_router::RouterError),
+    #[error("{0}")]
+    Document(#[from] keyward_knowledge::DocumentError),
+    #[error("knowledge base `{kb}`: the embedding call failed: {reason}")]
+    EmbeddingFailed { kb: String, reason: String },
+    #[error("knowledge base `{kb}` has no searchable document yet ({ingesting} still ingesting); retry when ingestion has finished (GET /v1/knowledge-bases/{kb}/documents shows progress)")]
+    KnowledgeNotReady { kb: String, ingesting: u64 },
     #[error("the call was aborted inside Keyward (the server is shutting down, or a bug); its ledger row records what happened upstream")]
     CallAborted,
     #[error(transparent)]
@@ -139,6 +145,9 @@ impl DomainError {
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::UpstreamFailed { .. } => ErrorCode::UpstreamError,
             Self::Router(err) => err.code(),
+            Self::Document(_) => ErrorCode::InvalidRequest,
+            Self::EmbeddingFailed { .. } => ErrorCode::UpstreamError,
+            Self::KnowledgeNotReady { .. } => ErrorCode::Conflict,
             Self::CallAborted => ErrorCode::Internal,
             Self::Vault(_) => ErrorCode::Internal,
             Self::Store(StoreError::Conflict { .. }) => ErrorCode::Conflict,

@@ -104,15 +104,24 @@ impl Keyward {
         include_unowned: bool,
     ) -> Result<u64, DomainError> {
         let now = self.store.database_now().await?;
-        let gone: Vec<String> = self
+        let (gone, live): (Vec<InstanceRecord>, Vec<InstanceRecord>) = self
             .store
             .instances()
             .await?
             .into_iter()
-            .filter(|instance| *instance.id != *self.instance.id)
-            .filter(|instance| is_gone(instance, &self.instance.host, now))
-            .map(|instance| instance.id)
-            .collect();
+            .partition(|instance| {
+                *instance.id != *self.instance.id && is_gone(instance, &self.instance.host, now)
+            });
+        let gone: Vec<String> = gone.into_iter().map(|instance| instance.id).collect();
+        let mut live: Vec<String> = live.into_iter().map(|instance| instance.id).collect();
+        live.push(self.instance.id.to_string());
+        let documents = self
+            .store
+            .fail_orphaned_documents(&live, INTERRUPTED_INGESTION)
+            .await?;
+        if documents > 0 {
+            tracing::warn!(documents, "documents left ingesting by a Keyward process that is gone marked failed; upload them again");
+        }
         let interrupted = self
             .store
             .interrupt_pending_calls(&gone, include_unowned, now)
@@ -140,11 +149,29 @@ impl Keyward {
             Ok(calls) => tracing::warn!(calls, "calls still pending at exit marked interrupted; reconcile them against the provider"),
             Err(err) => tracing::warn!(error = %err, "could not mark this instance's pending calls interrupted"),
         }
+        let others: Vec<String> = match self.store.instances().await {
+            Ok(instances) => instances
+                .into_iter()
+                .map(|instance| instance.id)
+                .filter(|id| **id != *self.instance.id)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Err(err) = self
+            .store
+            .fail_orphaned_documents(&others, INTERRUPTED_INGESTION)
+            .await
+        {
+            tracing::warn!(error = %err, "could not mark this instance's ingesting documents failed");
+        }
         if let Err(err) = self.store.remove_instance(&self.instance.id).await {
             tracing::warn!(error = %err, "could not remove this instance's registration; another replica will once it is judged gone");
         }
     }
 }
+
+/// Why a document that was ingesting when its process stopped failed.
+const INTERRUPTED_INGESTION: &str = "ingestion was interrupted (the Keyward process ingesting it stopped); upload the document again";
 
 /// This process's identity.
 #[derive(Debug)]

@@ -23,6 +23,7 @@ mod department;
 mod error;
 mod inference;
 pub mod instance;
+mod knowledge;
 mod master_key;
 mod metrics;
 mod platform_key;
@@ -50,12 +51,15 @@ pub use budget::{BudgetInput, BudgetStatus};
 pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
-pub use inference::{CallContext, InferenceReply, LedgerMode, ServedBy};
+pub use inference::{CallContext, InferenceReply, KnowledgeRequest, LedgerMode, ServedBy};
 pub use keyward_store::TenantPriceRecord;
 pub use keyward_store::{
     AuditRecord, BudgetRecord, CallRecord, CallStatus, CredentialRecord, CredentialStatus,
     DepartmentRecord, Page, PageRequest, PlatformKeyRecord, RewrapJob, RewrapState, Role,
     RouteRecord, TenantRecord,
+};
+pub use knowledge::{
+    DocumentInput, DocumentSummary, KnowledgeAccess, KnowledgeBaseInput, KnowledgeBaseSummary,
 };
 pub use master_key::{MasterKeyStatus, RewrapProgress, VersionState, VersionStatus};
 pub use metrics::Metrics;
@@ -134,6 +138,8 @@ pub struct KeywardInner {
     /// cannot obtain a newer version (old configuration) retries it only now and then.
     missed_reload: Arc<std::sync::Mutex<Option<(keyward_core::KeyVersion, std::time::Instant)>>>,
     records: Arc<record_cache::RecordCaches>,
+    /// This process's knowledge-base search indexes.
+    indexes: Arc<knowledge::KnowledgeIndexes>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -168,6 +174,7 @@ impl Keyward {
             tenant_reference_prefixes: parts.tenant_reference_prefixes.into(),
             missed_reload: Arc::default(),
             records: Arc::default(),
+            indexes: Arc::default(),
         };
         let keyward = Self {
             inner: Arc::new(inner),

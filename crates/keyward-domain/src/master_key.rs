@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keyward_core::{KeyVersion, Timestamp};
-use keyward_store::{RewrapJob, RewrapState};
+use keyward_store::{KnowledgeTable, RewrapJob, RewrapState};
 use tokio_util::sync::CancellationToken;
 
 use crate::credential::binding;
@@ -356,6 +356,15 @@ impl Keyward {
                     return Ok(());
                 }
             }
+            for table in [KnowledgeTable::Documents, KnowledgeTable::Chunks] {
+                match self
+                    .rewrap_knowledge_table(table, &mut job, runner, stop)
+                    .await?
+                {
+                    Some(found) => found_any |= found,
+                    None => return Ok(()),
+                }
+            }
             if !found_any || job.failed > 0 {
                 break;
             }
@@ -373,6 +382,45 @@ impl Keyward {
             .await?;
         tracing::info!(job = %job.id, done = job.done, failed = job.failed, "master key re-wrap finished");
         Ok(())
+    }
+}
+
+impl Keyward {
+    /// Re-wraps every row of a knowledge table behind the job's version. `None` when the job
+    /// must stop (cancelled, or its lease was lost); else whether any row was found.
+    async fn rewrap_knowledge_table(
+        &self,
+        table: KnowledgeTable,
+        job: &mut RewrapJob,
+        runner: &str,
+        stop: &CancellationToken,
+    ) -> Result<Option<bool>, DomainError> {
+        let mut cursor: Option<String> = None;
+        let mut found_any = false;
+        loop {
+            if stop.is_cancelled() {
+                return Ok(None);
+            }
+            let batch = self
+                .rewrap_knowledge_batch(table, job.target_version, cursor.as_deref(), REWRAP_BATCH)
+                .await?;
+            if batch.found == 0 {
+                return Ok(Some(found_any));
+            }
+            found_any = true;
+            cursor = batch.last;
+            job.done += batch.done;
+            job.failed += batch.failed;
+            job.total = job.total.max(job.done + job.failed);
+            if !self
+                .store
+                .record_rewrap_progress(job, runner, lease_until(Timestamp::now()))
+                .await?
+            {
+                tracing::warn!(job = %job.id, "re-wrap lease lost to another runner; stopping");
+                return Ok(None);
+            }
+        }
     }
 }
 

@@ -129,6 +129,10 @@ pub struct PlatformInvoiceDay {
     /// `YYYY-MM-DD`.
     pub date: String,
     pub requests_routed: u64,
+    /// Knowledge-base documents stored at the end of the day (for today: now).
+    pub documents_stored: u64,
+    /// Knowledge bases searched (by the search route or an augmented call).
+    pub retrievals_issued: u64,
 }
 
 /// `from` and `to` as given by a user (RFC 3339, or `YYYY-MM-DD`: `from` at that midnight,
@@ -229,22 +233,66 @@ impl Keyward {
         }
     }
 
-    /// Keyward's own billable units per UTC day: requests routed. No tokens, no dollars.
+    /// Keyward's own billable units per UTC day: requests routed, documents stored, retrievals
+    /// issued. No tokens, no dollars. A day with none of them has no line.
     pub async fn platform_invoice(
         &self,
         scope: &TenantScope,
         range: (Timestamp, Timestamp),
     ) -> Result<Vec<PlatformInvoiceDay>, DomainError> {
-        let days = self
+        let tenant = scope.tenant();
+        let mut days: std::collections::BTreeMap<i64, PlatformInvoiceDay> = Default::default();
+        let line = |day: i64| PlatformInvoiceDay {
+            date: Timestamp::from_unix_millis(day * DAY_MILLIS).utc_date(),
+            requests_routed: 0,
+            documents_stored: 0,
+            retrievals_issued: 0,
+        };
+        for routed in self
             .store
-            .routed_requests_per_day(scope.tenant(), range.0, range.1)
+            .routed_requests_per_day(tenant, range.0, range.1)
+            .await?
+        {
+            days.entry(routed.day)
+                .or_insert_with(|| line(routed.day))
+                .requests_routed = u64::try_from(routed.requests).unwrap_or(0);
+        }
+        let first_day = range.0.unix_millis().div_euclid(DAY_MILLIS);
+        let end = range.1.min(Timestamp::now());
+        let last_day = (end.unix_millis() - 1).div_euclid(DAY_MILLIS);
+        let retrievals = self
+            .store
+            .retrievals_between(tenant, &line(first_day).date, &line(last_day).date)
             .await?;
-        Ok(days
-            .into_iter()
-            .map(|day| PlatformInvoiceDay {
-                date: Timestamp::from_unix_millis(day.day * DAY_MILLIS).utc_date(),
-                requests_routed: u64::try_from(day.requests).unwrap_or(0),
-            })
-            .collect())
+        for (date, count) in retrievals {
+            if let Ok(day) = Timestamp::parse_rfc3339(&format!("{date}T00:00:00Z")) {
+                let day = day.unix_millis().div_euclid(DAY_MILLIS);
+                days.entry(day)
+                    .or_insert_with(|| line(day))
+                    .retrievals_issued = count;
+            }
+        }
+        let lifetimes = self.store.document_lifetimes(tenant).await?;
+        let earliest = lifetimes
+            .iter()
+            .map(|(created, _)| created.unix_millis().div_euclid(DAY_MILLIS))
+            .min();
+        for day in earliest.unwrap_or(i64::MAX).max(first_day)..=last_day {
+            // At the end of the day, or now for today.
+            let at =
+                Timestamp::from_unix_millis(((day + 1) * DAY_MILLIS - 1).min(end.unix_millis()));
+            let stored = lifetimes
+                .iter()
+                .filter(|(created, deleted)| {
+                    *created <= at && deleted.is_none_or(|deleted| deleted > at)
+                })
+                .count() as u64;
+            if stored > 0 {
+                days.entry(day)
+                    .or_insert_with(|| line(day))
+                    .documents_stored = stored;
+            }
+        }
+        Ok(days.into_values().collect())
     }
 }

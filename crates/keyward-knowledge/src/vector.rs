@@ -42,7 +42,7 @@ pub fn decode_into(
     dimensions: usize,
     into: &mut Vec<f32>,
 ) -> Result<(), VectorError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(VectorError::Corrupt);
     }
     if bytes.len() / 4 != dimensions {

@@ -383,14 +383,15 @@ impl Store {
         row.as_ref().map(document_from_row).transpose()
     }
 
-    /// Records ingestion progress of a document still ingesting.
+    /// Records ingestion progress of a document still ingesting; `false` if it is not (it was
+    /// deleted meanwhile).
     pub async fn set_document_progress(
         &self,
         id: DocumentId,
         chunks: u64,
         embedded: u64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
             "UPDATE kb_documents SET chunks = $2, embedded = $3, updated_at = $4
              WHERE id = $1 AND status = 'ingesting'",
         )
@@ -400,7 +401,7 @@ impl Store {
         .bind(Timestamp::now().unix_millis())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(result.rows_affected() == 1)
     }
 
     /// Ends an ingestion that failed, with a reason that names no content.

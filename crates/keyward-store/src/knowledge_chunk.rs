@@ -176,37 +176,49 @@ impl Store {
         Ok(())
     }
 
-    /// Retrievals of a tenant on UTC day `day` (`YYYY-MM-DD`).
-    pub async fn retrievals_on(&self, tenant: TenantId, day: &str) -> Result<u64, StoreError> {
-        let count: Option<i64> = sqlx::query_scalar(
-            "SELECT retrievals FROM kb_retrievals WHERE tenant_id = $1 AND day = $2",
-        )
-        .bind(tenant.to_string())
-        .bind(day)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(count
-            .and_then(|count| u64::try_from(count).ok())
-            .unwrap_or(0))
-    }
-
-    /// Documents of a tenant stored at instant `at`: created before it, not deleted by then,
-    /// and not failed.
-    pub async fn documents_stored_at(
+    /// Retrievals of a tenant per UTC day in `[from_day, to_day]` (`YYYY-MM-DD`).
+    pub async fn retrievals_between(
         &self,
         tenant: TenantId,
-        at: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM kb_documents
-             WHERE tenant_id = $1 AND created_at <= $2 AND status <> 'failed'
-               AND (deleted_at IS NULL OR deleted_at > $2)",
+        from_day: &str,
+        to_day: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT day, retrievals FROM kb_retrievals
+             WHERE tenant_id = $1 AND day >= $2 AND day <= $3 ORDER BY day",
         )
         .bind(tenant.to_string())
-        .bind(at.unix_millis())
-        .fetch_one(&self.pool)
+        .bind(from_day)
+        .bind(to_day)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        Ok(rows
+            .into_iter()
+            .map(|(day, count)| (day, u64::try_from(count).unwrap_or(0)))
+            .collect())
+    }
+
+    /// When each of a tenant's documents (failed ones excepted) was stored and deleted.
+    pub async fn document_lifetimes(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(Timestamp, Option<Timestamp>)>, StoreError> {
+        let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT created_at, deleted_at FROM kb_documents
+             WHERE tenant_id = $1 AND status <> 'failed'",
+        )
+        .bind(tenant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(created, deleted)| {
+                (
+                    Timestamp::from_unix_millis(created),
+                    deleted.map(Timestamp::from_unix_millis),
+                )
+            })
+            .collect())
     }
 
     /// Sealed knowledge rows under a version below `primary`, in id order after `after`.

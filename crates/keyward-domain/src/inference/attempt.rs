@@ -257,7 +257,7 @@ impl Keyward {
             request_id: row.request_id,
             created_at,
             tenant_id: call.caller.tenant,
-            key_id: Some(call.caller.key),
+            key_id: call.caller.key,
             department_id: call.caller.department,
             credential_id: credential.id,
             credential_label: credential.label.clone(),
@@ -315,6 +315,7 @@ impl Keyward {
             retry_after: reply.retry_after,
             body: reply.body,
             served_by: None,
+            citations: None,
         };
         if status == 429 {
             AttemptResult::Relayable(relayed)
@@ -352,6 +353,7 @@ impl Keyward {
             content_type: reply.content_type,
             stream: Box::new(reply.stream),
             served_by: None,
+            citations: None,
         })
     }
 }

@@ -19,6 +19,7 @@
 
 mod admit;
 mod attempt;
+mod embed;
 mod rejection;
 mod settle;
 mod targets;
@@ -53,6 +54,16 @@ pub struct CallContext {
     pub tags: BTreeMap<String, String>,
     /// Headers the provider must see as the client sent them.
     pub client_headers: ClientHeaders,
+    /// Retrieval asked for with `x-keyward-knowledge-base`.
+    pub knowledge: Option<KnowledgeRequest>,
+}
+
+/// Knowledge bases to search before a chat call, and how many chunks to give the model.
+#[derive(Clone, Debug)]
+pub struct KnowledgeRequest {
+    /// Names or ids, as the client sent them.
+    pub knowledge_bases: Vec<String>,
+    pub top_k: usize,
 }
 
 /// Sets its flag when dropped: the request's future is gone, so the client is too.
@@ -82,12 +93,15 @@ pub enum InferenceReply {
         retry_after: Option<String>,
         body: CompletionBody,
         served_by: Option<ServedBy>,
+        /// `x-keyward-citations`: the sources given to the model, in rank order.
+        citations: Option<String>,
     },
     Streaming {
         status: u16,
         content_type: Option<String>,
         stream: Box<CompletionStream>,
         served_by: Option<ServedBy>,
+        citations: Option<String>,
     },
 }
 
@@ -99,6 +113,23 @@ impl InferenceReply {
             }
         }
         self
+    }
+
+    fn with_citations(mut self, sources: Option<String>) -> Self {
+        match &mut self {
+            Self::Complete { citations, .. } | Self::Streaming { citations, .. } => {
+                *citations = sources
+            }
+        }
+        self
+    }
+
+    pub fn citations(&self) -> Option<&str> {
+        match self {
+            Self::Complete { citations, .. } | Self::Streaming { citations, .. } => {
+                citations.as_deref()
+            }
+        }
     }
 
     pub fn served_by(&self) -> Option<&ServedBy> {
@@ -169,18 +200,31 @@ impl Keyward {
                 .get_or_insert(self.default_max_output_tokens);
         }
         let caller = self.caller(actor).await?;
+        let key = caller.key.ok_or(DomainError::InvalidPlatformKey)?;
         let attempts = self.attempts(&caller, &route.model).await?;
-        match self.limits.admit(caller.key, caller.limits).await {
+        match self.limits.admit(key, caller.limits).await {
             Ok(()) => {}
             Err(LimitRefusal::Limited(refused)) => {
                 self.metrics.record_rate_limited(caller.tenant.to_string());
                 return Err(DomainError::RateLimited(refused));
             }
             Err(LimitRefusal::Unavailable(err)) => {
-                tracing::error!(key = %caller.key, error = %err, "the shared rate limit cannot be read; call refused");
+                tracing::error!(key = %key, error = %err, "the shared rate limit cannot be read; call refused");
                 return Err(DomainError::LedgerUnavailable);
             }
         }
+        let mut prompt = prompt;
+        let citations = match &context.knowledge {
+            Some(request) => {
+                let citations = self.augment(&caller, surface, &mut prompt, request).await?;
+                // The sources grew the input: reserve for what is sent.
+                let augmented = prompt.route_request(surface).map_err(RouterError::from)?;
+                route.input_bytes = augmented.input_bytes;
+                route.input_bound = augmented.input_bound;
+                Some(citations)
+            }
+            None => None,
+        };
         // The calls run on a tracked task: if the client goes away (and with it this future),
         // the upstream call still finishes and its row is settled, as `client_cancelled`.
         let client_gone = Arc::new(AtomicBool::new(false));
@@ -197,7 +241,8 @@ impl Keyward {
         let run = self
             .tasks
             .spawn(async move { keyward.run_attempts(call, attempts).await });
-        run.await.map_err(|_| DomainError::CallAborted)?
+        let reply = run.await.map_err(|_| DomainError::CallAborted)??;
+        Ok(reply.with_citations(citations))
     }
 
     /// Tries the targets in order until one answers; each attempt that reaches the admission

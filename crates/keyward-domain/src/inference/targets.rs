@@ -18,8 +18,12 @@ use crate::{Actor, DomainError, KeyLimits, Keyward};
 #[derive(Clone)]
 pub(crate) struct Caller {
     pub tenant: TenantId,
-    pub key: PlatformKeyId,
+    /// `None` for work an operator or tenant admin starts outside a model call (ingesting a
+    /// document from the admin CLI).
+    pub key: Option<PlatformKeyId>,
     pub department: Option<DepartmentId>,
+    /// A tenant admin key: sees every department's knowledge bases.
+    pub admin: bool,
     pub key_models: Option<Vec<String>>,
     pub department_models: Option<Vec<String>>,
     pub limits: KeyLimits,
@@ -100,8 +104,9 @@ impl Keyward {
         };
         Ok(Caller {
             tenant,
-            key,
+            key: Some(key),
             department,
+            admin: matches!(actor, Actor::TenantAdmin { .. }),
             key_models,
             department_models,
             limits,
