@@ -2,7 +2,8 @@
 //! message, a search query. It travels between the crates that may read it (the router, the
 //! knowledge crate, the vault when sealing) without ever being printable.
 //!
-//! Invariants: no `Debug`, `Display`, `Clone`, `Serialize` or `PartialEq`; the memory is wiped
+//! Invariants: no `Debug`, `Display`, `Clone`, `Serialize` or `PartialEq` (only `Deserialize`,
+//! to read it from a client's JSON); the memory is wiped
 //! when the value is dropped. Reading it takes an explicit [`BodyText::expose`].
 
 use zeroize::Zeroizing;
@@ -50,6 +51,14 @@ impl BodyText {
     /// An explicit copy, for the code that must hand the same text to two places.
     pub fn duplicate(&self) -> Self {
         Self::new(self.0.as_str().to_owned())
+    }
+}
+
+/// Read from a client's JSON (a document's text, a query). Deserialization only: a body is
+/// never serialized by accident.
+impl<'de> serde::Deserialize<'de> for BodyText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
     }
 }
 

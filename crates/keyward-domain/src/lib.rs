@@ -81,6 +81,13 @@ pub mod router {
     pub use keyward_router::{ClientHeaders, PromptBody, Surface};
 }
 
+/// What the HTTP layer needs of the knowledge crate to read a document upload and answer a
+/// search (the architecture test holds the list).
+pub mod kb {
+    pub use keyward_knowledge::document::{decode, kind_of_upload};
+    pub use keyward_knowledge::{ContentKind, DocumentError, SearchAnswer};
+}
+
 /// What the domain is built from.
 pub struct Parts {
     pub store: Store,

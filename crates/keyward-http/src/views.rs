@@ -504,6 +504,10 @@ pub struct InvoiceDayView {
     pub date: String,
     /// Requests routed (a request with fallbacks counts once).
     pub requests_routed: u64,
+    /// Knowledge-base documents stored at the end of the day (today: now).
+    pub documents_stored: u64,
+    /// Knowledge bases searched (the search route, or an augmented call per knowledge base).
+    pub retrievals_issued: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -514,6 +518,7 @@ pub struct PlatformInvoiceView {
     /// Keyward's billable units only: no tokens, no inference dollars.
     pub days: Vec<InvoiceDayView>,
     pub total_requests_routed: u64,
+    pub total_retrievals_issued: u64,
 }
 
 #[derive(Serialize, ToSchema)]

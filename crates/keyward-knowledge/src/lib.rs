@@ -32,6 +32,5 @@ pub mod vector;
 pub use chunk::{Chunk, ChunkPlan, ChunkPlanError, TOKENIZER};
 pub use document::{ContentKind, DocumentError};
 pub use index::{Hit, IndexEntry, VectorIndex};
-pub use keyward_core::BodyText;
 pub use sources::{SearchAnswer, SourceChunk};
 pub use vector::VectorError;

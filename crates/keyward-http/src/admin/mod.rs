@@ -7,8 +7,10 @@ mod credentials;
 mod departments;
 mod error_body;
 mod keys;
+mod knowledge;
 mod masterkey;
 mod params;
+pub(crate) use params::path_id;
 mod prices;
 mod reconciliations;
 mod routes;
@@ -70,6 +72,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::platform_invoice))
         .routes(routes!(reconciliations::create))
         .routes(routes!(audit::list))
+        .routes(routes!(knowledge::create, knowledge::list))
+        .routes(routes!(knowledge::get, knowledge::delete))
 }
 
 pub(crate) fn openapi_json() -> String {

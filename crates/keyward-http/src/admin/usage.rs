@@ -104,34 +104,60 @@ pub(crate) struct InvoiceParams {
     from: Option<String>,
     /// End: RFC 3339 (exclusive) or `YYYY-MM-DD` (included). Default: now.
     to: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
 }
 
-/// Keyward's own billable units per day (requests routed): no tokens, no inference dollars.
+/// Keyward's own billable units per day (requests routed, documents stored, retrievals
+/// issued): no tokens, no inference dollars.
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/platform-invoice", tag = "usage",
     params(("tenant" = String, Path, description = "tenant id"), InvoiceParams),
-    responses((status = 200, body = PlatformInvoiceView), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, body = PlatformInvoiceView, description = "JSON, or CSV with `format=csv`"), (status = "4XX", body = ErrorBody)))]
 pub(crate) async fn platform_invoice(
     State(state): State<AppState>,
     AdminActor(actor): AdminActor,
     Path(tenant): Path<String>,
     params: Result<Query<InvoiceParams>, QueryRejection>,
-) -> Result<Json<PlatformInvoiceView>, ApiError> {
+) -> Result<Response, ApiError> {
     let scope = tenant_scope(&state, &actor, &tenant).await?;
-    let Query(params) =
-        params.map_err(|_| ApiError::invalid("query", "query parameters are `from` and `to`"))?;
+    let Query(params) = params.map_err(|_| {
+        ApiError::invalid("query", "query parameters are `from`, `to` and `format`")
+    })?;
     let range = parse_range(params.from.as_deref(), params.to.as_deref())?;
     let days = state.keyward.platform_invoice(&scope, range).await?;
-    Ok(Json(PlatformInvoiceView {
-        tenant_id: scope.tenant().to_string(),
-        from: range.0.to_rfc3339(),
-        to: range.1.to_rfc3339(),
-        total_requests_routed: days.iter().map(|day| day.requests_routed).sum(),
-        days: days
-            .into_iter()
-            .map(|day| InvoiceDayView {
-                date: day.date,
-                requests_routed: day.requests_routed,
-            })
-            .collect(),
-    }))
+    let days: Vec<InvoiceDayView> = days
+        .into_iter()
+        .map(|day| InvoiceDayView {
+            date: day.date,
+            requests_routed: day.requests_routed,
+            documents_stored: day.documents_stored,
+            retrievals_issued: day.retrievals_issued,
+        })
+        .collect();
+    match params.format.as_deref() {
+        None | Some("json") => Ok(Json(PlatformInvoiceView {
+            tenant_id: scope.tenant().to_string(),
+            from: range.0.to_rfc3339(),
+            to: range.1.to_rfc3339(),
+            total_requests_routed: days.iter().map(|day| day.requests_routed).sum(),
+            total_retrievals_issued: days.iter().map(|day| day.retrievals_issued).sum(),
+            days,
+        })
+        .into_response()),
+        Some("csv") => {
+            let mut csv = String::from("date,requests_routed,documents_stored,retrievals_issued\n");
+            for day in &days {
+                csv.push_str(&format!(
+                    "{},{},{},{}\n",
+                    day.date, day.requests_routed, day.documents_stored, day.retrievals_issued
+                ));
+            }
+            Ok((
+                [(header::CONTENT_TYPE, content_type(ExportFormat::Csv))],
+                csv,
+            )
+                .into_response())
+        }
+        Some(_) => Err(ApiError::invalid("format", "`json` or `csv`")),
+    }
 }

@@ -7,6 +7,7 @@
 //! `CompletionStream` out); this module never reads them. Errors decided before the call
 //! (auth, model, credential) are plain HTTP errors, never a 200 stream that fails later.
 
+mod knowledge;
 mod tags;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use keyward_core::{ErrorCode, RequestId};
 use keyward_domain::router::{ClientHeaders, PromptBody, Surface};
-use keyward_domain::{CallContext, DomainError, InferenceReply};
+use keyward_domain::{CallContext, DomainError, InferenceReply, KnowledgeRequest};
 use serde_json::json;
 
 use crate::auth::presented_token;
@@ -33,6 +34,15 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/responses", post(responses))
         .route("/v1/models", axum::routing::get(models))
+        .route(
+            "/v1/knowledge-bases/{kb}/documents",
+            post(knowledge::add_document).get(knowledge::list_documents),
+        )
+        .route(
+            "/v1/knowledge-bases/{kb}/documents/{id}",
+            axum::routing::get(knowledge::get_document).delete(knowledge::delete_document),
+        )
+        .route("/v1/knowledge-bases/{kb}/search", post(knowledge::search))
 }
 
 /// An error in the shape of the API that was called.
@@ -141,11 +151,16 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
                 request_id,
                 tags,
                 client_headers: client_headers(&parts.headers),
+                knowledge: knowledge_request(&parts.headers)?,
             },
         )
         .await?;
     let served_by = reply.served_by().cloned();
+    let citations = reply.citations().map(str::to_owned);
     let mut response = respond(reply);
+    if let Some(value) = citations.and_then(|value| HeaderValue::from_str(&value).ok()) {
+        response.headers_mut().insert(CITATIONS_HEADER, value);
+    }
     if let Some(served_by) = served_by {
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&served_by.target) {
@@ -156,6 +171,44 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
         }
     }
     Ok(response)
+}
+
+/// Knowledge bases to search before the call (names or ids, comma-separated).
+pub const KNOWLEDGE_BASE_HEADER: &str = "x-keyward-knowledge-base";
+/// How many chunks the model is given (default 5).
+pub const TOP_K_HEADER: &str = "x-keyward-top-k";
+/// The sources given to the model, `DOCUMENT_ID#CHUNK_ID, …` in rank order.
+pub const CITATIONS_HEADER: &str = "x-keyward-citations";
+
+/// `x-keyward-knowledge-base` and `x-keyward-top-k`, when retrieval is asked for.
+fn knowledge_request(headers: &HeaderMap) -> Result<Option<KnowledgeRequest>, ApiError> {
+    let Some(value) = headers.get(KNOWLEDGE_BASE_HEADER) else {
+        return Ok(None);
+    };
+    let names = value.to_str().map_err(|_| {
+        ApiError::invalid(
+            KNOWLEDGE_BASE_HEADER,
+            "name knowledge bases in ASCII, separated by commas",
+        )
+    })?;
+    let knowledge_bases: Vec<String> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let top_k = match headers.get(TOP_K_HEADER) {
+        None => 5,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| ApiError::invalid(TOP_K_HEADER, "use a number from 1 to 50"))?,
+    };
+    Ok(Some(KnowledgeRequest {
+        knowledge_bases,
+        top_k,
+    }))
 }
 
 /// Set when a configured fallback target answered: its `label/model`.
@@ -176,7 +229,7 @@ fn client_headers(headers: &HeaderMap) -> ClientHeaders {
     }
 }
 
-async fn authenticate(
+pub(super) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<keyward_domain::Actor, ApiError> {

@@ -28,11 +28,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "keyward-router",
             "keyward-store",
             "keyward-custody",
+            "keyward-knowledge",
             "keyward-vault",
             "keyward-core",
         ],
     ),
     ("keyward-router", &["keyward-core"]),
+    // Knowledge bases: chunking (text-splitter, tiktoken), sealed layouts, the vector index.
+    // Pure computation: the domain stores, seals and embeds.
+    ("keyward-knowledge", &["keyward-core"]),
     // Clients of external key managers (AWS KMS / Secrets Manager, Vault, Azure Key Vault).
     ("keyward-custody", &["keyward-vault", "keyward-core"]),
     ("keyward-store", &["keyward-core"]),
@@ -49,6 +53,8 @@ const EXCLUSIVE: &[(&str, &[&str])] = &[
     ("hyper", &["keyward-http"]),
     ("sqlx", &["keyward-store", "keyward-test-db"]),
     ("aes-gcm", &["keyward-vault"]),
+    ("text-splitter", &["keyward-knowledge"]),
+    ("tiktoken-rs", &["keyward-knowledge"]),
 ];
 
 fn normal_dependencies(manifest: &toml::Table) -> BTreeSet<String> {
@@ -124,6 +130,12 @@ const REEXPORTS: &[(&str, &str)] = &[
     ("keyward-domain", "keyward_store::RouteRecord"),
     ("keyward-domain", "keyward_store::TenantPriceRecord"),
     ("keyward-domain", "keyward_store::TenantRecord"),
+    // What `keyward-http` needs to read a document upload and answer a search.
+    ("keyward-domain", "keyward_knowledge::document::decode"),
+    ("keyward-domain", "keyward_knowledge::document::kind_of_upload"),
+    ("keyward-domain", "keyward_knowledge::ContentKind"),
+    ("keyward-domain", "keyward_knowledge::DocumentError"),
+    ("keyward-domain", "keyward_knowledge::SearchAnswer"),
     // SigV4 lives in core (the custody clients sign too); the router names it as its own.
     ("keyward-router", "keyward_core::sigv4"),
 ];
