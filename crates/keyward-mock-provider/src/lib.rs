@@ -25,6 +25,10 @@
 //!   chunks), `mock-drop` (the stream breaks after two
 //!   chunks), `mock-malformed-sse`, `mock-oversized` (a 20 MiB body). `mock-cached` reports
 //!   half the input as cache reads; `mock-reasoning` reports 3 reasoning tokens.
+//! - Embeddings: by default a vector from the input's length; `mock-embed-words` hashes each
+//!   lower-cased word into 256 buckets (texts sharing words are similar, so retrieval can be
+//!   tested); `mock-embed-short` returns one vector fewer than asked, `mock-embed-ragged` a
+//!   second vector of another size; any input containing `MOCK_FAIL_EMBED` fails the call (500).
 
 // Functions stay short (clippy.toml: too-many-lines-threshold); a data table says why with
 // an `#[expect]`.

@@ -320,15 +320,43 @@ fn embed(request: &Value) -> Response {
             )
         }
     };
-    let dimensions = request["dimensions"].as_u64().unwrap_or(8).clamp(1, 4096) as usize;
+    if inputs.iter().any(|input| input.contains("MOCK_FAIL_EMBED")) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the embedding service failed",
+            "server_error",
+            None,
+        );
+    }
+    let model = request["model"].as_str().unwrap_or_default();
+    let words = model == "mock-embed-words";
+    let default_dimensions = if words { 256 } else { 8 };
+    let dimensions = request["dimensions"]
+        .as_u64()
+        .unwrap_or(default_dimensions)
+        .clamp(1, 4096) as usize;
     let base64 = request["encoding_format"].as_str() == Some("base64");
+    let returned = match model {
+        "mock-embed-short" => inputs.len().saturating_sub(1),
+        _ => inputs.len(),
+    };
     let data: Vec<Value> = inputs
         .iter()
+        .take(returned)
         .enumerate()
         .map(|(index, input)| {
-            let vector: Vec<f32> = (0..dimensions)
-                .map(|i| ((input.len() + i) % 17) as f32 / 16.0)
-                .collect();
+            let size = if model == "mock-embed-ragged" && index == 1 {
+                dimensions + 1
+            } else {
+                dimensions
+            };
+            let vector: Vec<f32> = if words {
+                word_vector(input, size)
+            } else {
+                (0..size)
+                    .map(|i| ((input.len() + i) % 17) as f32 / 16.0)
+                    .collect()
+            };
             let embedding = if base64 {
                 let bytes: Vec<u8> = vector
                     .iter()
@@ -347,6 +375,27 @@ fn embed(request: &Value) -> Response {
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }))
     .into_response()
+}
+
+/// A bag of words: each lower-cased alphanumeric word (of 3 letters or more) adds 1 to the
+/// bucket its FNV-1a hash picks.
+fn word_vector(text: &str, dimensions: usize) -> Vec<f32> {
+    let mut vector = vec![0.0f32; dimensions];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| word.chars().count() >= 3)
+    {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in word.to_lowercase().bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        vector[(hash % dimensions as u64) as usize] += 1.0;
+    }
+    if vector.iter().all(|value| *value == 0.0) {
+        vector[0] = 1.0;
+    }
+    vector
 }
 
 pub(crate) async fn models(State(state): State<Arc<MockState>>, headers: HeaderMap) -> Response {

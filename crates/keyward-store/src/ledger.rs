@@ -756,7 +756,9 @@ impl Store {
     }
 
     /// Requests routed per UTC day in `[from, to)`: calls made with a platform key, counting a
-    /// request once however many fallback attempts it took. No tokens, no dollars.
+    /// request once however many fallback attempts it took; a knowledge base's own embedding
+    /// calls (`endpoint` `embeddings`) are metered as retrievals and documents instead. No
+    /// tokens, no dollars.
     pub async fn routed_requests_per_day(
         &self,
         tenant: TenantId,
@@ -766,7 +768,7 @@ impl Store {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT created_at / $4 AS day, COUNT(*) FROM ledger
              WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
-                 AND key_id IS NOT NULL AND fallback_of IS NULL
+                 AND key_id IS NOT NULL AND fallback_of IS NULL AND endpoint <> 'embeddings'
              GROUP BY created_at / $4 ORDER BY day",
         )
         .bind(tenant.to_string())

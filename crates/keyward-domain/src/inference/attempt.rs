@@ -262,7 +262,7 @@ impl Keyward {
             credential_id: credential.id,
             credential_label: credential.label.clone(),
             provider: credential.provider,
-            endpoint: call.surface.endpoint(),
+            endpoint: call.ledger_endpoint,
             model_requested: route.model.clone(),
             stream: route.stream,
             tags,

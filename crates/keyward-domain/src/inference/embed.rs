@@ -1,7 +1,7 @@
 //! Embedding calls Keyward makes itself for a knowledge base — a document's chunks at
 //! ingestion, the question at search time — run as one attempt of the same pipeline as a
 //! client's call: the knowledge base's credential (the tenant's own key), the status check,
-//! the admission with budgets and its ledger row (`endpoint` `/v1/embeddings`, tag
+//! the admission with budgets and its ledger row (`endpoint` `embeddings`, tag
 //! `kb=NAME`), the settlement, and a rejected key handled as for any call.
 //!
 //! Invariant: there is no other embedding path: no operator or built-in model, no fallback.
@@ -54,6 +54,7 @@ impl Keyward {
         let call = Call {
             caller: caller.clone(),
             surface: Surface::Embeddings,
+            ledger_endpoint: super::KNOWLEDGE_ENDPOINT,
             prompt,
             route,
             context: CallContext {

@@ -44,6 +44,9 @@ use targets::{unusable, Attempt};
 
 /// The ledger's `endpoint` for credential verification calls.
 pub(crate) const VERIFY_ENDPOINT: &str = "verify";
+/// The ledger's `endpoint` for embeddings Keyward makes for a knowledge base (SPEC); client
+/// calls keep their path, so the platform meter counts only theirs as requests routed.
+pub(crate) const KNOWLEDGE_ENDPOINT: &str = "embeddings";
 
 /// Per-call metadata from the HTTP layer.
 #[derive(Clone, Debug)]
@@ -145,6 +148,9 @@ impl InferenceReply {
 pub(crate) struct Call {
     pub caller: Caller,
     pub surface: Surface,
+    /// The ledger row's `endpoint`: the surface's path for a client's call,
+    /// [`KNOWLEDGE_ENDPOINT`] for Keyward's own embedding calls.
+    pub ledger_endpoint: &'static str,
     pub prompt: PromptBody,
     pub route: RouteRequest,
     pub context: CallContext,
@@ -232,6 +238,7 @@ impl Keyward {
         let call = Call {
             caller,
             surface,
+            ledger_endpoint: surface.endpoint(),
             prompt,
             route,
             context,

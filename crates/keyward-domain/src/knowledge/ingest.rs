@@ -95,7 +95,8 @@ impl Keyward {
             }
             Err(error) => {
                 // The reason names sizes, ids and codes only (DomainError never carries text).
-                self.store.fail_document(id, &error.to_string()).await?;
+                let reason = format!("the document could not be indexed: {error}");
+                self.store.fail_document(id, &reason).await?;
                 tracing::warn!(tenant = %kb.tenant_id, kb = %kb.id, document = %id, code = error.code().as_str(), "document ingestion failed");
                 Err(error)
             }

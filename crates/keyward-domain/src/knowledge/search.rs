@@ -92,18 +92,19 @@ impl Keyward {
         top_k: usize,
     ) -> Result<Vec<SourceChunk>, DomainError> {
         let index = self.searchable_index(kb).await?;
-        let vectors = self
-            .embed_for_knowledge(caller, kb, &[query], "search")
-            .await?;
         self.store
             .count_retrieval(kb.tenant_id, Timestamp::now())
+            .await?;
+        if index.index.is_empty() {
+            // Nothing to find: no embedding call is spent on the question.
+            return Ok(Vec::new());
+        }
+        let vectors = self
+            .embed_for_knowledge(caller, kb, &[query], "search")
             .await?;
         let Some(query_vector) = vectors.into_iter().next() else {
             return Ok(Vec::new());
         };
-        if index.index.is_empty() {
-            return Ok(Vec::new());
-        }
         let hits = index
             .index
             .search(&query_vector, top_k)

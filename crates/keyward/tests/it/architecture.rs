@@ -132,7 +132,10 @@ const REEXPORTS: &[(&str, &str)] = &[
     ("keyward-domain", "keyward_store::TenantRecord"),
     // What `keyward-http` needs to read a document upload and answer a search.
     ("keyward-domain", "keyward_knowledge::document::decode"),
-    ("keyward-domain", "keyward_knowledge::document::kind_of_upload"),
+    (
+        "keyward-domain",
+        "keyward_knowledge::document::kind_of_upload",
+    ),
     ("keyward-domain", "keyward_knowledge::ContentKind"),
     ("keyward-domain", "keyward_knowledge::DocumentError"),
     ("keyward-domain", "keyward_knowledge::SearchAnswer"),

@@ -23,6 +23,7 @@ mod fake_azure;
 mod harness;
 mod inference;
 mod isolation;
+mod knowledge;
 mod ledger;
 mod reconcile;
 mod replica_agreement;
