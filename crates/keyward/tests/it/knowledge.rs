@@ -11,7 +11,7 @@ use keyward_test_db::TestDb;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
-use crate::harness::TestApp;
+use crate::harness::{captured_logs, contains, TestApp};
 
 /// A tenant with an embedding credential on the mock, departments `hr` and `sales`, a key of
 /// each, a key of no department, a tenant admin key, and the `handbook` knowledge base of
@@ -787,5 +787,87 @@ async fn a_document_left_ingesting_by_a_process_that_is_gone_ends_failed() {
             .contains("upload the document again"));
         let (status, hits) = setup.search(&setup.hr, "handbook", "anything").await;
         assert_eq!((status, hits["data"].as_array().unwrap().len()), (200, 0));
+    }
+}
+
+#[tokio::test]
+async fn document_text_and_names_reach_no_log_metric_error_or_database_file() {
+    // SQLite: every byte of the database files is searched too.
+    let db = TestDb::sqlite();
+    let setup = setup(&db).await;
+    let canary_text = "CANARYchunk5b1e9d7c3a";
+    let canary_name = "CANARYname0f4e8a2c6b";
+    let canary_query = "CANARYquery7d3b1f9e5c";
+    let canary_meta = "CANARYmeta2a8c4e6f0d";
+    let text = format!("# Quarterly plan\n\nThe code word is {canary_text}. Budgets are reviewed in March.\n\n## Risks\n\nNone known.");
+    let (status, body) = setup
+        .add(&setup.hr, "handbook", json!({"name": canary_name, "text": text, "content_type": "text/markdown", "metadata": {"note": canary_meta}}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Refusals carrying the canaries: a binary upload, an over-long name, a bad KB.
+    let mut errors = String::new();
+    let (_, refused) = setup
+        .upload(
+            "handbook",
+            &format!("{canary_name}.bin"),
+            "application/x-canary",
+            format!("{canary_text}\0").as_bytes(),
+        )
+        .await;
+    errors.push_str(&refused.to_string());
+    let (_, refused) = setup
+        .add(
+            &setup.hr,
+            "handbook",
+            json!({"name": canary_name.repeat(40), "text": canary_text}),
+        )
+        .await;
+    errors.push_str(&refused.to_string());
+    let (_, refused) = setup
+        .add(
+            &setup.hr,
+            "no-such-kb",
+            json!({"name": canary_name, "text": canary_text}),
+        )
+        .await;
+    errors.push_str(&refused.to_string());
+    let (status, hits) = setup
+        .search(&setup.hr, "handbook", &format!("code word {canary_query}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        hits.to_string().contains(canary_text),
+        "the search answer carries the text to its caller"
+    );
+    let chat = setup
+        .app
+        .with_key(&setup.hr, Method::POST, "/v1/chat/completions")
+        .header("x-keyward-knowledge-base", "handbook")
+        .json(&json!({"model": "emb/gpt-4o-mini", "messages": [{"role": "user", "content": format!("What is the code word? {canary_query}")}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 200);
+    let _ = chat.text().await.unwrap();
+    let listed = setup.documents("handbook").await;
+    assert_eq!(listed[0]["name"], canary_name, "the owner sees the name");
+    assert_eq!(listed[0]["metadata"]["note"], canary_meta);
+    assert!(
+        !listed[0].to_string().contains(canary_text),
+        "never the text"
+    );
+    wait_for_settled(&setup).await;
+
+    let logs = captured_logs();
+    let metrics = setup.app.metrics_text().await;
+    let database = setup.app.database_bytes();
+    for canary in [canary_text, canary_name, canary_query, canary_meta] {
+        assert!(!logs.contains(canary), "{canary} in the logs");
+        assert!(!metrics.contains(canary), "{canary} in the metrics");
+        assert!(!errors.contains(canary), "{canary} in an error: {errors}");
+        assert!(
+            !contains(&database, canary),
+            "{canary} in the database files"
+        );
     }
 }
