@@ -740,3 +740,51 @@ impl From<Reconciliation> for ReconciliationView {
         }
     }
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingView {
+    pub credential: String,
+    pub credential_id: String,
+    pub model: String,
+    /// Fixed by the first document indexed.
+    pub dimensions: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KnowledgeBaseView {
+    pub id: String,
+    pub name: String,
+    pub department: String,
+    pub department_id: String,
+    pub embedding: EmbeddingView,
+    pub chunk_tokens: u32,
+    pub chunk_overlap: u32,
+    /// Documents, whatever their status.
+    pub documents: u64,
+    /// Chunks of ready documents: what search reads.
+    pub chunks: u64,
+    pub created_at: String,
+}
+
+impl From<keyward_domain::KnowledgeBaseSummary> for KnowledgeBaseView {
+    fn from(summary: keyward_domain::KnowledgeBaseSummary) -> Self {
+        let record = summary.record;
+        Self {
+            id: record.id.to_string(),
+            name: record.name,
+            department: summary.department,
+            department_id: record.department_id.to_string(),
+            embedding: EmbeddingView {
+                credential: summary.credential_label,
+                credential_id: record.credential_id.to_string(),
+                model: record.embedding_model,
+                dimensions: record.dimensions,
+            },
+            chunk_tokens: record.chunk_tokens,
+            chunk_overlap: record.chunk_overlap,
+            documents: summary.documents,
+            chunks: summary.chunks,
+            created_at: record.created_at.to_rfc3339(),
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use keyward_domain::{KnowledgeBaseInput, KnowledgeBaseSummary};
+use keyward_domain::KnowledgeBaseInput;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,6 +13,7 @@ use super::params::tenant_scope;
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::views::KnowledgeBaseView;
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -36,54 +37,6 @@ pub(crate) struct CreateKnowledgeBase {
     chunk_tokens: Option<u32>,
     /// Tokens shared by consecutive chunks (below half of `chunk_tokens`; default 60).
     chunk_overlap: Option<u32>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct EmbeddingView {
-    credential: String,
-    credential_id: String,
-    model: String,
-    /// Fixed by the first document indexed.
-    dimensions: Option<u32>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub(crate) struct KnowledgeBaseView {
-    id: String,
-    name: String,
-    department: String,
-    department_id: String,
-    embedding: EmbeddingView,
-    chunk_tokens: u32,
-    chunk_overlap: u32,
-    /// Documents, whatever their status.
-    documents: u64,
-    /// Chunks of ready documents: what search reads.
-    chunks: u64,
-    created_at: String,
-}
-
-impl From<KnowledgeBaseSummary> for KnowledgeBaseView {
-    fn from(summary: KnowledgeBaseSummary) -> Self {
-        let record = summary.record;
-        Self {
-            id: record.id.to_string(),
-            name: record.name,
-            department: summary.department,
-            department_id: record.department_id.to_string(),
-            embedding: EmbeddingView {
-                credential: summary.credential_label,
-                credential_id: record.credential_id.to_string(),
-                model: record.embedding_model,
-                dimensions: record.dimensions,
-            },
-            chunk_tokens: record.chunk_tokens,
-            chunk_overlap: record.chunk_overlap,
-            documents: summary.documents,
-            chunks: summary.chunks,
-            created_at: record.created_at.to_rfc3339(),
-        }
-    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -24,6 +24,7 @@ mod audit;
 mod budget;
 mod credential;
 mod department;
+mod kb;
 mod masterkey;
 mod reconcile;
 mod tenant;
@@ -34,6 +35,7 @@ use audit::{audit_verify, AuditCommand};
 use budget::{budget, BudgetCommand};
 use credential::{credential, CredentialCommand};
 use department::{department, DepartmentCommand};
+use kb::{kb, KbCommand};
 use masterkey::{masterkey, MasterkeyCommand};
 use reconcile::{reconcile, ReconcileArgs};
 use tenant::{tenant, TenantCommand};
@@ -63,6 +65,9 @@ enum Command {
     /// Tenants (companies, SaaS customers).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Knowledge bases: create, list, ingest documents, search.
+    #[command(subcommand)]
+    Kb(KbCommand),
     /// Departments of a tenant.
     #[command(subcommand)]
     Department(DepartmentCommand),
@@ -126,7 +131,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let app = Application::build(&config, keyward, alert_receiver).await?;
         return app.run_until_stopped(shutdown_signal()).await;
     }
-    let result = command(&keyward, &output, cli.command).await;
+    let result = match cli.command {
+        Command::Kb(command) => kb(&keyward, &output, command, config.max_body_bytes).await,
+        command => self::command(&keyward, &output, command).await,
+    };
     keyward.deregister().await;
     result
 }
@@ -144,6 +152,7 @@ async fn command(keyward: &Keyward, output: &Output, command: Command) -> anyhow
         Command::Usage(args) => usage(keyward, output, args).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(keyward, output).await,
         Command::Reconcile(args) => reconcile(keyward, output, args).await,
+        Command::Kb(_) => bail!("kb commands run with the server's document limit"),
     }
 }
 

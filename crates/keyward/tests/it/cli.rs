@@ -902,3 +902,150 @@ fn reconcile_reads_a_bedrock_cost_and_usage_report_and_fails_on_a_difference() {
         text(&bad.stderr)
     );
 }
+
+// Multi-threaded: the CLI runs as a blocking child process while the mock answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_bases_from_the_command_line() {
+    let mock = keyward_mock_provider::MockProvider::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let mock_url = format!("http://{}/v1", mock.address());
+    let handle = mock.handle();
+    tokio::spawn(mock.serve(std::future::pending()));
+    let allow = [("KEYWARD_EGRESS_ALLOW_PRIVATE", "127.0.0.1")];
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    work.json(
+        &[
+            "department",
+            "create",
+            "--tenant",
+            "acme",
+            "hr",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let secret = "sk-cli-kb-0123456789abcdef";
+    let added = work.run(
+        &[
+            "credential",
+            "add",
+            "--tenant",
+            "acme",
+            "--provider",
+            "openai",
+            "--label",
+            "emb",
+            "--base-url",
+            &mock_url,
+            "--format",
+            "json",
+        ],
+        Some(secret),
+        &allow,
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let created = work.json(
+        &[
+            "kb",
+            "create",
+            "--tenant",
+            "acme",
+            "--department",
+            "hr",
+            "--name",
+            "handbook",
+            "--embedding",
+            "emb/mock-embed-words",
+            "--chunk-tokens",
+            "64",
+            "--chunk-overlap",
+            "8",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(created["name"], "handbook");
+    assert_eq!(created["embedding"]["model"], "mock-embed-words");
+
+    let docs = work.path().join("docs");
+    std::fs::create_dir_all(docs.join("policies")).unwrap();
+    std::fs::write(
+        docs.join("travel.md"),
+        "# Travel\n\nBook flights through the travel portal.",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("policies/leave.txt"),
+        "Parents receive sixteen weeks of parental leave.",
+    )
+    .unwrap();
+    std::fs::write(docs.join("logo.png"), b"\x89PNG\0\0").unwrap();
+    let ingest = work.run(
+        &[
+            "kb", "ingest", "--tenant", "acme", "--kb", "handbook", "docs", "--format", "json",
+        ],
+        None,
+        &allow,
+    );
+    assert!(ingest.status.success(), "{}", text(&ingest.stderr));
+    let summary: Value = serde_json::from_slice(&ingest.stdout).unwrap();
+    assert_eq!(
+        (summary["ingested"].as_u64(), summary["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(handle.calls(secret), 2, "one embedding call per document");
+
+    let listed = work.json(
+        &["kb", "list", "--tenant", "acme", "--format", "json"],
+        None,
+    );
+    assert_eq!(listed["data"][0]["documents"], 2);
+    let searched = work.run(
+        &[
+            "kb",
+            "search",
+            "--tenant",
+            "acme",
+            "--kb",
+            "handbook",
+            "weeks of parental leave",
+            "--format",
+            "json",
+        ],
+        None,
+        &allow,
+    );
+    assert!(searched.status.success(), "{}", text(&searched.stderr));
+    let hits: Value = serde_json::from_slice(&searched.stdout).unwrap();
+    assert!(
+        hits["data"][0]["document_name"]
+            .as_str()
+            .unwrap()
+            .ends_with("leave.txt"),
+        "{hits}"
+    );
+    assert_eq!(handle.calls(secret), 3);
+
+    // A file that cannot be read as text fails on its own, with the reason; the command fails.
+    std::fs::write(docs.join("bad.txt"), b"caf\xe9").unwrap();
+    let bad = work.run(
+        &[
+            "kb",
+            "ingest",
+            "--tenant",
+            "acme",
+            "--kb",
+            "handbook",
+            "docs/bad.txt",
+        ],
+        None,
+        &allow,
+    );
+    assert!(!bad.status.success());
+    assert!(text(&bad.stdout).contains("UTF-8"), "{}", text(&bad.stdout));
+}
