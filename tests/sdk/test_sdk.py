@@ -2,6 +2,9 @@
 `base_url` and `api_key`."""
 
 import concurrent.futures
+import json
+import urllib.request
+import uuid
 
 import anthropic
 import openai
@@ -168,3 +171,36 @@ def test_the_anthropic_sdk_can_call_an_openai_credential(gateway, tenant):
     assert text == REPLY
     assert final.usage.output_tokens == 6
     assert final.stop_reason == "end_turn"
+
+
+def test_the_openai_sdk_gets_an_answer_augmented_from_a_knowledge_base(gateway, tenant):
+    """`extra_headers` names a knowledge base; the answer cites the document it retrieved."""
+    suffix = uuid.uuid4().hex[:8]
+    gateway.admin("POST", f"/admin/v1/tenants/{tenant['id']}/departments", {"name": "people-" + suffix})
+    gateway.admin("POST", f"/admin/v1/tenants/{tenant['id']}/knowledge-bases", {
+        "name": "handbook-" + suffix, "department": "people-" + suffix,
+        "embedding": {"credential": "team-openai", "model": "mock-embed-words"}})
+    key = gateway.admin("POST", f"/admin/v1/tenants/{tenant['id']}/keys", {"role": "member", "department": "people-" + suffix})["key"]
+    documents = {}
+    for name, text in [("leave.md", "Parents receive sixteen weeks of paid parental leave."),
+                       ("travel.md", "Flights are booked through the travel portal in economy class.")]:
+        request = urllib.request.Request(
+            f"{gateway.url}/v1/knowledge-bases/handbook-{suffix}/documents", method="POST",
+            data=json.dumps({"name": name, "text": text}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 201
+            documents[name] = json.loads(response.read())["id"]
+
+    client = openai_client(gateway, key)
+    raw = client.chat.completions.with_raw_response.create(
+        model="team-openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": "How many weeks of parental leave do parents receive?"}],
+        extra_headers={"x-keyward-knowledge-base": "handbook-" + suffix, "x-keyward-top-k": "1"})
+    completion = raw.parse()
+    assert completion.choices[0].message.content == REPLY
+    assert raw.headers["x-keyward-citations"].startswith(documents["leave.md"] + "#")
+    # The sources went to the model: far more input than the question alone.
+    assert completion.usage.prompt_tokens > 40
+    row = gateway.ledger(raw.headers["x-keyward-request-id"])
+    assert (row["status"], row["input_tokens"]) == ("ok", completion.usage.prompt_tokens)
