@@ -162,6 +162,32 @@ fn routes() -> Vec<Route> {
             None,
             false,
         ),
+        route(
+            Method::POST,
+            "/admin/v1/tenants/{tenant}/knowledge-bases",
+            Some(
+                json!({"name": "stolen", "department": "ops", "embedding": {"credential": "main", "model": "text-embedding-3-small"}}),
+            ),
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/knowledge-bases",
+            None,
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/knowledge-bases/{kb}",
+            None,
+            false,
+        ),
+        route(
+            Method::DELETE,
+            "/admin/v1/tenants/{tenant}/knowledge-bases/{kb}",
+            None,
+            false,
+        ),
         route(Method::GET, "/admin/v1/masterkey", None, true),
         route(
             Method::POST,
@@ -240,6 +266,7 @@ fn fill(path: &str, tenant: &str, credential: &str, key: &str) -> String {
     path.replace("{tenant}", tenant)
         .replace("{credential}", credential)
         .replace("{key}", key)
+        .replace("{kb}", "handbook")
 }
 
 async fn call(app: &TestApp, token: &str, route: &Route, path: &str) -> (u16, Value) {

@@ -366,7 +366,7 @@ async fn usage_exports_per_call_and_grouped_in_json_and_csv() {
     assert_eq!(invoice["total_requests_routed"], 3);
     assert_eq!(
         invoice["days"],
-        json!([{"date": today, "requests_routed": 3}])
+        json!([{"date": today, "requests_routed": 3, "documents_stored": 0, "retrievals_issued": 0}])
     );
     let text = invoice.to_string();
     assert!(!text.contains("token") && !text.contains("usd"), "{text}");
