@@ -777,6 +777,50 @@ async fn a_document_left_ingesting_by_a_process_that_is_gone_ends_failed() {
             updated_at: now,
         };
         store.insert_document(&document).await.unwrap();
+        // Nothing is searchable yet: the question is refused, before any embedding call.
+        let calls = setup.app.mock.calls(&setup.secret);
+        let (status, refused) = setup.search(&setup.hr, "handbook", "anything").await;
+        assert_eq!(status, 409, "{refused}");
+        assert!(refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 still ingesting"));
+        assert_eq!(setup.app.mock.calls(&setup.secret), calls);
+
+        // A delete while a document is ingesting wins: its chunks are never written.
+        let racing = keyward_store::DocumentRecord {
+            id: keyward_core::DocumentId::generate(),
+            instance_id: Some(format!("other-{}", RequestId::generate())),
+            ..document.clone()
+        };
+        store.insert_document(&racing).await.unwrap();
+        let deleted = setup
+            .app
+            .with_key(
+                &setup.hr,
+                Method::DELETE,
+                &format!("/v1/knowledge-bases/handbook/documents/{}", racing.id),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 204);
+        let chunk = keyward_store::NewChunk {
+            id: keyward_core::ChunkId::generate(),
+            position: 0,
+            sealed: keyward_core::SealedSecret {
+                blob: "AAAA".to_owned(),
+                key_version: keyward_core::KeyVersion::new(1).unwrap(),
+            },
+            vector: vec![0; 32],
+        };
+        let finished = store
+            .finish_document(kb.tenant_id, kb.id, racing.id, &[chunk], 8)
+            .await
+            .unwrap();
+        assert_eq!(finished, keyward_store::Finished::Gone);
+        assert!(store.knowledge_vectors(kb.id).await.unwrap().is_empty());
+
         // A process starting on the same database sweeps what gone processes left.
         let _sibling = setup.app.sibling(&[("KEYWARD_STORE_URL", db.url())]).await;
         let documents = setup.documents("handbook").await;
