@@ -10,18 +10,20 @@
 //! `Instant` around the request, so they include the client's own (small) overhead equally in
 //! direct and through-Keyward runs.
 
+mod knowledge;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::json;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: keyward-bench stream URL KEY BODY_FILE CONCURRENCY REQUESTS | hold URL KEY BODY_FILE STREAMS PID";
+    let usage = "usage: keyward-bench stream URL KEY BODY_FILE CONCURRENCY REQUESTS | hold URL KEY BODY_FILE STREAMS PID | kb-search STORE_URL CHUNKS DIMS QUERIES | kb-ingest STORE_URL DOCUMENTS";
     let report = match args.first().map(String::as_str) {
         Some("stream") if args.len() == 6 => {
             stream(&args[1], &args[2], &args[3], args[4].parse()?, args[5].parse()?).await?
@@ -29,6 +31,10 @@ async fn main() -> Result<(), Error> {
         Some("hold") if args.len() == 6 => {
             hold(&args[1], &args[2], &args[3], args[4].parse()?, args[5].parse()?).await?
         }
+        Some("kb-search") if args.len() == 5 => {
+            knowledge::search(&args[1], args[2].parse()?, args[3].parse()?, args[4].parse()?).await?
+        }
+        Some("kb-ingest") if args.len() == 3 => knowledge::ingest(&args[1], args[2].parse()?).await?,
         _ => return Err(usage.into()),
     };
     println!("{report}");
@@ -74,7 +80,7 @@ async fn one_stream(
     Ok((first.unwrap_or(total), total))
 }
 
-fn percentiles(mut micros: Vec<u64>) -> serde_json::Value {
+pub(crate) fn percentiles(mut micros: Vec<u64>) -> serde_json::Value {
     micros.sort_unstable();
     let at = |q: f64| -> u64 {
         if micros.is_empty() {
@@ -136,7 +142,7 @@ async fn stream(
     }))
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {

@@ -101,6 +101,8 @@ pub struct ChunkRecord {
     pub kb_id: KnowledgeBaseId,
     pub position: u32,
     pub sealed: SealedSecret,
+    /// Little-endian `f32`s: the exact vector, for re-scoring.
+    pub vector: Vec<u8>,
 }
 
 /// A sealed knowledge-base row behind the primary master-key version.

@@ -37,7 +37,25 @@ impl Store {
         chunks: &[NewChunk],
         dimensions: u32,
     ) -> Result<Finished, StoreError> {
+        // The first statement writes, so the transaction holds SQLite's write lock from its
+        // start (a deferred transaction that reads first can fail to upgrade, SQLITE_BUSY).
         let mut tx = self.pool.begin().await?;
+        let now = Timestamp::now().unix_millis();
+        let marked = sqlx::query(
+            "UPDATE kb_documents SET status = 'ready', chunks = $2, embedded = $2,
+                 instance_id = NULL, updated_at = $3
+             WHERE id = $1 AND kb_id = $4 AND status = 'ingesting'",
+        )
+        .bind(document.to_string())
+        .bind(i64::try_from(chunks.len()).unwrap_or(i64::MAX))
+        .bind(now)
+        .bind(kb.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if marked != 1 {
+            return Ok(Finished::Gone);
+        }
         let kb_dimensions: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT dimensions FROM knowledge_bases WHERE tenant_id = $1 AND id = $2",
         )
@@ -52,21 +70,6 @@ impl Store {
             if expected != dimensions {
                 return Ok(Finished::DimensionsDiffer { expected });
             }
-        }
-        let now = Timestamp::now().unix_millis();
-        let marked = sqlx::query(
-            "UPDATE kb_documents SET status = 'ready', chunks = $2, embedded = $2,
-                 instance_id = NULL, updated_at = $3
-             WHERE id = $1 AND status = 'ingesting'",
-        )
-        .bind(document.to_string())
-        .bind(i64::try_from(chunks.len()).unwrap_or(i64::MAX))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if marked != 1 {
-            return Ok(Finished::Gone);
         }
         for batch in chunks.chunks(INSERT_BATCH) {
             insert_chunks(&mut tx, tenant, kb, document, batch).await?;
@@ -113,15 +116,24 @@ impl Store {
         Ok(deleted == 1)
     }
 
-    /// Every chunk's vector in a knowledge base: `(document, chunk, little-endian f32s)`.
+    /// One page of a knowledge base's vectors, in chunk id order after `after`:
+    /// `(document, chunk, little-endian f32s)`. Read page by page, an index load never holds
+    /// more than a page of raw vectors besides the index.
     pub async fn knowledge_vectors(
         &self,
         kb: KnowledgeBaseId,
+        after: Option<ChunkId>,
+        limit: u32,
     ) -> Result<Vec<(DocumentId, ChunkId, Vec<u8>)>, StoreError> {
-        let rows = sqlx::query("SELECT id, document_id, vector FROM kb_chunks WHERE kb_id = $1")
-            .bind(kb.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, document_id, vector FROM kb_chunks
+             WHERE kb_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
+        )
+        .bind(kb.to_string())
+        .bind(after.map(|id| id.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 let id: String = row.try_get("id")?;
@@ -136,27 +148,30 @@ impl Store {
             .collect()
     }
 
-    /// The sealed chunks of `ids` in a knowledge base (any order).
+    /// The sealed chunks of `ids` in a knowledge base, with their vectors (any order; ids not
+    /// found are left out). One statement.
     pub async fn knowledge_chunks(
         &self,
         kb: KnowledgeBaseId,
         ids: &[ChunkId],
     ) -> Result<Vec<ChunkRecord>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row = sqlx::query(
-                "SELECT id, document_id, kb_id, position, sealed_blob, sealed_key_version
-                 FROM kb_chunks WHERE kb_id = $1 AND id = $2",
-            )
-            .bind(kb.to_string())
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(row) = row {
-                found.push(chunk_from_row(&row)?);
-            }
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        let placeholders: Vec<String> = (0..ids.len())
+            .map(|index| format!("${}", index + 2))
+            .collect();
+        let sql = format!(
+            "SELECT id, document_id, kb_id, position, sealed_blob, sealed_key_version, vector
+             FROM kb_chunks WHERE kb_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(kb.to_string());
+        for id in ids {
+            query = query.bind(id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(chunk_from_row).collect()
     }
 
     /// Counts one retrieval (one knowledge base searched) for the platform meter.
@@ -347,6 +362,7 @@ fn chunk_from_row(row: &sqlx::any::AnyRow) -> Result<ChunkRecord, StoreError> {
             corrupt,
         )?
         .ok_or_else(|| corrupt("sealed_blob"))?,
+        vector: row.try_get("vector")?,
         id: id.parse().map_err(|_| corrupt("id"))?,
     })
 }

@@ -21,6 +21,10 @@ use crate::{DomainError, Keyward};
 
 /// The most chunks one search may return.
 pub const MAX_TOP_K: usize = 50;
+/// Vectors read per query while loading an index.
+const LOAD_PAGE: u32 = 4_096;
+/// Candidates the compact index returns per hit wanted, re-scored with their exact vectors.
+const RESCORE_PER_HIT: usize = 3;
 
 /// A loaded index and the generation it reflects.
 struct LoadedIndex {
@@ -105,14 +109,14 @@ impl Keyward {
         let Some(query_vector) = vectors.into_iter().next() else {
             return Ok(Vec::new());
         };
-        let hits = index
+        let candidates = index
             .index
-            .search(&query_vector, top_k)
+            .search(&query_vector, top_k * RESCORE_PER_HIT)
             .map_err(|err| DomainError::EmbeddingFailed {
                 kb: kb.name.clone(),
                 reason: format!("{err}; the embedding model must not change (create a new knowledge base for another model)"),
             })?;
-        self.open_hits(kb, &hits).await
+        self.open_hits(kb, &query_vector, &candidates, top_k).await
     }
 
     /// The current index of `kb`, loading it if this process's copy is stale. A knowledge base
@@ -147,40 +151,65 @@ impl Keyward {
                 ingesting,
             });
         }
-        let stored = self.store.knowledge_vectors(kb.id).await?;
         let dimensions = kb.dimensions.unwrap_or(0) as usize;
-        let mut index = VectorIndex::with_capacity(dimensions, stored.len());
-        for (document, chunk, bytes) in stored {
-            index
-                .push_stored(IndexEntry { document, chunk }, &bytes)
-                .map_err(|_| {
-                    DomainError::Store(keyward_store::StoreError::Corrupt {
-                        table: "kb_chunks",
-                        column: "vector",
-                        id: chunk.to_string(),
-                    })
-                })?;
+        let mut index = VectorIndex::new(dimensions);
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .knowledge_vectors(kb.id, after, LOAD_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.1);
+            for (document, chunk, bytes) in page {
+                index
+                    .push_stored(IndexEntry { document, chunk }, &bytes)
+                    .map_err(|_| {
+                        DomainError::Store(keyward_store::StoreError::Corrupt {
+                            table: "kb_chunks",
+                            column: "vector",
+                            id: chunk.to_string(),
+                        })
+                    })?;
+            }
         }
         let loaded = Arc::new(LoadedIndex { generation, index });
         self.indexes.put(kb.id, loaded.clone());
         Ok(loaded)
     }
 
-    /// Opens the hits' chunks and their documents' names, keeping the rank order; a hit whose
-    /// chunk was deleted since the index was read is left out.
+    /// Re-scores the candidates with their exact stored vectors, keeps the best `top_k` and
+    /// opens their chunks and their documents' names, best first; a candidate whose chunk was
+    /// deleted since the index was read is left out.
     async fn open_hits(
         &self,
         kb: &KnowledgeBaseRecord,
-        hits: &[keyward_knowledge::Hit],
+        query: &[f32],
+        candidates: &[keyward_knowledge::Hit],
+        top_k: usize,
     ) -> Result<Vec<SourceChunk>, DomainError> {
-        let ids: Vec<_> = hits.iter().map(|hit| hit.entry.chunk).collect();
-        let records = self.store.knowledge_chunks(kb.id, &ids).await?;
+        let ids: Vec<_> = candidates.iter().map(|hit| hit.entry.chunk).collect();
+        let mut query = query.to_vec();
+        keyward_knowledge::vector::normalize(&mut query).map_err(|err| {
+            DomainError::EmbeddingFailed {
+                kb: kb.name.clone(),
+                reason: err.to_string(),
+            }
+        })?;
+        let mut records: Vec<(f32, keyward_store::ChunkRecord)> = Vec::new();
+        for record in self.store.knowledge_chunks(kb.id, &ids).await? {
+            let mut values = Vec::with_capacity(query.len());
+            if keyward_knowledge::vector::decode_into(&record.vector, query.len(), &mut values)
+                .is_ok()
+            {
+                records.push((keyward_knowledge::index::cosine(&query, &values), record));
+            }
+        }
+        records.sort_by(|left, right| right.0.total_cmp(&left.0));
+        records.truncate(top_k);
         let mut names: HashMap<DocumentId, BodyText> = HashMap::new();
-        let mut sources = Vec::with_capacity(hits.len());
-        for hit in hits {
-            let Some(record) = records.iter().find(|record| record.id == hit.entry.chunk) else {
-                continue;
-            };
+        let mut sources = Vec::with_capacity(records.len());
+        for (score, record) in records {
             let binding = chunk_binding(
                 kb.tenant_id,
                 &kb.id.to_string(),
@@ -209,7 +238,7 @@ impl Keyward {
                 chunk_id: record.id,
                 heading,
                 text,
-                score: hit.score,
+                score,
             });
         }
         Ok(sources)

@@ -533,7 +533,11 @@ async fn deleted_documents_and_knowledge_bases_leave_search_at_once() {
             .await
             .unwrap()
             .unwrap();
-        assert!(!store.knowledge_vectors(kb.id).await.unwrap().is_empty());
+        assert!(!store
+            .knowledge_vectors(kb.id, None, 1000)
+            .await
+            .unwrap()
+            .is_empty());
         let removed = setup
             .app
             .operator(
@@ -548,7 +552,11 @@ async fn deleted_documents_and_knowledge_bases_leave_search_at_once() {
             .unwrap();
         assert_eq!(removed.status(), 204);
         assert!(
-            store.knowledge_vectors(kb.id).await.unwrap().is_empty(),
+            store
+                .knowledge_vectors(kb.id, None, 1000)
+                .await
+                .unwrap()
+                .is_empty(),
             "vectors and text gone"
         );
         assert!(store.documents(kb.id).await.unwrap().is_empty());
@@ -819,7 +827,11 @@ async fn a_document_left_ingesting_by_a_process_that_is_gone_ends_failed() {
             .await
             .unwrap();
         assert_eq!(finished, keyward_store::Finished::Gone);
-        assert!(store.knowledge_vectors(kb.id).await.unwrap().is_empty());
+        assert!(store
+            .knowledge_vectors(kb.id, None, 1000)
+            .await
+            .unwrap()
+            .is_empty());
 
         // A process starting on the same database sweeps what gone processes left.
         let _sibling = setup.app.sibling(&[("KEYWARD_STORE_URL", db.url())]).await;
