@@ -140,10 +140,11 @@ def main():
     args = parser.parse_args()
     pairs, extra = load(args.results)
     text = markdown(pairs, extra, args)
-    try:
-        text += "\n" + open(args.notes).read()
-    except FileNotFoundError:
-        pass
+    for extra_section in (args.notes, "bench/knowledge.md"):
+        try:
+            text += "\n" + open(extra_section).read()
+        except FileNotFoundError:
+            pass
     open(args.markdown, "w").write(text)
     open(args.svg, "w").write(svg_chart(pairs))
 
