@@ -79,14 +79,6 @@ for backend, row in ingest.items():
 print("\nTarget: ≥ 5,000 chunks/s.\n")
 PY
 
-# Replace the section in docs/performance.md (or append it).
-python3 - <<'PY'
-import re
-doc = open("docs/performance.md").read()
-section = open("bench/knowledge.md").read()
-pattern = re.compile(r"## Knowledge bases \(issue #20\)\n.*?(?=\n## |\Z)", re.S)
-doc = pattern.sub(lambda _: section.rstrip("\n"), doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + section
-open("docs/performance.md", "w").write(doc)
-PY
+python3 bench/splice_section.py bench/knowledge.md "Knowledge bases (issue #20)"
 log "wrote bench/knowledge.md and docs/performance.md"
 cat bench/knowledge.md
