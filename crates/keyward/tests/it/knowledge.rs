@@ -927,3 +927,113 @@ async fn document_text_and_names_reach_no_log_metric_error_or_database_file() {
         );
     }
 }
+
+#[tokio::test]
+async fn budgets_and_prices_govern_embedding_calls_like_any_call() {
+    let db = TestDb::sqlite();
+    let setup = setup(&db).await;
+    let tenant = setup.tenant.clone();
+    let put = |path: &str, body: Value| {
+        setup
+            .app
+            .operator(Method::PUT, &format!("/admin/v1/tenants/{tenant}/{path}"))
+            .json(&body)
+            .send()
+    };
+    // A hard cap on an unpriced embedding model: refused before any upstream call.
+    let capped = put(
+        "budgets",
+        json!({"scope": "tenant", "period": "day", "hard_limit_usd": "0.000010"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(capped.status(), 200);
+    let before = setup.app.mock.calls(&setup.secret);
+    let (status, body) = setup
+        .add(
+            &setup.hr,
+            "handbook",
+            json!({"name": "a.md", "text": "Flights and hotels and receipts."}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("model_unpriced")),
+        "{body}"
+    );
+    assert_eq!(setup.app.mock.calls(&setup.secret), before);
+    // Priced, the worst case of a long document does not fit the cap: the document fails with
+    // the budget's reason, nothing reaches the provider.
+    let priced = put(
+        "prices",
+        json!({"provider": "openai", "model": "mock-embed-words", "input": "100", "output": "0"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(priced.status(), 200, "{}", priced.text().await.unwrap());
+    let (status, body) = setup
+        .add(
+            &setup.hr,
+            "handbook",
+            json!({"name": "b.md", "text": "Flights and hotels and receipts. ".repeat(40)}),
+        )
+        .await;
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{status} {body}");
+    assert_eq!(setup.app.mock.calls(&setup.secret), before);
+    let documents = setup.documents("handbook").await;
+    assert!(
+        documents
+            .iter()
+            .all(|document| document["status"] == "failed"),
+        "{documents:?}"
+    );
+    assert!(
+        documents
+            .iter()
+            .any(|document| document["error"].as_str().unwrap().contains("budget")),
+        "{documents:?}"
+    );
+}
+
+#[tokio::test]
+async fn augmented_calls_reach_translated_providers_with_the_sources() {
+    let db = TestDb::sqlite();
+    let setup = setup(&db).await;
+    let ids = load_fixture(&setup).await;
+    let leave = &ids.iter().find(|(name, _)| name == "leave.md").unwrap().1;
+    setup
+        .app
+        .connect(&setup.tenant, &json!({"provider": "anthropic", "label": "claude", "secret": format!("sk-ant-{}", RequestId::generate()), "base_url": setup.app.mock_origin}))
+        .await;
+    let question = "How many weeks of parental leave after an adoption?";
+    let plain = setup
+        .app
+        .with_key(&setup.hr, Method::POST, "/v1/chat/completions")
+        .json(&json!({"model": "claude/claude-haiku-4-5", "messages": [{"role": "user", "content": question}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    let plain: Value = plain.json().await.unwrap();
+    let augmented = setup
+        .app
+        .with_key(&setup.hr, Method::POST, "/v1/chat/completions")
+        .header("x-keyward-knowledge-base", "handbook")
+        .json(&json!({"model": "claude/claude-haiku-4-5", "messages": [{"role": "user", "content": question}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(augmented.status(), 200);
+    let citations = augmented.headers()["x-keyward-citations"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(citations.starts_with(&format!("{leave}#")), "{citations}");
+    let augmented: Value = augmented.json().await.unwrap();
+    // The sources reached Anthropic: the provider counted far more input tokens.
+    let input = |answer: &Value| answer["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(
+        input(&augmented) > input(&plain) + 40,
+        "{plain} {augmented}"
+    );
+}
