@@ -187,6 +187,18 @@ impl Setup {
             .clone()
     }
 
+    /// The id of a knowledge base of the tenant.
+    async fn kb_id(&self, name: &str) -> String {
+        let kb = self
+            .app
+            .operator_get(&format!(
+                "/admin/v1/tenants/{}/knowledge-bases/{name}",
+                self.tenant
+            ))
+            .await;
+        kb["id"].as_str().unwrap().to_owned()
+    }
+
     /// Every ledger row of the tenant.
     async fn ledger(&self) -> Vec<Value> {
         let usage = self
@@ -240,16 +252,7 @@ async fn knowledge_bases_answer_only_their_department() {
         let id = document["id"].as_str().unwrap().to_owned();
         let other_tenant = setup.app.create_tenant("other").await;
         let (_, other_admin) = setup.app.issue_key(&other_tenant, "admin").await;
-        let kb_id = setup
-            .app
-            .operator_get(&format!(
-                "/admin/v1/tenants/{}/knowledge-bases/handbook",
-                setup.tenant
-            ))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let kb_id = setup.kb_id("handbook").await;
         let routes = [
             (Method::GET, "documents".to_owned(), None),
             (
@@ -362,10 +365,7 @@ async fn searches_and_augmented_calls_cite_the_right_document() {
             .await
             .unwrap();
         assert_eq!(chat.status(), 200);
-        let citations = chat.headers()["x-keyward-citations"]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let citations = citations_of(&chat);
         assert!(
             citations.starts_with(&format!("{}#", id_of("leave.md"))),
             "{citations}"
@@ -373,16 +373,7 @@ async fn searches_and_augmented_calls_cite_the_right_document() {
         assert_eq!(citations.split(", ").count(), 2);
 
         // Anthropic shape, streamed, through the same key and knowledge base (by id).
-        let kb_id = setup
-            .app
-            .operator_get(&format!(
-                "/admin/v1/tenants/{}/knowledge-bases/handbook",
-                setup.tenant
-            ))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let kb_id = setup.kb_id("handbook").await;
         let messages = setup
             .app
             .with_key(&setup.hr, Method::POST, "/v1/messages")
@@ -393,10 +384,7 @@ async fn searches_and_augmented_calls_cite_the_right_document() {
             .await
             .unwrap();
         assert_eq!(messages.status(), 200);
-        let citations = messages.headers()["x-keyward-citations"]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let citations = citations_of(&messages);
         assert!(
             citations.starts_with(&format!("{}#", id_of("security.md"))),
             "{citations}"
@@ -470,6 +458,14 @@ async fn searches_and_augmented_calls_cite_the_right_document() {
             "{csv}"
         );
     }
+}
+
+/// `x-keyward-citations` of an answer.
+fn citations_of(response: &Response) -> String {
+    response.headers()["x-keyward-citations"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The tenant's ledger once no row is pending.
@@ -1024,10 +1020,7 @@ async fn augmented_calls_reach_translated_providers_with_the_sources() {
         .await
         .unwrap();
     assert_eq!(augmented.status(), 200);
-    let citations = augmented.headers()["x-keyward-citations"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let citations = citations_of(&augmented);
     assert!(citations.starts_with(&format!("{leave}#")), "{citations}");
     let augmented: Value = augmented.json().await.unwrap();
     // The sources reached Anthropic: the provider counted far more input tokens.
