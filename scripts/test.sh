@@ -22,6 +22,8 @@ cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 # The shutdown test sends SIGTERM with the kill(1) program (Debian package procps).
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || apt_install procps
+# The connector tests generate the chat platforms' signing keys and certificates with openssl.
+command -v openssl >/dev/null 2>&1 || apt_install openssl
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

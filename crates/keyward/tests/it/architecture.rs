@@ -34,6 +34,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("keyward-router", &["keyward-core"]),
+    // Chat connectors: JWT verification (jsonwebtoken) and the platforms' keys and messages.
+    ("keyward-connectors", &["keyward-core"]),
     // Knowledge bases: chunking (text-splitter, tiktoken), sealed layouts, the vector index.
     // Pure computation: the domain stores, seals and embeds.
     ("keyward-knowledge", &["keyward-core"]),
@@ -55,6 +57,7 @@ const EXCLUSIVE: &[(&str, &[&str])] = &[
     ("aes-gcm", &["keyward-vault"]),
     ("text-splitter", &["keyward-knowledge"]),
     ("tiktoken-rs", &["keyward-knowledge"]),
+    ("jsonwebtoken", &["keyward-connectors"]),
 ];
 
 fn normal_dependencies(manifest: &toml::Table) -> BTreeSet<String> {
