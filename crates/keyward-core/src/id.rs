@@ -102,6 +102,11 @@ uuid_id!(
     ChunkId,
     "chunk"
 );
+uuid_id!(
+    /// A chat connector: a tenant's own Teams bot or Google Chat app.
+    ConnectorId,
+    "connector"
+);
 
 #[cfg(test)]
 mod tests {

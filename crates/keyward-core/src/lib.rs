@@ -26,8 +26,8 @@ pub mod timestamp;
 pub use body_text::BodyText;
 pub use error_code::ErrorCode;
 pub use id::{
-    BudgetId, ChunkId, CredentialId, DepartmentId, DocumentId, KnowledgeBaseId, PlatformKeyId,
-    RequestId, TenantId,
+    BudgetId, ChunkId, ConnectorId, CredentialId, DepartmentId, DocumentId, KnowledgeBaseId,
+    PlatformKeyId, RequestId, TenantId,
 };
 pub use period::{format_usd, parse_usd, BudgetPeriod, Window};
 pub use provider::ProviderId;

@@ -26,6 +26,7 @@ pub mod body;
 pub mod egress;
 mod error;
 pub mod input_bound;
+pub mod platform;
 pub mod provider;
 pub mod retrieval;
 mod sse;

@@ -361,6 +361,9 @@ impl Store {
                  WHERE sealed_key_version IS NOT NULL GROUP BY sealed_key_version
                  UNION ALL
                  SELECT sealed_key_version, COUNT(*) FROM kb_chunks GROUP BY sealed_key_version
+                 UNION ALL
+                 SELECT secret_key_version, COUNT(*) FROM connectors
+                 WHERE secret_key_version IS NOT NULL GROUP BY secret_key_version
              ) AS sealed GROUP BY version",
         )
         .fetch_all(&self.pool)

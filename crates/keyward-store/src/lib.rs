@@ -17,6 +17,7 @@
 mod audit;
 mod budget;
 mod connect;
+mod connector;
 mod credential;
 mod custody;
 mod department;
@@ -40,6 +41,7 @@ mod wal_pacing;
 pub use audit::{verify_chain, AuditRecord, ChainBreak, NewAuditEntry, GENESIS_HASH};
 pub use budget::{BudgetRecord, BudgetScopeKind, WindowSpend};
 pub use connect::{redact_url, Backend, Store, StoreOptions};
+pub use connector::{ConnectorKind, ConnectorRecord};
 pub use credential::{CredentialRecord, CredentialStatus, NewCredential, RewrapCandidate};
 pub use custody::WrappedDataKeyRecord;
 pub use department::DepartmentRecord;

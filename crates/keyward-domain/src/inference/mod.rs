@@ -197,6 +197,22 @@ impl Keyward {
         prompt: PromptBody,
         context: CallContext,
     ) -> Result<InferenceReply, DomainError> {
+        let caller = self.caller(actor).await?;
+        if caller.key.is_none() {
+            return Err(DomainError::InvalidPlatformKey);
+        }
+        self.infer_for(caller, surface, prompt, context).await
+    }
+
+    /// A model call for a resolved caller: a platform key's, or a chat connector's (no key,
+    /// the user's department). Per-key limits apply when there is a key.
+    pub(crate) async fn infer_for(
+        &self,
+        caller: Caller,
+        surface: Surface,
+        prompt: PromptBody,
+        context: CallContext,
+    ) -> Result<InferenceReply, DomainError> {
         let mut route = prompt.route_request(surface).map_err(RouterError::from)?;
         if surface != Surface::Embeddings {
             // The ceiling reserved for is the ceiling sent: a client that sets none gets the
@@ -205,18 +221,18 @@ impl Keyward {
                 .max_tokens
                 .get_or_insert(self.default_max_output_tokens);
         }
-        let caller = self.caller(actor).await?;
-        let key = caller.key.ok_or(DomainError::InvalidPlatformKey)?;
         let attempts = self.attempts(&caller, &route.model).await?;
-        match self.limits.admit(key, caller.limits).await {
-            Ok(()) => {}
-            Err(LimitRefusal::Limited(refused)) => {
-                self.metrics.record_rate_limited(caller.tenant.to_string());
-                return Err(DomainError::RateLimited(refused));
-            }
-            Err(LimitRefusal::Unavailable(err)) => {
-                tracing::error!(key = %key, error = %err, "the shared rate limit cannot be read; call refused");
-                return Err(DomainError::LedgerUnavailable);
+        if let Some(key) = caller.key {
+            match self.limits.admit(key, caller.limits).await {
+                Ok(()) => {}
+                Err(LimitRefusal::Limited(refused)) => {
+                    self.metrics.record_rate_limited(caller.tenant.to_string());
+                    return Err(DomainError::RateLimited(refused));
+                }
+                Err(LimitRefusal::Unavailable(err)) => {
+                    tracing::error!(key = %key, error = %err, "the shared rate limit cannot be read; call refused");
+                    return Err(DomainError::LedgerUnavailable);
+                }
             }
         }
         let mut prompt = prompt;

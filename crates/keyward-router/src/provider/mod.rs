@@ -238,7 +238,7 @@ fn complete_reply(
 
 /// The provider client.
 pub struct Router {
-    egress: EgressClient,
+    pub(crate) egress: EgressClient,
     max_response_bytes: usize,
 }
 
@@ -352,7 +352,7 @@ impl Router {
     }
 
     /// `future`, or `Timeout` once the first-byte budget (`egress.first_byte_timeout`) is spent.
-    async fn within_first_byte_budget<T>(
+    pub(crate) async fn within_first_byte_budget<T>(
         &self,
         future: impl std::future::Future<Output = T>,
     ) -> Result<T, RouterError> {
@@ -363,7 +363,7 @@ impl Router {
             })
     }
 
-    async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Bytes, RouterError> {
+    pub(crate) async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Bytes, RouterError> {
         let mut bytes = BytesMut::new();
         loop {
             match response.chunk().await {

@@ -1,0 +1,70 @@
+//! Chat platforms: the documents a connector fetches (OpenID metadata, signing keys), the
+//! question turned into a chat request, and the answer's text read back. Every fetch passes
+//! the egress guard and the response-size limit like a provider call.
+
+use keyward_core::BodyText;
+use serde_json::{json, Map, Value};
+
+use crate::{CompletionBody, PromptBody, Router, RouterError};
+
+impl Router {
+    /// `GET url` through the egress guard: the status and the (bounded) body.
+    pub async fn fetch_document(&self, url: &str) -> Result<(u16, Vec<u8>), RouterError> {
+        let url = url::Url::parse(url).map_err(|_| RouterError::BadBaseUrl {
+            reason: "a chat platform's URL in the connectors configuration is not a URL",
+        })?;
+        self.egress.check_literal(&url)?;
+        let request = self.egress.client.get(url);
+        let response = self
+            .within_first_byte_budget(request.send())
+            .await?
+            .map_err(|err| self.egress.classify(&err))?;
+        let status = response.status().as_u16();
+        let body = self.read_bounded(response).await?;
+        Ok((status, body.to_vec()))
+    }
+}
+
+impl PromptBody {
+    /// An OpenAI-shaped chat request asking `question` of `model`.
+    pub fn chat_request(model: &str, question: &BodyText) -> Self {
+        let mut body = Map::new();
+        body.insert("model".into(), Value::from(model));
+        body.insert(
+            "messages".into(),
+            json!([{"role": "user", "content": question.expose()}]),
+        );
+        Self::from_json(body)
+    }
+}
+
+impl CompletionBody {
+    /// The assistant's text of an OpenAI-shaped chat completion.
+    pub fn assistant_text(&self) -> Option<BodyText> {
+        let json: Value = serde_json::from_slice(self.bytes()).ok()?;
+        let text = json
+            .get("choices")?
+            .get(0)?
+            .get("message")?
+            .get("content")?
+            .as_str()?;
+        Some(BodyText::new(text.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_question_becomes_a_chat_request_and_the_answer_text_comes_back() {
+        let request = PromptBody::chat_request("team/gpt-4o-mini", &BodyText::new("Hi?".into()));
+        assert_eq!(request.json()["messages"][0]["content"], "Hi?");
+        assert!(request.last_user_text().is_some());
+        let answer = CompletionBody::new(bytes::Bytes::from_static(
+            br#"{"choices":[{"message":{"role":"assistant","content":"Hello."}}]}"#,
+        ));
+        assert_eq!(answer.assistant_text().unwrap().expose(), "Hello.");
+        assert!(CompletionBody::new(bytes::Bytes::from_static(b"{}")).assistant_text().is_none());
+    }
+}
