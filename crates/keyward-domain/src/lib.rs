@@ -18,6 +18,7 @@ mod access;
 mod alert;
 mod audit;
 mod budget;
+mod connector;
 mod credential;
 mod department;
 mod error;
@@ -48,15 +49,18 @@ pub use access::{Actor, ActorName, TenantScope};
 pub use alert::{alert_channel, Alert, AlertReceiver, AlertSender};
 pub use audit::AuditVerification;
 pub use budget::{BudgetInput, BudgetStatus};
+pub use connector::{ChatAnswer, ConnectorInput, ConnectorRefusal, ConnectorsConfig};
 pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
-pub use inference::{CallContext, InferenceReply, KnowledgeRequest, LedgerMode, ServedBy};
+pub use inference::{
+    CallContext, Citations, InferenceReply, KnowledgeRequest, LedgerMode, ServedBy,
+};
 pub use keyward_store::TenantPriceRecord;
 pub use keyward_store::{
-    AuditRecord, BudgetRecord, CallRecord, CallStatus, CredentialRecord, CredentialStatus,
-    DepartmentRecord, Page, PageRequest, PlatformKeyRecord, RewrapJob, RewrapState, Role,
-    RouteRecord, TenantRecord,
+    AuditRecord, BudgetRecord, CallRecord, CallStatus, ConnectorRecord, CredentialRecord,
+    CredentialStatus, DepartmentRecord, Page, PageRequest, PlatformKeyRecord, RewrapJob,
+    RewrapState, Role, RouteRecord, TenantRecord,
 };
 pub use knowledge::{
     DocumentInput, DocumentSummary, KnowledgeAccess, KnowledgeBaseInput, KnowledgeBaseSummary,
@@ -105,6 +109,8 @@ pub struct Parts {
     /// Reference prefixes a tenant admin may use, `{tenant}` standing for the tenant id
     /// (`secrets.tenant_reference_prefixes`); the operator may use any reference.
     pub tenant_reference_prefixes: Vec<String>,
+    /// The chat platforms' endpoints (`connectors.*`).
+    pub connectors: ConnectorsConfig,
 }
 
 /// The domain facade shared by the HTTP layer and the CLI. One shared allocation: handlers
@@ -147,6 +153,9 @@ pub struct KeywardInner {
     records: Arc<record_cache::RecordCaches>,
     /// This process's knowledge-base search indexes.
     indexes: Arc<knowledge::KnowledgeIndexes>,
+    /// The chat platforms' endpoints and their cached signing keys.
+    connectors: ConnectorsConfig,
+    platform_keys: Arc<connector::PlatformKeys>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -182,6 +191,8 @@ impl Keyward {
             missed_reload: Arc::default(),
             records: Arc::default(),
             indexes: Arc::default(),
+            connectors: parts.connectors,
+            platform_keys: Arc::default(),
         };
         let keyward = Self {
             inner: Arc::new(inner),

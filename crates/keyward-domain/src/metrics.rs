@@ -77,6 +77,8 @@ struct Registry {
     unpriced: BTreeMap<&'static str, u64>,
     /// Connections closed at accept, by the limit that was full.
     connections_refused: BTreeMap<&'static str, u64>,
+    /// Chat platform requests refused, by (channel, reason).
+    connector_refusals: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// The process's metrics.
@@ -170,6 +172,16 @@ impl Metrics {
     pub fn record_connection_refused(&self, limit: &'static str) {
         if let Ok(mut registry) = self.registry.lock() {
             *registry.connections_refused.entry(limit).or_default() += 1;
+        }
+    }
+
+    /// A chat platform request that failed verification (or found no connector).
+    pub(crate) fn record_connector_refused(&self, channel: &'static str, reason: &'static str) {
+        if let Ok(mut registry) = self.registry.lock() {
+            *registry
+                .connector_refusals
+                .entry((channel, reason))
+                .or_default() += 1;
         }
     }
 
@@ -311,6 +323,13 @@ fn render_refusals(registry: &Registry, out: &mut String) {
         let _ = writeln!(
             out,
             "keyward_connections_refused_total{{limit=\"{limit}\"}} {count}"
+        );
+    }
+    out.push_str("# HELP keyward_connector_requests_refused_total Chat platform requests refused before any model call, by channel and the check that failed.\n# TYPE keyward_connector_requests_refused_total counter\n");
+    for ((channel, reason), count) in &registry.connector_refusals {
+        let _ = writeln!(
+            out,
+            "keyward_connector_requests_refused_total{{channel=\"{channel}\",reason=\"{reason}\"}} {count}"
         );
     }
     out.push_str("# HELP keyward_unpriced_calls_total Calls recorded without cost: the model is not in the price book.\n# TYPE keyward_unpriced_calls_total counter\n");

@@ -15,6 +15,7 @@
 
 mod admin;
 mod auth;
+mod connectors;
 pub mod error;
 pub mod export;
 mod health;
@@ -107,6 +108,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         )
         .merge(health::router())
         .merge(v1::router())
+        .merge(connectors::router())
         .fallback(error::not_found_fallback)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

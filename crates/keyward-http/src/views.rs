@@ -788,3 +788,34 @@ impl From<keyward_domain::KnowledgeBaseSummary> for KnowledgeBaseView {
         }
     }
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectorView {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub model: String,
+    pub knowledge_base_id: Option<String>,
+    pub app_id: String,
+    /// Where the platform sends requests: `POST {this}` on Keyward's public address.
+    pub endpoint: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub created_at: String,
+}
+
+impl From<keyward_domain::ConnectorRecord> for ConnectorView {
+    fn from(record: keyward_domain::ConnectorRecord) -> Self {
+        Self {
+            endpoint: format!("/connectors/{}/messages", record.id),
+            id: record.id.to_string(),
+            kind: record.kind.as_str().to_owned(),
+            name: record.name,
+            model: record.model,
+            knowledge_base_id: record.knowledge_base_id.map(|id| id.to_string()),
+            app_id: record.app_id,
+            status: if record.active { "active" } else { "disabled" }.to_owned(),
+            created_at: record.created_at.to_rfc3339(),
+        }
+    }
+}

@@ -65,6 +65,8 @@ mod tests {
             br#"{"choices":[{"message":{"role":"assistant","content":"Hello."}}]}"#,
         ));
         assert_eq!(answer.assistant_text().unwrap().expose(), "Hello.");
-        assert!(CompletionBody::new(bytes::Bytes::from_static(b"{}")).assistant_text().is_none());
+        assert!(CompletionBody::new(bytes::Bytes::from_static(b"{}"))
+            .assistant_text()
+            .is_none());
     }
 }

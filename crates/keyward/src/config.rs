@@ -28,7 +28,9 @@ impl KeySpec {
     }
 
     pub fn env_name(&self) -> String {
-        format!("KEYWARD_{}_{}", self.section, self.key).to_ascii_uppercase()
+        format!("KEYWARD_{}_{}", self.section, self.key)
+            .replace('.', "_")
+            .to_ascii_uppercase()
     }
 }
 
@@ -61,6 +63,10 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "ledger", key: "default_max_output_tokens", default: "4096", doc: "Output tokens assumed for a call's worst-case cost when the client sets no `max_tokens`; budgets reserve that much before the call. A call that outputs more is still charged its real cost." },
     KeySpec { section: "alerts", key: "webhook_url", default: "", doc: "URL that receives alerts (soft budget limits, credentials rejected by their provider) as JSON POSTs, signed with `alerts.webhook_secret`; retried with backoff, never blocking a call. Unset: alerts go to the audit log only." },
     KeySpec { section: "alerts", key: "webhook_secret", default: "", doc: "HMAC-SHA256 key (at least 16 characters) for the `x-keyward-signature` header of webhook deliveries: `t=UNIX,v1=hex(HMAC(secret, \"UNIX.BODY\"))`. Required with `alerts.webhook_url`." },
+    KeySpec { section: "connectors.teams", key: "openid_metadata_url", default: "https://login.botframework.com/v1/.well-known/openidconfiguration", doc: "Bot Framework's OpenID metadata: its `jwks_uri` lists the keys Teams requests are signed with (cached; fetched again for an unknown key id)." },
+    KeySpec { section: "connectors.teams", key: "token_url", default: "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", doc: "Where a Teams connector gets a client-credentials token (its app id and password) to send replies." },
+    KeySpec { section: "connectors.teams", key: "service_url_allow", default: "smba.trafficmanager.net,*.botframework.com", doc: "Comma list of host names (`*.` for any subdomain) a Teams activity's `serviceUrl` may have; others are refused like a forged request and never receive a reply." },
+    KeySpec { section: "connectors.google_chat", key: "certs_url", default: "https://www.googleapis.com/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com", doc: "The Google Chat service account's certificates, which sign its requests (cached; fetched again for an unknown key id)." },
     KeySpec { section: "secrets", key: "cache_ttl", default: "60s", doc: "How long a secret fetched for a credential's reference (`vault://`, `aws-sm://`, `azure-kv://`) may be held in memory; `0s` fetches on every call. `credential verify` always fetches anew." },
     KeySpec { section: "secrets", key: "tenant_reference_prefixes", default: "", doc: "Comma list of reference prefixes a tenant admin may use, `{tenant}` standing for the tenant id (e.g. `vault://secret/tenants/{tenant}/`). Empty: only the operator connects credentials by reference, since Keyward's identity could read other tenants' secrets." },
     KeySpec { section: "secrets", key: "azure_vault_url", default: "https://{vault}.vault.azure.net", doc: "URL of an Azure Key Vault named `{vault}` in `azure-kv://VAULT/NAME` (change for sovereign clouds, e.g. `https://{vault}.vault.azure.cn`). Credentials come from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (`AZURE_AUTHORITY_HOST` optional)." },
@@ -112,6 +118,8 @@ pub struct Config {
     /// Decrypt-only master-key sources.
     pub master_key_previous_sources: Vec<String>,
     pub tenant_reference_prefixes: Vec<String>,
+    /// The chat platforms' endpoints (`connectors.*`).
+    pub connectors: keyward_domain::ConnectorsConfig,
     pub azure_vault_url: String,
     pub vault_role_id: Option<String>,
     pub vault_secret_id_file: Option<PathBuf>,
@@ -234,7 +242,19 @@ fn read_toml(
             return;
         }
     };
+    // `[connectors.teams]` is the section `connectors.teams`: one level of nesting.
+    let mut sections: Vec<(String, toml::Value)> = Vec::new();
     for (section, value) in table {
+        match value.as_table() {
+            Some(entries) if !KEYS.iter().any(|spec| spec.section == section) => {
+                for (inner, value) in entries {
+                    sections.push((format!("{section}.{inner}"), value.clone()));
+                }
+            }
+            _ => sections.push((section, value)),
+        }
+    }
+    for (section, value) in sections {
         let Some(entries) = value.as_table() else {
             problems.push(format!("`{section}`: expected a [{section}] table"));
             continue;
@@ -276,6 +296,29 @@ fn read_toml(
             raw.insert(dotted, text);
         }
     }
+}
+
+/// `connectors.teams.*` and `connectors.google_chat.*`.
+fn connector_keys(keys: &mut Keys) -> Option<keyward_domain::ConnectorsConfig> {
+    let url = "an https:// URL (http:// only to 127.0.0.1 or localhost)";
+    let openid = keys.text(
+        "connectors.teams.openid_metadata_url",
+        https_or_loopback,
+        url,
+    );
+    let token = keys.text("connectors.teams.token_url", https_or_loopback, url);
+    let allow = keys.list(
+        "connectors.teams.service_url_allow",
+        |host| !host.is_empty() && !host.contains('/') && !host.contains(':'),
+        "a comma list of host names, `*.` for any subdomain (e.g. smba.trafficmanager.net, *.botframework.com)",
+    );
+    let certs = keys.text("connectors.google_chat.certs_url", https_or_loopback, url);
+    Some(keyward_domain::ConnectorsConfig {
+        teams_openid_metadata_url: openid?,
+        teams_token_url: token?,
+        teams_service_url_allow: allow?,
+        google_chat_certs_url: certs?,
+    })
 }
 
 fn read_env(env: &dyn EnvSource, raw: &mut BTreeMap<String, String>, problems: &mut Vec<String>) {
@@ -409,6 +452,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
     let secrets_cache_ttl =
         keys.duration("secrets.cache_ttl", false, "a duration such as 60s, or 0s");
     let (log_level, log_format) = log_settings(&mut keys);
+    let connectors = connector_keys(&mut keys);
     let (server, egress, master_key_source) = (server?, egress?, master_key_source?);
     Some(Config {
         listen: server.listen,
@@ -443,6 +487,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         vault_approle_mount: vault_approle_mount?,
         log_level: log_level?,
         log_format: log_format?,
+        connectors: connectors?,
     })
 }
 

@@ -79,6 +79,7 @@ pub async fn open_keyward(
         alerts,
         secrets: Arc::new(SecretResolver::new(managers, config.secrets_cache_ttl)),
         tenant_reference_prefixes: config.tenant_reference_prefixes.clone(),
+        connectors: config.connectors.clone(),
     })
     .await
     .context("the master keyring does not match this database")

@@ -61,6 +61,14 @@ pub struct CallContext {
     pub knowledge: Option<KnowledgeRequest>,
 }
 
+/// What an augmented call cited.
+pub struct Citations {
+    /// `x-keyward-citations`: `DOCUMENT_ID#CHUNK_ID, …` in rank order.
+    pub header: String,
+    /// The cited documents' names, in rank order, each once.
+    pub documents: Vec<keyward_core::BodyText>,
+}
+
 /// Knowledge bases to search before a chat call, and how many chunks to give the model.
 #[derive(Clone, Debug)]
 pub struct KnowledgeRequest {
@@ -96,15 +104,15 @@ pub enum InferenceReply {
         retry_after: Option<String>,
         body: CompletionBody,
         served_by: Option<ServedBy>,
-        /// `x-keyward-citations`: the sources given to the model, in rank order.
-        citations: Option<String>,
+        /// The sources given to the model, in rank order.
+        citations: Option<Citations>,
     },
     Streaming {
         status: u16,
         content_type: Option<String>,
         stream: Box<CompletionStream>,
         served_by: Option<ServedBy>,
-        citations: Option<String>,
+        citations: Option<Citations>,
     },
 }
 
@@ -118,7 +126,7 @@ impl InferenceReply {
         self
     }
 
-    fn with_citations(mut self, sources: Option<String>) -> Self {
+    fn with_citations(mut self, sources: Option<Citations>) -> Self {
         match &mut self {
             Self::Complete { citations, .. } | Self::Streaming { citations, .. } => {
                 *citations = sources
@@ -127,10 +135,10 @@ impl InferenceReply {
         self
     }
 
-    pub fn citations(&self) -> Option<&str> {
+    pub fn citations(&self) -> Option<&Citations> {
         match self {
             Self::Complete { citations, .. } | Self::Streaming { citations, .. } => {
-                citations.as_deref()
+                citations.as_ref()
             }
         }
     }

@@ -9,22 +9,24 @@
 use keyward_knowledge::sources;
 use keyward_router::{PromptBody, Surface};
 
-use crate::inference::{Caller, KnowledgeRequest};
+use keyward_core::BodyText;
+
+use crate::inference::{Caller, Citations, KnowledgeRequest};
 use crate::{DomainError, Keyward};
 
 /// The most knowledge bases one call may search.
 const MAX_KNOWLEDGE_BASES: usize = 8;
 
 impl Keyward {
-    /// Searches the requested knowledge bases and adds the sources to `prompt`; returns the
-    /// `x-keyward-citations` value.
+    /// Searches the requested knowledge bases and adds the sources to `prompt`; returns what
+    /// was cited.
     pub(crate) async fn augment(
         &self,
         caller: &Caller,
         surface: Surface,
         prompt: &mut PromptBody,
         request: &KnowledgeRequest,
-    ) -> Result<String, DomainError> {
+    ) -> Result<Citations, DomainError> {
         if !matches!(surface, Surface::ChatCompletions | Surface::Messages) {
             return Err(DomainError::invalid(
                 "x-keyward-knowledge-base",
@@ -55,6 +57,18 @@ impl Keyward {
         found.sort_by(|left, right| right.score.total_cmp(&left.score));
         found.truncate(request.top_k);
         prompt.add_sources(surface, &sources::sources_prompt(&found));
-        Ok(sources::citations(&found))
+        let mut documents: Vec<BodyText> = Vec::new();
+        for source in &found {
+            if !documents
+                .iter()
+                .any(|known| known.expose() == source.document_name.expose())
+            {
+                documents.push(source.document_name.duplicate());
+            }
+        }
+        Ok(Citations {
+            header: sources::citations(&found),
+            documents,
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod budgets;
+mod connectors;
 mod credentials;
 mod departments;
 mod error_body;
@@ -74,6 +75,11 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(knowledge::create, knowledge::list))
         .routes(routes!(knowledge::get, knowledge::delete))
+        .routes(routes!(connectors::create, connectors::list))
+        .routes(routes!(connectors::get, connectors::delete))
+        .routes(routes!(connectors::disable))
+        .routes(routes!(connectors::enable))
+        .routes(routes!(connectors::put_members, connectors::get_members))
 }
 
 pub(crate) fn openapi_json() -> String {

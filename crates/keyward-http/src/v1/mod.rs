@@ -156,7 +156,7 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
         )
         .await?;
     let served_by = reply.served_by().cloned();
-    let citations = reply.citations().map(str::to_owned);
+    let citations = reply.citations().map(|citations| citations.header.clone());
     let mut response = respond(reply);
     if let Some(value) = citations.and_then(|value| HeaderValue::from_str(&value).ok()) {
         response.headers_mut().insert(CITATIONS_HEADER, value);

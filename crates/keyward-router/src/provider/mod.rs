@@ -363,7 +363,10 @@ impl Router {
             })
     }
 
-    pub(crate) async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Bytes, RouterError> {
+    pub(crate) async fn read_bounded(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<Bytes, RouterError> {
         let mut bytes = BytesMut::new();
         loop {
             match response.chunk().await {

@@ -188,6 +188,56 @@ fn routes() -> Vec<Route> {
             None,
             false,
         ),
+        route(
+            Method::POST,
+            "/admin/v1/tenants/{tenant}/connectors",
+            Some(
+                json!({"kind": "google-chat", "name": "stolen", "model": "main/gpt-4o", "app_id": "1"}),
+            ),
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/connectors",
+            None,
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/connectors/{connector}",
+            None,
+            false,
+        ),
+        route(
+            Method::DELETE,
+            "/admin/v1/tenants/{tenant}/connectors/{connector}",
+            None,
+            false,
+        ),
+        route(
+            Method::POST,
+            "/admin/v1/tenants/{tenant}/connectors/{connector}/disable",
+            None,
+            false,
+        ),
+        route(
+            Method::POST,
+            "/admin/v1/tenants/{tenant}/connectors/{connector}/enable",
+            None,
+            false,
+        ),
+        route(
+            Method::PUT,
+            "/admin/v1/tenants/{tenant}/departments/{department}/members",
+            Some(json!({"identities": ["email:mallory@evil.example"]})),
+            false,
+        ),
+        route(
+            Method::GET,
+            "/admin/v1/tenants/{tenant}/departments/{department}/members",
+            None,
+            false,
+        ),
         route(Method::GET, "/admin/v1/masterkey", None, true),
         route(
             Method::POST,
@@ -202,6 +252,7 @@ fn routes() -> Vec<Route> {
 fn openapi_form(path: &str) -> String {
     path.replace("{credential}", "{id}")
         .replace("{key}", "{id}")
+        .replace("{connector}", "{id}")
 }
 
 #[tokio::test]
@@ -267,6 +318,8 @@ fn fill(path: &str, tenant: &str, credential: &str, key: &str) -> String {
         .replace("{credential}", credential)
         .replace("{key}", key)
         .replace("{kb}", "handbook")
+        .replace("{connector}", "0192f5c4-7b7e-7cc0-9d1e-5f3a2b1c0d4f")
+        .replace("{department}", "0192f5c4-7b7e-7cc0-9d1e-5f3a2b1c0d50")
 }
 
 async fn call(app: &TestApp, token: &str, route: &Route, path: &str) -> (u16, Value) {

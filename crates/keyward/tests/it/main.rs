@@ -17,6 +17,7 @@ mod canary;
 mod caps;
 mod cli;
 mod conformance;
+mod connectors;
 mod custody;
 mod docs;
 mod fake_azure;

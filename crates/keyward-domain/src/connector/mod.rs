@@ -1,0 +1,182 @@
+//! Chat connectors: a tenant's own Google Chat app (Teams follows) answering employees from
+//! their department's knowledge bases on the tenant's key.
+//!
+//! - this module: connectors as tenant objects (create, list, disable, enable, delete) and the
+//!   platforms' endpoints (`ConnectorsConfig`);
+//! - [`members`]: who belongs to which department (`aad:`, `email:`, `domain:` identities);
+//! - [`keys`]: the platforms' signing keys, fetched through the egress guard and cached;
+//! - [`message`]: an incoming request verified, mapped to a department and answered.
+//!
+//! Invariants:
+//! - A request is answered only after its token verified against the platform's published
+//!   keys for this connector's app id; anything else is refused with no model call.
+//! - A connector's model calls are ordinary calls of the user's department (allow-lists,
+//!   budgets, ledger rows tagged `connector`, `channel`, `end_user` = a hash, never the
+//!   identity itself).
+
+mod keys;
+mod members;
+mod message;
+
+use keyward_core::{ConnectorId, Timestamp};
+use keyward_store::{ConnectorKind, ConnectorRecord};
+
+pub(crate) use keys::PlatformKeys;
+pub use message::{ChatAnswer, ConnectorRefusal};
+
+use crate::{DomainError, Keyward, TenantScope};
+
+/// The chat platforms' endpoints (SPEC config `connectors.*`).
+#[derive(Clone, Debug)]
+pub struct ConnectorsConfig {
+    pub teams_openid_metadata_url: String,
+    pub teams_token_url: String,
+    /// Host names (`*.` for subdomains) a Teams `serviceUrl` may have.
+    pub teams_service_url_allow: Vec<String>,
+    pub google_chat_certs_url: String,
+}
+
+/// A connector to create.
+#[derive(Clone, Debug)]
+pub struct ConnectorInput {
+    pub kind: String,
+    pub name: String,
+    pub model: String,
+    pub knowledge_base: Option<String>,
+    pub app_id: String,
+}
+
+fn not_found() -> DomainError {
+    DomainError::NotFound { what: "connector" }
+}
+
+impl Keyward {
+    pub async fn create_connector(
+        &self,
+        scope: &TenantScope,
+        input: ConnectorInput,
+    ) -> Result<ConnectorRecord, DomainError> {
+        crate::validate::name("name", &input.name)?;
+        let kind = match ConnectorKind::parse(&input.kind) {
+            Some(ConnectorKind::GoogleChat) => ConnectorKind::GoogleChat,
+            Some(ConnectorKind::Teams) => {
+                return Err(DomainError::invalid(
+                    "kind",
+                    "Teams connectors are not available in this version yet; use google-chat",
+                ))
+            }
+            None => return Err(DomainError::invalid("kind", "`teams` or `google-chat`")),
+        };
+        let app_id = input.app_id.trim();
+        if app_id.is_empty() || app_id.len() > 128 || !app_id.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(DomainError::invalid(
+                "app_id",
+                "the Google Cloud project number the Chat app's requests are addressed to",
+            ));
+        }
+        if input.model.trim().is_empty() || input.model.len() > 256 {
+            return Err(DomainError::invalid(
+                "model",
+                "a model as a client addresses it, e.g. team-openai/gpt-4o-mini",
+            ));
+        }
+        let knowledge_base_id = match &input.knowledge_base {
+            Some(kb) => Some(
+                self.store
+                    .knowledge_base(scope.tenant(), kb)
+                    .await?
+                    .ok_or_else(|| {
+                        DomainError::invalid(
+                            "knowledge_base",
+                            "no knowledge base of this tenant has this name or id",
+                        )
+                    })?
+                    .id,
+            ),
+            None => None,
+        };
+        let record = ConnectorRecord {
+            id: ConnectorId::generate(),
+            tenant_id: scope.tenant(),
+            kind,
+            name: input.name,
+            model: input.model.trim().to_owned(),
+            knowledge_base_id,
+            app_id: app_id.to_owned(),
+            secret: None,
+            secret_ref: None,
+            active: true,
+            created_at: Timestamp::now(),
+        };
+        self.store.insert_connector(&record).await?;
+        self.audit(
+            scope,
+            "connector.create",
+            &record.id.to_string(),
+            serde_json::json!({"kind": kind.as_str(), "name": record.name}),
+        )
+        .await;
+        Ok(record)
+    }
+
+    pub async fn connectors(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Vec<ConnectorRecord>, DomainError> {
+        Ok(self.store.connectors(scope.tenant()).await?)
+    }
+
+    pub async fn connector(
+        &self,
+        scope: &TenantScope,
+        id: ConnectorId,
+    ) -> Result<ConnectorRecord, DomainError> {
+        self.store
+            .connector(id)
+            .await?
+            .filter(|connector| connector.tenant_id == scope.tenant())
+            .ok_or_else(not_found)
+    }
+
+    pub async fn set_connector_active(
+        &self,
+        scope: &TenantScope,
+        id: ConnectorId,
+        active: bool,
+    ) -> Result<ConnectorRecord, DomainError> {
+        if !self
+            .store
+            .set_connector_active(scope.tenant(), id, active)
+            .await?
+        {
+            return Err(not_found());
+        }
+        let action = if active {
+            "connector.enable"
+        } else {
+            "connector.disable"
+        };
+        self.audit(scope, action, &id.to_string(), serde_json::json!({}))
+            .await;
+        self.connector(scope, id).await
+    }
+
+    pub async fn delete_connector(
+        &self,
+        scope: &TenantScope,
+        id: ConnectorId,
+    ) -> Result<(), DomainError> {
+        if !self.store.delete_connector(scope.tenant(), id).await? {
+            return Err(not_found());
+        }
+        self.audit(
+            scope,
+            "connector.delete",
+            &id.to_string(),
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,375 @@
+//! Chat connectors end to end against a loopback fake of Google's side that serves
+//! certificates this test generates (openssl) and signs requests with: valid messages are
+//! answered from the user's department's knowledge base on the tenant's key; every forged
+//! request is refused with no model call. Both backends.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use keyward_test_db::TestDb;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::{captured_logs, TestApp};
+
+const PROJECT: &str = "1234567890";
+
+/// Google's side: the Chat service account's certificate map, and the key that signs.
+struct FakeGoogle {
+    url: String,
+    private_pem: Vec<u8>,
+    fetches: Arc<AtomicU64>,
+}
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl FakeGoogle {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "key.pem",
+            ],
+            dir.path(),
+        );
+        openssl(
+            &[
+                "req", "-x509", "-key", "key.pem", "-subj", "/CN=chat", "-days", "1", "-out",
+                "cert.pem",
+            ],
+            dir.path(),
+        );
+        let certificate = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+        let fetches = Arc::new(AtomicU64::new(0));
+        let counter = fetches.clone();
+        let router = Router::new().route(
+            "/certs",
+            get(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let map = json!({"google-key-1": certificate.clone()});
+                async move { Json(map) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("http://{}/certs", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            url,
+            private_pem: std::fs::read(dir.path().join("key.pem")).unwrap(),
+            fetches,
+        }
+    }
+
+    fn token(&self, claims: &Value, kid: &str) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_rsa_pem(&self.private_pem).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn valid(&self) -> String {
+        self.token(&claims(), "google-key-1")
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn claims() -> Value {
+    json!({"iss": "chat@system.gserviceaccount.com", "aud": PROJECT, "iat": now(), "exp": now() + 600})
+}
+
+fn message(email: &str, text: &str) -> Value {
+    json!({"type": "MESSAGE", "eventTime": "2026-12-07T10:00:00Z", "space": {"name": "spaces/AAA", "type": "DM"},
+           "user": {"name": "users/1", "displayName": "Someone", "email": email},
+           "message": {"name": "spaces/AAA/messages/1", "text": format!("@Keyward {text}"), "argumentText": format!(" {text}")}})
+}
+
+struct World {
+    app: TestApp,
+    google: FakeGoogle,
+    tenant: String,
+    secret: String,
+    endpoint: String,
+}
+
+async fn world(db: &TestDb) -> World {
+    let google = FakeGoogle::start().await;
+    let app = TestApp::spawn_with(&[
+        ("KEYWARD_STORE_URL", db.url()),
+        ("KEYWARD_CONNECTORS_GOOGLE_CHAT_CERTS_URL", &google.url),
+    ])
+    .await;
+    let tenant = app.create_tenant("acme").await;
+    let secret = format!("sk-chat-{}", keyward_core::RequestId::generate());
+    app.connect(&tenant, &json!({"provider": "openai", "label": "team-openai", "secret": secret, "base_url": format!("{}/v1", app.mock_origin)})).await;
+    let admin = |method: Method, path: &str, body: Value| {
+        app.operator(method, &format!("/admin/v1/tenants/{tenant}{path}"))
+            .json(&body)
+            .send()
+    };
+    let mut departments = Vec::new();
+    for name in ["hr", "sales"] {
+        let created: Value = admin(Method::POST, "/departments", json!({"name": name}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        departments.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let members = admin(
+        Method::PUT,
+        &format!("/departments/{}/members", departments[0]),
+        json!({"identities": ["domain:corp.example", "email:Alice@Corp.Example"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(members.status(), 200);
+    let sales = admin(
+        Method::PUT,
+        &format!("/departments/{}/members", departments[1]),
+        json!({"identities": ["email:bob@corp.example"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sales.status(), 200);
+    let clash = admin(
+        Method::PUT,
+        &format!("/departments/{}/members", departments[1]),
+        json!({"identities": ["domain:corp.example"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(clash.status(), 409, "a domain belongs to one department");
+    let kb = admin(Method::POST, "/knowledge-bases", json!({"name": "handbook", "department": "hr", "embedding": {"credential": "team-openai", "model": "mock-embed-words"}})).await.unwrap();
+    assert_eq!(kb.status(), 201);
+    let (_, admin_key) = app.issue_key(&tenant, "admin").await;
+    for (name, text) in [
+        (
+            "leave.md",
+            "Parents receive sixteen weeks of paid parental leave.",
+        ),
+        ("travel.md", "Flights are booked through the travel portal."),
+    ] {
+        let added = app
+            .with_key(
+                &admin_key,
+                Method::POST,
+                "/v1/knowledge-bases/handbook/documents",
+            )
+            .json(&json!({"name": name, "text": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(added.status(), 201);
+    }
+    let connector: Value = admin(Method::POST, "/connectors", json!({"kind": "google-chat", "name": "people-chat", "model": "team-openai/gpt-4o-mini", "app_id": PROJECT}))
+        .await.unwrap().json().await.unwrap();
+    assert_eq!(connector["status"], "active", "{connector}");
+    World {
+        endpoint: connector["endpoint"].as_str().unwrap().to_owned(),
+        app,
+        google,
+        tenant,
+        secret,
+    }
+}
+
+impl World {
+    async fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.app.request(Method::POST, &self.endpoint).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    fn model_calls(&self) -> u64 {
+        self.app.mock.calls(&self.secret)
+    }
+}
+
+#[tokio::test]
+async fn a_google_chat_question_is_answered_from_the_department_knowledge_base() {
+    for db in [Some(TestDb::sqlite()), TestDb::postgres().await]
+        .into_iter()
+        .flatten()
+    {
+        let world = world(&db).await;
+        let canary = "CANARYquestion8e2f4a";
+        let (status, answer) = world
+            .post(
+                Some(&world.google.valid()),
+                &message(
+                    "alice@corp.example",
+                    &format!("How many weeks of parental leave? {canary}"),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let text = answer["text"].as_str().unwrap();
+        assert!(text.contains("*Sources*\n[1] leave.md"), "{text}");
+        // The ledger: the embedding and the chat call, tagged, the user as a hash.
+        let usage = world
+            .app
+            .operator_get(&format!("/admin/v1/tenants/{}/usage", world.tenant))
+            .await;
+        let chat = usage["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["endpoint"] == "/v1/chat/completions")
+            .unwrap()
+            .clone();
+        assert_eq!(chat["tags"]["connector"], "people-chat");
+        assert_eq!(chat["tags"]["channel"], "google-chat");
+        let end_user = chat["tags"]["end_user"].as_str().unwrap();
+        assert_eq!(end_user.len(), 24);
+        assert!(!usage.to_string().contains("alice"), "never the identity");
+        assert!(
+            !captured_logs().contains(canary),
+            "nothing of the message is logged"
+        );
+
+        // Someone in no department: told to ask their administrator, no model call.
+        let before = world.model_calls();
+        let (status, answer) = world
+            .post(
+                Some(&world.google.valid()),
+                &message("eve@elsewhere.example", "Hello?"),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            answer["text"]
+                .as_str()
+                .unwrap()
+                .contains("ask your administrator"),
+            "{answer}"
+        );
+        // An event that is not a message: acknowledged, no model call.
+        let (status, _) = world
+            .post(
+                Some(&world.google.valid()),
+                &json!({"type": "ADDED_TO_SPACE", "user": {"email": "alice@corp.example"}}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(world.model_calls(), before);
+    }
+}
+
+#[tokio::test]
+async fn forged_google_chat_requests_are_refused_without_a_model_call() {
+    for db in [Some(TestDb::sqlite()), TestDb::postgres().await]
+        .into_iter()
+        .flatten()
+    {
+        let world = world(&db).await;
+        let body = message("alice@corp.example", "How many weeks of parental leave?");
+        let before = world.model_calls();
+        let with = |change: &dyn Fn(&mut Value)| {
+            let mut forged = claims();
+            change(&mut forged);
+            world.google.token(&forged, "google-key-1")
+        };
+        let hmac = {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some("google-key-1".to_owned());
+            jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(b"guessable"))
+                .unwrap()
+        };
+        let forgeries = [
+            ("wrong audience", with(&|c| c["aud"] = json!("999"))),
+            (
+                "wrong issuer",
+                with(&|c| c["iss"] = json!("someone@example.com")),
+            ),
+            ("expired", with(&|c| c["exp"] = json!(now() - 600))),
+            ("unknown key", world.google.token(&claims(), "google-key-9")),
+            ("hmac", hmac),
+            ("garbage", "not.a.token".to_owned()),
+        ];
+        for (what, token) in &forgeries {
+            let (status, answer) = world.post(Some(token), &body).await;
+            assert_eq!(status, 401, "{what}: {answer}");
+        }
+        let (status, _) = world.post(None, &body).await;
+        assert_eq!(status, 401, "no token");
+        assert_eq!(
+            world.model_calls(),
+            before,
+            "no forged request reached a model"
+        );
+        let refused = world.app.metrics_text().await;
+        assert!(refused.contains("keyward_connector_requests_refused_total{channel=\"google-chat\",reason=\"audience\"} 1"), "{refused}");
+        // An unknown key id refreshes the certificates at most twice a minute.
+        assert!(world.google.fetches.load(Ordering::Relaxed) <= 2);
+
+        // A disabled connector answers nobody; an unknown one is not found.
+        let id = world.endpoint.split('/').nth(2).unwrap().to_owned();
+        let disabled = world
+            .app
+            .operator(
+                Method::POST,
+                &format!("/admin/v1/tenants/{}/connectors/{id}/disable", world.tenant),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(disabled.status(), 200);
+        let (status, _) = world.post(Some(&world.google.valid()), &body).await;
+        assert_eq!(status, 403);
+        let unknown = world
+            .app
+            .request(
+                Method::POST,
+                "/connectors/0192f5c4-7b7e-7cc0-9d1e-5f3a2b1c0d4e/messages",
+            )
+            .bearer_auth(world.google.valid())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), 404);
+        assert_eq!(world.model_calls(), before);
+    }
+}
