@@ -49,7 +49,9 @@ pub use access::{Actor, ActorName, TenantScope};
 pub use alert::{alert_channel, Alert, AlertReceiver, AlertSender};
 pub use audit::AuditVerification;
 pub use budget::{BudgetInput, BudgetStatus};
-pub use connector::{ChatAnswer, ConnectorInput, ConnectorRefusal, ConnectorsConfig};
+pub use connector::{
+    ChatAnswer, ChatResponse, ConnectorInput, ConnectorRefusal, ConnectorsConfig, TeamsAccepted,
+};
 pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
@@ -156,6 +158,7 @@ pub struct KeywardInner {
     /// The chat platforms' endpoints and their cached signing keys.
     connectors: ConnectorsConfig,
     platform_keys: Arc<connector::PlatformKeys>,
+    teams_tokens: Arc<connector::TeamsTokens>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -193,6 +196,7 @@ impl Keyward {
             indexes: Arc::default(),
             connectors: parts.connectors,
             platform_keys: Arc::default(),
+            teams_tokens: Arc::default(),
         };
         let keyward = Self {
             inner: Arc::new(inner),

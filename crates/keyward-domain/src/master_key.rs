@@ -356,14 +356,12 @@ impl Keyward {
                     return Ok(());
                 }
             }
-            for table in [KnowledgeTable::Documents, KnowledgeTable::Chunks] {
-                match self
-                    .rewrap_knowledge_table(table, &mut job, runner, stop)
-                    .await?
-                {
-                    Some(found) => found_any |= found,
-                    None => return Ok(()),
-                }
+            match self
+                .rewrap_beyond_credentials(&mut job, runner, stop)
+                .await?
+            {
+                Some(found) => found_any |= found,
+                None => return Ok(()),
             }
             if !found_any || job.failed > 0 {
                 break;
@@ -411,6 +409,92 @@ impl Keyward {
             cursor = batch.last;
             job.done += batch.done;
             job.failed += batch.failed;
+            job.total = job.total.max(job.done + job.failed);
+            if !self
+                .store
+                .record_rewrap_progress(job, runner, lease_until(Timestamp::now()))
+                .await?
+            {
+                tracing::warn!(job = %job.id, "re-wrap lease lost to another runner; stopping");
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl Keyward {
+    /// Re-wraps the sealed rows that are not credentials: documents, chunks, connectors.
+    /// `None` when the job must stop; else whether any row was found.
+    async fn rewrap_beyond_credentials(
+        &self,
+        job: &mut RewrapJob,
+        runner: &str,
+        stop: &CancellationToken,
+    ) -> Result<Option<bool>, DomainError> {
+        let mut found_any = false;
+        for table in [KnowledgeTable::Documents, KnowledgeTable::Chunks] {
+            match self
+                .rewrap_knowledge_table(table, job, runner, stop)
+                .await?
+            {
+                Some(found) => found_any |= found,
+                None => return Ok(None),
+            }
+        }
+        Ok(self
+            .rewrap_connectors(job, runner, stop)
+            .await?
+            .map(|found| found || found_any))
+    }
+
+    /// Re-wraps every connector's app password behind the job's version; like
+    /// `rewrap_knowledge_table`, `None` when the job must stop.
+    async fn rewrap_connectors(
+        &self,
+        job: &mut RewrapJob,
+        runner: &str,
+        stop: &CancellationToken,
+    ) -> Result<Option<bool>, DomainError> {
+        let mut cursor = None;
+        let mut found_any = false;
+        loop {
+            if stop.is_cancelled() {
+                return Ok(None);
+            }
+            let batch = self
+                .store
+                .connector_rewrap_candidates(job.target_version, cursor, REWRAP_BATCH)
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(Some(found_any));
+            };
+            cursor = Some(last.id);
+            found_any = true;
+            for connector in &batch {
+                let Some(sealed) = &connector.secret else {
+                    continue;
+                };
+                let binding = crate::connector::app_secret_binding(connector);
+                match self
+                    .vault
+                    .reseal(sealed, &binding, job.target_version)
+                    .await
+                {
+                    Ok(resealed) => {
+                        if self
+                            .store
+                            .swap_connector_secret(connector.id, sealed, &resealed)
+                            .await?
+                        {
+                            job.done += 1;
+                        }
+                    }
+                    Err(err) => {
+                        job.failed += 1;
+                        tracing::error!(connector = %connector.id, tenant = %connector.tenant_id, error = %err, "re-wrap could not open a row; it stays on its old version");
+                    }
+                }
+            }
             job.total = job.total.max(job.done + job.failed);
             if !self
                 .store

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use keyward_domain::{ChatAnswer, ConnectorRefusal};
+use keyward_domain::{ChatAnswer, ChatResponse, ConnectorRefusal, TeamsAccepted};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -44,11 +44,15 @@ async fn message(
     };
     match state
         .keyward
-        .google_chat_message(&id, bearer(&headers), &body)
+        .connector_message(&id, bearer(&headers), &body)
         .await
     {
-        Ok(ChatAnswer::Text(text)) => Json(json!({"text": text.expose()})).into_response(),
-        Ok(ChatAnswer::Nothing) => Json(json!({})).into_response(),
+        Ok(ChatResponse::GoogleChat(ChatAnswer::Text(text))) => {
+            Json(json!({"text": text.expose()})).into_response()
+        }
+        Ok(ChatResponse::GoogleChat(ChatAnswer::Nothing)) => Json(json!({})).into_response(),
+        Ok(ChatResponse::Teams(TeamsAccepted::Replying)) => StatusCode::ACCEPTED.into_response(),
+        Ok(ChatResponse::Teams(TeamsAccepted::Acknowledged)) => StatusCode::OK.into_response(),
         Err(ConnectorRefusal::NotFound) => refusal(StatusCode::NOT_FOUND, "no such connector"),
         Err(ConnectorRefusal::Disabled) => {
             refusal(StatusCode::FORBIDDEN, "the connector is disabled")

@@ -1,7 +1,9 @@
 //! Chat platforms: the documents a connector fetches (OpenID metadata, signing keys), the
-//! question turned into a chat request, and the answer's text read back. Every fetch passes
+//! token requests and replies it sends, the question turned into a chat request, and the
+//! answer's text read back. Every fetch passes
 //! the egress guard and the response-size limit like a provider call.
 
+use keyward_core::secret::ProviderSecret;
 use keyward_core::BodyText;
 use serde_json::{json, Map, Value};
 
@@ -10,9 +12,7 @@ use crate::{CompletionBody, PromptBody, Router, RouterError};
 impl Router {
     /// `GET url` through the egress guard: the status and the (bounded) body.
     pub async fn fetch_document(&self, url: &str) -> Result<(u16, Vec<u8>), RouterError> {
-        let url = url::Url::parse(url).map_err(|_| RouterError::BadBaseUrl {
-            reason: "a chat platform's URL in the connectors configuration is not a URL",
-        })?;
+        let url = platform_url(url)?;
         self.egress.check_literal(&url)?;
         let request = self.egress.client.get(url);
         let response = self
@@ -23,6 +23,77 @@ impl Router {
         let body = self.read_bounded(response).await?;
         Ok((status, body.to_vec()))
     }
+}
+
+impl Router {
+    /// An OAuth client-credentials token request (`POST url`, form-encoded) for `client_id`
+    /// with its `secret`: the status and the (bounded) body.
+    pub async fn request_token(
+        &self,
+        url: &str,
+        client_id: &str,
+        secret: &ProviderSecret,
+        scope: &str,
+    ) -> Result<(u16, Vec<u8>), RouterError> {
+        let url = platform_url(url)?;
+        self.egress.check_literal(&url)?;
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", client_id)
+            .append_pair("client_secret", secret.expose_secret())
+            .append_pair("scope", scope)
+            .finish();
+        let request = self
+            .egress
+            .client
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form);
+        let response = self
+            .within_first_byte_budget(request.send())
+            .await?
+            .map_err(|err| self.egress.classify(&err))?;
+        let status = response.status().as_u16();
+        let body = self.read_bounded(response).await?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// Posts a chat reply (`{"type": "message", "text": …, "replyToId": …}`, markdown) with a
+    /// bearer token; returns the platform's status.
+    pub async fn post_chat_reply(
+        &self,
+        url: &str,
+        token: &ProviderSecret,
+        reply_to: &str,
+        text: &BodyText,
+    ) -> Result<u16, RouterError> {
+        let url = platform_url(url)?;
+        self.egress.check_literal(&url)?;
+        let body = json!({"type": "message", "textFormat": "markdown", "replyToId": reply_to, "text": text.expose()});
+        let request = self
+            .egress
+            .client
+            .post(url)
+            .bearer_auth(token.expose_secret())
+            .json(&body);
+        let response = self
+            .within_first_byte_budget(request.send())
+            .await?
+            .map_err(|err| self.egress.classify(&err))?;
+        let status = response.status().as_u16();
+        // Drain (bounded) so the connection can be reused; the body is not needed.
+        let _ = self.read_bounded(response).await;
+        Ok(status)
+    }
+}
+
+fn platform_url(url: &str) -> Result<url::Url, RouterError> {
+    url::Url::parse(url).map_err(|_| RouterError::BadBaseUrl {
+        reason: "a chat platform's URL is not a URL",
+    })
 }
 
 impl PromptBody {

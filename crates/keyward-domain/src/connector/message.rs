@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use keyward_connectors::activity::GoogleChatEvent;
 use keyward_connectors::verify::{self, VerifyError};
-use keyward_core::{BodyText, ConnectorId, RequestId};
+use keyward_core::{BodyText, RequestId};
 use keyward_router::{ClientHeaders, PromptBody, Surface};
-use keyward_store::{ConnectorKind, ConnectorRecord};
+use keyward_store::ConnectorRecord;
 use sha2::{Digest, Sha256};
 
 use crate::inference::{Caller, KnowledgeRequest};
@@ -20,7 +20,13 @@ use crate::{CallContext, DomainError, InferenceReply, KeyLimits, Keyward};
 /// The channel label of Google Chat.
 const GOOGLE_CHAT: &str = "google-chat";
 /// What a person in no department is told.
-const NO_DEPARTMENT: &str = "You are not set up to use this assistant yet: ask your administrator to add you to a department.";
+pub(crate) const NO_DEPARTMENT: &str = "You are not set up to use this assistant yet: ask your administrator to add you to a department.";
+
+/// What someone who sent no words is told.
+pub(crate) const NO_QUESTION: &str =
+    "Ask me a question in words, and I will answer from your department's documents.";
+/// What someone is told when the answer failed for a reason they cannot act on.
+pub(crate) const FAILED: &str = "The assistant could not answer right now; try again later.";
 
 /// What goes back to the platform.
 pub enum ChatAnswer {
@@ -76,9 +82,9 @@ fn readable(error: &DomainError) -> Option<&'static str> {
 
 impl Keyward {
     /// `POST /connectors/{id}/messages` from Google Chat.
-    pub async fn google_chat_message(
+    pub(crate) async fn google_chat_message(
         &self,
-        id: &str,
+        connector: ConnectorRecord,
         bearer: Option<&str>,
         body: &[u8],
     ) -> Result<ChatAnswer, ConnectorRefusal> {
@@ -86,12 +92,6 @@ impl Keyward {
             self.metrics.record_connector_refused(GOOGLE_CHAT, reason);
             refusal
         };
-        let connector = match id.parse::<ConnectorId>() {
-            Ok(id) => self.store.connector(id).await.map_err(DomainError::from)?,
-            Err(_) => None,
-        }
-        .filter(|connector| connector.kind == ConnectorKind::GoogleChat)
-        .ok_or_else(|| refuse("unknown_connector", ConnectorRefusal::NotFound))?;
         let token = bearer.ok_or_else(|| {
             refuse(
                 "missing",
@@ -131,7 +131,7 @@ impl Keyward {
 
     /// Answers `question` for `identity` with the connector's model and the department's
     /// knowledge bases, citing the documents by name.
-    async fn answer(
+    pub(crate) async fn answer(
         &self,
         connector: &ConnectorRecord,
         channel: &'static str,
@@ -237,10 +237,7 @@ fn reply_text(reply: InferenceReply) -> BodyText {
         } => body.assistant_text(),
         _ => None,
     };
-    let mut answer = text.map_or_else(
-        || "The assistant could not answer right now; try again later.".to_owned(),
-        |text| text.expose().to_owned(),
-    );
+    let mut answer = text.map_or_else(|| FAILED.to_owned(), |text| text.expose().to_owned());
     if let Some(sources) = citations.filter(|sources| !sources.is_empty()) {
         answer.push_str("\n\n*Sources*\n");
         answer.push_str(&sources);

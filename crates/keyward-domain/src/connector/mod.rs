@@ -1,11 +1,12 @@
-//! Chat connectors: a tenant's own Google Chat app (Teams follows) answering employees from
-//! their department's knowledge bases on the tenant's key.
+//! Chat connectors: a tenant's own Teams bot or Google Chat app answering employees from their
+//! department's knowledge bases on the tenant's key.
 //!
 //! - this module: connectors as tenant objects (create, list, disable, enable, delete) and the
 //!   platforms' endpoints (`ConnectorsConfig`);
 //! - [`members`]: who belongs to which department (`aad:`, `email:`, `domain:` identities);
 //! - [`keys`]: the platforms' signing keys, fetched through the egress guard and cached;
-//! - [`message`]: an incoming request verified, mapped to a department and answered.
+//! - [`message`]: a Google Chat request verified, mapped to a department and answered;
+//! - [`teams`]: a Teams activity verified, answered asynchronously with the app's own token.
 //!
 //! Invariants:
 //! - A request is answered only after its token verified against the platform's published
@@ -17,12 +18,23 @@
 mod keys;
 mod members;
 mod message;
+mod teams;
 
 use keyward_core::{ConnectorId, Timestamp};
 use keyward_store::{ConnectorKind, ConnectorRecord};
 
 pub(crate) use keys::PlatformKeys;
 pub use message::{ChatAnswer, ConnectorRefusal};
+pub use teams::TeamsAccepted;
+pub(crate) use teams::{app_secret_binding, TeamsTokens};
+
+/// What goes back to the platform, by connector kind.
+pub enum ChatResponse {
+    /// Google Chat: the reply is the HTTP response.
+    GoogleChat(ChatAnswer),
+    /// Teams: `202` (the reply follows) or `200`.
+    Teams(TeamsAccepted),
+}
 
 use crate::{DomainError, Keyward, TenantScope};
 
@@ -37,13 +49,14 @@ pub struct ConnectorsConfig {
 }
 
 /// A connector to create.
-#[derive(Clone, Debug)]
 pub struct ConnectorInput {
     pub kind: String,
     pub name: String,
     pub model: String,
     pub knowledge_base: Option<String>,
     pub app_id: String,
+    /// Teams: the app password (sealed, never shown again).
+    pub app_secret: Option<keyward_core::secret::ProviderSecret>,
 }
 
 fn not_found() -> DomainError {
@@ -57,22 +70,23 @@ impl Keyward {
         input: ConnectorInput,
     ) -> Result<ConnectorRecord, DomainError> {
         crate::validate::name("name", &input.name)?;
-        let kind = match ConnectorKind::parse(&input.kind) {
-            Some(ConnectorKind::GoogleChat) => ConnectorKind::GoogleChat,
-            Some(ConnectorKind::Teams) => {
-                return Err(DomainError::invalid(
-                    "kind",
-                    "Teams connectors are not available in this version yet; use google-chat",
-                ))
+        let kind = ConnectorKind::parse(&input.kind)
+            .ok_or_else(|| DomainError::invalid("kind", "`teams` or `google-chat`"))?;
+        match (kind, &input.app_secret) {
+            (ConnectorKind::Teams, None) => {
+                return Err(DomainError::invalid("app_secret", "a Teams connector needs its app password (Azure app registration → Certificates & secrets)"))
             }
-            None => return Err(DomainError::invalid("kind", "`teams` or `google-chat`")),
-        };
+            (ConnectorKind::GoogleChat, Some(_)) => {
+                return Err(DomainError::invalid("app_secret", "a Google Chat connector has no app secret; omit it"))
+            }
+            _ => {}
+        }
         let app_id = input.app_id.trim();
         if app_id.is_empty() || app_id.len() > 128 || !app_id.chars().all(|c| c.is_ascii_graphic())
         {
             return Err(DomainError::invalid(
                 "app_id",
-                "the Google Cloud project number the Chat app's requests are addressed to",
+                "Teams: the bot's Microsoft app id; Google Chat: the Cloud project number its requests are addressed to",
             ));
         }
         if input.model.trim().is_empty() || input.model.len() > 256 {
@@ -96,8 +110,9 @@ impl Keyward {
             ),
             None => None,
         };
-        let record = ConnectorRecord {
-            id: ConnectorId::generate(),
+        let id = ConnectorId::generate();
+        let mut record = ConnectorRecord {
+            id,
             tenant_id: scope.tenant(),
             kind,
             name: input.name,
@@ -109,6 +124,13 @@ impl Keyward {
             active: true,
             created_at: Timestamp::now(),
         };
+        if let Some(secret) = &input.app_secret {
+            let binding = teams::app_secret_binding(&record);
+            record.secret = Some(
+                self.vault
+                    .seal(secret.expose_secret().as_bytes(), &binding)?,
+            );
+        }
         self.store.insert_connector(&record).await?;
         self.audit(
             scope,

@@ -20,7 +20,7 @@ use crate::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateConnector {
-    /// `google-chat` (`teams` is not available yet).
+    /// `teams` or `google-chat`.
     kind: String,
     name: String,
     /// The model answers come from, as a client addresses it (`label/model` or a route).
@@ -28,8 +28,11 @@ pub(crate) struct CreateConnector {
     /// A knowledge base (name or id) to search when the user's department owns it; otherwise
     /// all of the department's.
     knowledge_base: Option<String>,
-    /// Google Chat: the Cloud project number its requests are addressed to.
+    /// Teams: the bot's Microsoft app id; Google Chat: the Cloud project number its requests
+    /// are addressed to.
     app_id: String,
+    /// Teams: the app password, sealed and never shown again.
+    app_secret: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -61,6 +64,9 @@ pub(crate) async fn create(
         model: body.model,
         knowledge_base: body.knowledge_base,
         app_id: body.app_id,
+        app_secret: body
+            .app_secret
+            .map(keyward_core::secret::ProviderSecret::new),
     };
     let created = state.keyward.create_connector(&scope, input).await?;
     Ok((StatusCode::CREATED, Json(created.into())))

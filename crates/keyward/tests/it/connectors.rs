@@ -127,12 +127,20 @@ struct World {
 }
 
 async fn world(db: &TestDb) -> World {
+    world_with(db, &[]).await
+}
+
+async fn world_with(db: &TestDb, overrides: &[(&str, &str)]) -> World {
     let google = FakeGoogle::start().await;
-    let app = TestApp::spawn_with(&[
+    let mut settings = vec![
         ("KEYWARD_STORE_URL", db.url()),
-        ("KEYWARD_CONNECTORS_GOOGLE_CHAT_CERTS_URL", &google.url),
-    ])
-    .await;
+        (
+            "KEYWARD_CONNECTORS_GOOGLE_CHAT_CERTS_URL",
+            google.url.as_str(),
+        ),
+    ];
+    settings.extend_from_slice(overrides);
+    let app = TestApp::spawn_with(&settings).await;
     let tenant = app.create_tenant("acme").await;
     let secret = format!("sk-chat-{}", keyward_core::RequestId::generate());
     app.connect(&tenant, &json!({"provider": "openai", "label": "team-openai", "secret": secret, "base_url": format!("{}/v1", app.mock_origin)})).await;
@@ -224,6 +232,22 @@ impl World {
 
     fn model_calls(&self) -> u64 {
         self.app.mock.calls(&self.secret)
+    }
+
+    async fn department_id(&self, name: &str) -> String {
+        let departments = self
+            .app
+            .operator_get(&format!("/admin/v1/tenants/{}/departments", self.tenant))
+            .await;
+        departments["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|department| department["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -371,5 +395,314 @@ async fn forged_google_chat_requests_are_refused_without_a_model_call() {
             .unwrap();
         assert_eq!(unknown.status(), 404);
         assert_eq!(world.model_calls(), before);
+    }
+}
+
+/// Microsoft's side: OpenID metadata, the JWKS (keys endorsed for `msteams`), the token
+/// endpoint, and a Bot Connector `serviceUrl` that records the replies it receives.
+struct FakeMicrosoft {
+    origin: String,
+    private_pem: Vec<u8>,
+    replies: Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    token_requests: Arc<AtomicU64>,
+}
+
+impl FakeMicrosoft {
+    async fn start(app_id: &'static str, app_secret: &'static str) -> Self {
+        use axum::extract::{Form, Path};
+        use axum::http::HeaderMap;
+        use axum::routing::post;
+        let dir = tempfile::tempdir().unwrap();
+        openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "key.pem",
+            ],
+            dir.path(),
+        );
+        let modulus = Command::new("openssl")
+            .args(["rsa", "-in", "key.pem", "-noout", "-modulus"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let hex = String::from_utf8(modulus.stdout)
+            .unwrap()
+            .trim()
+            .trim_start_matches("Modulus=")
+            .to_owned();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        use base64::Engine;
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let replies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let token_requests = Arc::new(AtomicU64::new(0));
+        let (jwks_uri, recorded, tokens) = (
+            format!("{origin}/keys"),
+            replies.clone(),
+            token_requests.clone(),
+        );
+        let router = Router::new()
+            .route("/openid", get(move || { let uri = jwks_uri.clone(); async move { Json(json!({"issuer": "https://api.botframework.com", "jwks_uri": uri})) } }))
+            .route("/keys", get(move || { let n = n.clone(); async move { Json(json!({"keys": [{"kty": "RSA", "use": "sig", "kid": "ms-1", "n": n, "e": "AQAB", "endorsements": ["msteams"]}]})) } }))
+            .route("/token", post(move |Form(form): Form<std::collections::HashMap<String, String>>| {
+                tokens.fetch_add(1, Ordering::Relaxed);
+                let ok = form.get("client_id").map(String::as_str) == Some(app_id)
+                    && form.get("client_secret").map(String::as_str) == Some(app_secret)
+                    && form.get("grant_type").map(String::as_str) == Some("client_credentials");
+                async move {
+                    if ok {
+                        (axum::http::StatusCode::OK, Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": "bot-token-1"})))
+                    } else {
+                        (axum::http::StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"})))
+                    }
+                }
+            }))
+            .route("/v3/conversations/{conversation}/activities/{activity}", post(move |Path((_, activity)): Path<(String, String)>, headers: HeaderMap, Json(body): Json<Value>| {
+                let bearer = headers.get("authorization").and_then(|value| value.to_str().ok()).unwrap_or("").to_owned();
+                recorded.lock().unwrap().push((bearer, json!({"activity": activity, "body": body})));
+                async move { Json(json!({"id": "reply-1"})) }
+            }));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            origin,
+            private_pem: std::fs::read(dir.path().join("key.pem")).unwrap(),
+            replies,
+            token_requests,
+        }
+    }
+
+    fn token(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("ms-1".to_owned());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_rsa_pem(&self.private_pem).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn service_url(&self) -> String {
+        format!("{}/", self.origin)
+    }
+
+    fn claims(&self) -> Value {
+        json!({"iss": "https://api.botframework.com", "aud": TEAMS_APP, "exp": now() + 600, "nbf": now() - 10, "serviceurl": self.service_url()})
+    }
+
+    async fn replies_after(&self, count: usize) -> Vec<(String, Value)> {
+        for _ in 0..200 {
+            if self.replies.lock().unwrap().len() >= count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.replies.lock().unwrap().clone()
+    }
+}
+
+const TEAMS_APP: &str = "6f1c8a52-teams-app";
+const TEAMS_SECRET: &str = "CANARYteamsAppPassword7b2e";
+
+fn activity(fake: &FakeMicrosoft, id: &str, channel: &str, object: &str, text: &str) -> Value {
+    json!({"type": "message", "id": id, "channelId": channel, "serviceUrl": fake.service_url(),
+           "timestamp": "2026-12-07T10:00:00Z", "conversation": {"id": "a:1conversation;messageid=1"},
+           "from": {"id": "29:user", "aadObjectId": object}, "recipient": {"id": "28:bot"},
+           "channelData": {"tenant": {"id": "contoso-tenant"}}, "text": format!("<at>Keyward</at> {text}")})
+}
+
+#[tokio::test]
+async fn a_teams_question_is_answered_in_the_conversation_and_forgeries_are_refused() {
+    for db in [Some(TestDb::sqlite()), TestDb::postgres().await]
+        .into_iter()
+        .flatten()
+    {
+        let fake = FakeMicrosoft::start(TEAMS_APP, TEAMS_SECRET).await;
+        let world = world_with(
+            &db,
+            &[
+                (
+                    "KEYWARD_CONNECTORS_TEAMS_OPENID_METADATA_URL",
+                    &format!("{}/openid", fake.origin),
+                ),
+                (
+                    "KEYWARD_CONNECTORS_TEAMS_TOKEN_URL",
+                    &format!("{}/token", fake.origin),
+                ),
+                ("KEYWARD_CONNECTORS_TEAMS_SERVICE_URL_ALLOW", "127.0.0.1"),
+            ],
+        )
+        .await;
+        let hr = world.department_id("hr").await;
+        let members = world
+            .app
+            .operator(
+                Method::PUT,
+                &format!(
+                    "/admin/v1/tenants/{}/departments/{hr}/members",
+                    world.tenant
+                ),
+            )
+            .json(&json!({"identities": ["aad:contoso-tenant/obj-alice", "domain:corp.example"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(members.status(), 200);
+        let created = world.app.operator(Method::POST, &format!("/admin/v1/tenants/{}/connectors", world.tenant))
+            .json(&json!({"kind": "teams", "name": "people-bot", "model": "team-openai/gpt-4o-mini", "app_id": TEAMS_APP, "app_secret": TEAMS_SECRET}))
+            .send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        let created_text = created.text().await.unwrap();
+        assert!(
+            !created_text.contains(TEAMS_SECRET),
+            "the app password is never shown again"
+        );
+        let endpoint = serde_json::from_str::<Value>(&created_text).unwrap()["endpoint"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let post = |token: Option<String>, body: Value| {
+            let mut request = world.app.request(Method::POST, &endpoint).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+
+        let question = activity(
+            &fake,
+            "act-1",
+            "msteams",
+            "obj-alice",
+            "How many weeks of parental leave?",
+        );
+        let accepted = post(Some(fake.token(&fake.claims())), question.clone())
+            .await
+            .unwrap();
+        assert_eq!(accepted.status(), 202);
+        let replies = fake.replies_after(1).await;
+        assert_eq!(replies.len(), 1, "one reply");
+        let (bearer, reply) = &replies[0];
+        assert_eq!(bearer, "Bearer bot-token-1");
+        assert_eq!(reply["activity"], "act-1");
+        assert_eq!(reply["body"]["replyToId"], "act-1");
+        assert!(
+            reply["body"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("[1] leave.md"),
+            "{reply}"
+        );
+
+        // A replay is acknowledged once more, answered not again.
+        let calls = world.model_calls();
+        let replay = post(Some(fake.token(&fake.claims())), question)
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), 200);
+        let second = activity(&fake, "act-2", "msteams", "obj-alice", "And the per diem?");
+        assert_eq!(
+            post(Some(fake.token(&fake.claims())), second)
+                .await
+                .unwrap()
+                .status(),
+            202
+        );
+        assert_eq!(fake.replies_after(2).await.len(), 2);
+        assert_eq!(
+            fake.token_requests.load(Ordering::Relaxed),
+            1,
+            "the app's token is cached"
+        );
+        let calls_after_second = world.model_calls();
+        assert!(calls_after_second > calls);
+
+        // Forgeries: 401, no model call, no reply.
+        let forged = |change: &dyn Fn(&mut Value)| {
+            let mut claims = fake.claims();
+            change(&mut claims);
+            fake.token(&claims)
+        };
+        let cases = [
+            (
+                "audience",
+                Some(forged(&|c| c["aud"] = json!("another-bot"))),
+                activity(&fake, "f1", "msteams", "obj-alice", "q"),
+            ),
+            (
+                "serviceurl claim",
+                Some(forged(&|c| {
+                    c["serviceurl"] = json!("https://evil.example/")
+                })),
+                activity(&fake, "f2", "msteams", "obj-alice", "q"),
+            ),
+            (
+                "endorsement",
+                Some(fake.token(&fake.claims())),
+                activity(&fake, "f3", "skype", "obj-alice", "q"),
+            ),
+            (
+                "expired",
+                Some(forged(&|c| c["exp"] = json!(now() - 600))),
+                activity(&fake, "f4", "msteams", "obj-alice", "q"),
+            ),
+            (
+                "no token",
+                None,
+                activity(&fake, "f5", "msteams", "obj-alice", "q"),
+            ),
+        ];
+        for (what, token, body) in cases {
+            let response = post(token, body).await.unwrap();
+            assert_eq!(response.status(), 401, "{what}");
+        }
+        // A serviceUrl outside the allow-list, even correctly signed for it.
+        let mut outside = activity(&fake, "f6", "msteams", "obj-alice", "q");
+        outside["serviceUrl"] = json!("https://smba.evil.example/");
+        let mut claims = fake.claims();
+        claims["serviceurl"] = json!("https://smba.evil.example/");
+        assert_eq!(
+            post(Some(fake.token(&claims)), outside)
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(
+            world.model_calls(),
+            calls_after_second,
+            "no forged request reached a model"
+        );
+        assert_eq!(
+            fake.replies.lock().unwrap().len(),
+            2,
+            "nobody else got a reply"
+        );
+
+        // The app password is sealed: never in the database files, logs or responses.
+        assert!(!captured_logs().contains(TEAMS_SECRET));
+        if !db.is_postgres() {
+            assert!(!crate::harness::contains(
+                &world.app.database_bytes(),
+                TEAMS_SECRET
+            ));
+        }
+        let listed = world
+            .app
+            .operator_get(&format!("/admin/v1/tenants/{}/connectors", world.tenant))
+            .await;
+        assert!(!listed.to_string().contains(TEAMS_SECRET));
     }
 }
