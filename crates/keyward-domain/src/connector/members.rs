@@ -51,6 +51,25 @@ pub(crate) fn candidates(identity: &str) -> Vec<String> {
 }
 
 impl Keyward {
+    /// A department of the scope's tenant by name or id.
+    pub async fn department_reference(
+        &self,
+        scope: &TenantScope,
+        department: &str,
+    ) -> Result<DepartmentId, DomainError> {
+        let found = match department.parse::<DepartmentId>() {
+            Ok(id) => self.store.department(scope.tenant(), id).await?,
+            Err(_) => {
+                self.store
+                    .department_by_name(scope.tenant(), department)
+                    .await?
+            }
+        };
+        found
+            .map(|department| department.id)
+            .ok_or(DomainError::NotFound { what: "department" })
+    }
+
     /// Replaces a department's members (`PUT …/departments/{department}/members`).
     pub async fn set_department_members(
         &self,

@@ -24,6 +24,17 @@ pub(super) enum DepartmentCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Show a department's members, or replace them with `--set` (who a chat connector
+    /// answers for this department: aad:TENANT/OBJECT, email:NAME@DOMAIN, domain:NAME).
+    Members {
+        #[arg(long)]
+        tenant: String,
+        /// Department name or id.
+        department: String,
+        /// The new member list, comma-separated (replaces the old one).
+        #[arg(long, value_delimiter = ',')]
+        set: Option<Vec<String>>,
+    },
 }
 
 pub(super) async fn department(
@@ -31,6 +42,14 @@ pub(super) async fn department(
     output: &Output,
     command: DepartmentCommand,
 ) -> anyhow::Result<()> {
+    if let DepartmentCommand::Members {
+        tenant,
+        department,
+        set,
+    } = command
+    {
+        return members(keyward, output, &tenant, &department, set).await;
+    }
     let (views, single) = match command {
         DepartmentCommand::Create {
             tenant,
@@ -43,6 +62,7 @@ pub(super) async fn department(
                 .await?;
             (vec![DepartmentView::from(department)], true)
         }
+        DepartmentCommand::Members { .. } => return Ok(()),
         DepartmentCommand::List { tenant } => {
             let scope = scope_of(keyward, &tenant).await?;
             let departments =
@@ -64,4 +84,30 @@ pub(super) async fn department(
         }))
     };
     emit_one_or_list(output, views, single, table)
+}
+
+async fn members(
+    keyward: &Keyward,
+    output: &Output,
+    tenant: &str,
+    department: &str,
+    set: Option<Vec<String>>,
+) -> anyhow::Result<()> {
+    let scope = scope_of(keyward, tenant).await?;
+    let id = keyward.department_reference(&scope, department).await?;
+    let identities = match set {
+        Some(identities) => {
+            keyward
+                .set_department_members(&scope, id, identities)
+                .await?
+        }
+        None => keyward.department_members(&scope, id).await?,
+    };
+    output.emit(
+        &serde_json::json!({"department_id": id, "identities": identities}),
+        || {
+            Table::new(vec!["IDENTITY"])
+                .rows(identities.iter().map(|identity| vec![identity.clone()]))
+        },
+    )
 }

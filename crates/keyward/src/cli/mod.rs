@@ -22,6 +22,7 @@ use crate::telemetry;
 mod apikey;
 mod audit;
 mod budget;
+mod connector;
 mod credential;
 mod department;
 mod kb;
@@ -33,6 +34,7 @@ mod usage;
 use apikey::{apikey, ApikeyCommand};
 use audit::{audit_verify, AuditCommand};
 use budget::{budget, BudgetCommand};
+use connector::{connector, ConnectorCommand};
 use credential::{credential, CredentialCommand};
 use department::{department, DepartmentCommand};
 use kb::{kb, KbCommand};
@@ -65,6 +67,9 @@ enum Command {
     /// Tenants (companies, SaaS customers).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Chat connectors: a tenant's Teams bots and Google Chat apps.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
     /// Knowledge bases: create, list, ingest documents, search.
     #[command(subcommand)]
     Kb(KbCommand),
@@ -152,6 +157,7 @@ async fn command(keyward: &Keyward, output: &Output, command: Command) -> anyhow
         Command::Usage(args) => usage(keyward, output, args).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(keyward, output).await,
         Command::Reconcile(args) => reconcile(keyward, output, args).await,
+        Command::Connector(command) => connector(keyward, output, command).await,
         Command::Kb(_) => bail!("kb commands run with the server's document limit"),
     }
 }

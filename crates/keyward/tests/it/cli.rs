@@ -1049,3 +1049,123 @@ async fn knowledge_bases_from_the_command_line() {
     assert!(!bad.status.success());
     assert!(text(&bad.stdout).contains("UTF-8"), "{}", text(&bad.stdout));
 }
+
+#[test]
+fn connectors_and_department_members_from_the_command_line() {
+    let work = Workdir::new();
+    work.json(&["tenant", "create", "acme", "--format", "json"], None);
+    work.json(
+        &[
+            "department",
+            "create",
+            "--tenant",
+            "acme",
+            "hr",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let members = work.json(
+        &[
+            "department",
+            "members",
+            "--tenant",
+            "acme",
+            "hr",
+            "--set",
+            "email:Alice@Corp.example,domain:corp.example",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(members["identities"][0], "email:alice@corp.example");
+    let listed = work.json(
+        &[
+            "department",
+            "members",
+            "--tenant",
+            "acme",
+            "hr",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(listed["identities"].as_array().unwrap().len(), 2);
+    let bad = work.run(
+        &[
+            "department",
+            "members",
+            "--tenant",
+            "acme",
+            "hr",
+            "--set",
+            "alice",
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        !bad.status.success() && text(&bad.stderr).contains("email:NAME@DOMAIN"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let secret = "CANARYcliTeamsPassword4d1c";
+    let created = work.json(
+        &[
+            "connector",
+            "create",
+            "--tenant",
+            "acme",
+            "--kind",
+            "teams",
+            "--name",
+            "bot",
+            "--model",
+            "oa/gpt-4o-mini",
+            "--app-id",
+            "app-1",
+            "--format",
+            "json",
+        ],
+        Some(secret),
+    );
+    assert_eq!(created["kind"], "teams");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let disabled = work.json(
+        &[
+            "connector",
+            "disable",
+            "--tenant",
+            "acme",
+            &id,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(disabled["status"], "disabled");
+    let listed = work.run(
+        &["connector", "list", "--tenant", "acme", "--format", "json"],
+        None,
+        &[],
+    );
+    assert!(!text(&listed.stdout).contains(secret));
+    assert!(!contains(&work.database_bytes(), secret), "sealed at rest");
+    let deleted = work.json(
+        &[
+            "connector",
+            "delete",
+            "--tenant",
+            "acme",
+            &id,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(deleted["deleted"], true);
+}
