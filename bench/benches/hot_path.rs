@@ -127,5 +127,37 @@ fn translation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_path, seal_and_open, platform_key_lookup, sse_parsing, translation);
+/// A Teams request's token check with the keys cached: parse, RS256 signature, claims,
+/// endorsement, serviceurl (issue #22: target ≤ 50 µs).
+fn connector_verification(c: &mut Criterion) {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl");
+        assert!(output.status.success(), "openssl {args:?}");
+        output.stdout
+    };
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key.pem"]);
+    let modulus = String::from_utf8(openssl(&["rsa", "-in", "key.pem", "-noout", "-modulus"])).expect("text");
+    let hex = modulus.trim().trim_start_matches("Modulus=");
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let jwks = json!({"keys": [{"kty": "RSA", "kid": "k1", "n": n, "e": "AQAB", "endorsements": ["msteams"]}]});
+    let keys = keyward_connectors::KeySet::from_jwks(&serde_json::to_vec(&jwks).expect("json")).expect("keys");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = json!({"iss": "https://api.botframework.com", "aud": "app-1", "exp": now + 3600, "nbf": now - 10,
+                        "serviceurl": "https://smba.trafficmanager.net/emea/"});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k1".to_owned());
+    let pem = std::fs::read(dir.path().join("key.pem")).expect("key");
+    let token = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("pem")).expect("sign");
+    c.bench_function("connectors/verify_teams_token (keys cached)", |b| {
+        b.iter(|| {
+            keyward_connectors::verify::teams(black_box(&token), &keys, "app-1", "msteams", "https://smba.trafficmanager.net/emea")
+                .expect("valid")
+        })
+    });
+}
+
+criterion_group!(hot_path, seal_and_open, platform_key_lookup, sse_parsing, translation, connector_verification);
 criterion_main!(hot_path);
