@@ -246,7 +246,12 @@ fn read_toml(
     let mut sections: Vec<(String, toml::Value)> = Vec::new();
     for (section, value) in table {
         match value.as_table() {
-            Some(entries) if !KEYS.iter().any(|spec| spec.section == section) => {
+            Some(entries)
+                if !KEYS.iter().any(|spec| spec.section == section)
+                    && KEYS
+                        .iter()
+                        .any(|spec| spec.section.starts_with(&format!("{section}."))) =>
+            {
                 for (inner, value) in entries {
                     sections.push((format!("{section}.{inner}"), value.clone()));
                 }
@@ -849,6 +854,39 @@ mod tests {
         }
         assert_eq!(err.problems.len(), 6, "{message}");
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn connector_sections_nest_and_take_their_env_overrides() {
+        let config = load(
+            "[connectors.teams]\nservice_url_allow = \"smba.trafficmanager.net, *.example.org\"\n",
+            &[(
+                "KEYWARD_CONNECTORS_GOOGLE_CHAT_CERTS_URL",
+                "http://127.0.0.1:9/certs",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            config.connectors.teams_service_url_allow,
+            ["smba.trafficmanager.net", "*.example.org"]
+        );
+        assert_eq!(
+            config.connectors.google_chat_certs_url,
+            "http://127.0.0.1:9/certs"
+        );
+        assert!(config
+            .connectors
+            .teams_token_url
+            .starts_with("https://login.microsoftonline.com/"));
+        let err = load(
+            "[connectors.teams]\ntoken_url = \"http://evil.example/token\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("connectors.teams.token_url"),
+            "{err}"
+        );
     }
 
     #[test]
