@@ -1,4 +1,6 @@
-//! Published signing keys. Bot Framework publishes an OpenID metadata document whose `jwks_uri`
+//! Published signing keys. A key that cannot be used is skipped, not fatal: the others still
+//! verify; a document with no usable key is an error.
+//! Bot Framework publishes an OpenID metadata document whose `jwks_uri`
 //! lists RSA keys, each with the channels it may sign for (`endorsements`); Google publishes
 //! the Chat service account's keys as a map of key id to PEM certificate.
 
@@ -12,9 +14,7 @@ use serde::Deserialize;
 pub enum KeyError {
     #[error("the {what} is not valid JSON of the documented shape")]
     Shape { what: &'static str },
-    #[error("key `{kid}` in the {what} is not a usable RSA public key")]
-    BadKey { what: &'static str, kid: String },
-    #[error("the {what} lists no RSA signing key")]
+    #[error("the {what} lists no usable RSA signing key")]
     Empty { what: &'static str },
 }
 
@@ -71,10 +71,11 @@ impl KeySet {
             let (Some(kid), Some(n), Some(e)) = (jwk.kid, jwk.n, jwk.e) else {
                 continue;
             };
-            let key = DecodingKey::from_rsa_components(&n, &e).map_err(|_| KeyError::BadKey {
-                what: WHAT,
-                kid: kid.clone(),
-            })?;
+            // One unusable key does not take the others down: it is skipped (a request signed
+            // with it fails as an unknown key).
+            let Ok(key) = DecodingKey::from_rsa_components(&n, &e) else {
+                continue;
+            };
             keys.insert(
                 kid,
                 PublishedKey {
@@ -94,12 +95,9 @@ impl KeySet {
             serde_json::from_slice(document).map_err(|_| KeyError::Shape { what: WHAT })?;
         let mut keys = HashMap::new();
         for (kid, pem) in map {
-            let bad = || KeyError::BadKey {
-                what: WHAT,
-                kid: kid.clone(),
+            let Ok(certificate) = x509_cert::Certificate::from_pem(pem.as_bytes()) else {
+                continue;
             };
-            let certificate =
-                x509_cert::Certificate::from_pem(pem.as_bytes()).map_err(|_| bad())?;
             let public_key = certificate
                 .tbs_certificate
                 .subject_public_key_info

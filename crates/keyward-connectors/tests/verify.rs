@@ -227,5 +227,14 @@ fn google_chat_tokens_are_checked_against_the_certificate_map() {
         Err(VerifyError::Issuer)
     );
     assert!(KeySet::from_x509_map(br#"{"g1": "not a certificate"}"#).is_err());
+    // One broken certificate does not take the good one down.
+    let mixed =
+        serde_json::to_vec(&json!({"g1": key.certificate_pem, "g2": "not a certificate"})).unwrap();
+    let keys = KeySet::from_x509_map(&mixed).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        verify::google_chat(&sign(&key, "g1", &claims), &keys, "1234567890"),
+        Ok(())
+    );
     assert!(KeySet::from_jwks(br#"{"keys": []}"#).is_err());
 }
