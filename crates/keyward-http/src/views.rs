@@ -797,6 +797,8 @@ pub struct ConnectorView {
     pub model: String,
     pub knowledge_base_id: Option<String>,
     pub app_id: String,
+    /// Teams, single-tenant bot: its Entra tenant.
+    pub app_tenant_id: Option<String>,
     /// Where the platform sends requests: `POST {this}` on Keyward's public address.
     pub endpoint: String,
     /// `active` or `disabled`.
@@ -814,6 +816,7 @@ impl From<keyward_domain::ConnectorRecord> for ConnectorView {
             model: record.model,
             knowledge_base_id: record.knowledge_base_id.map(|id| id.to_string()),
             app_id: record.app_id,
+            app_tenant_id: record.app_tenant_id,
             status: if record.active { "active" } else { "disabled" }.to_owned(),
             created_at: record.created_at.to_rfc3339(),
         }

@@ -46,6 +46,8 @@ pub struct ConnectorRecord {
     pub knowledge_base_id: Option<KnowledgeBaseId>,
     /// Teams: the bot's Microsoft app id; Google Chat: the project number.
     pub app_id: String,
+    /// Teams, single-tenant bot: its Entra tenant (GUID or domain); `None`: multi-tenant.
+    pub app_tenant_id: Option<String>,
     pub secret: Option<SealedSecret>,
     pub secret_ref: Option<String>,
     /// `active` or `disabled`.
@@ -54,7 +56,7 @@ pub struct ConnectorRecord {
 }
 
 const COLUMNS: &str = "id, tenant_id, kind, name, model, knowledge_base_id, app_id, secret_blob, \
-    secret_key_version, secret_ref, status, created_at";
+    secret_key_version, secret_ref, status, created_at, app_tenant_id";
 
 fn connector_from_row(row: &sqlx::any::AnyRow) -> Result<ConnectorRecord, StoreError> {
     let id: String = row.try_get("id")?;
@@ -72,6 +74,7 @@ fn connector_from_row(row: &sqlx::any::AnyRow) -> Result<ConnectorRecord, StoreE
             .map(|kb| kb.parse().map_err(|_| corrupt("knowledge_base_id")))
             .transpose()?,
         app_id: row.try_get("app_id")?,
+        app_tenant_id: row.try_get("app_tenant_id")?,
         secret: sealed(
             row.try_get("secret_blob")?,
             row.try_get("secret_key_version")?,
@@ -88,7 +91,7 @@ impl Store {
     pub async fn insert_connector(&self, connector: &ConnectorRecord) -> Result<(), StoreError> {
         let sealed = connector.secret.as_ref();
         sqlx::query(&format!(
-            "INSERT INTO connectors ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO connectors ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(connector.id.to_string())
         .bind(connector.tenant_id.to_string())
@@ -102,6 +105,7 @@ impl Store {
         .bind(connector.secret_ref.as_deref())
         .bind(if connector.active { "active" } else { "disabled" })
         .bind(connector.created_at.unix_millis())
+        .bind(connector.app_tenant_id.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|err| StoreError::from_write(err, "connector", "name"))?;

@@ -65,6 +65,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "alerts", key: "webhook_secret", default: "", doc: "HMAC-SHA256 key (at least 16 characters) for the `x-keyward-signature` header of webhook deliveries: `t=UNIX,v1=hex(HMAC(secret, \"UNIX.BODY\"))`. Required with `alerts.webhook_url`." },
     KeySpec { section: "connectors.teams", key: "openid_metadata_url", default: "https://login.botframework.com/v1/.well-known/openidconfiguration", doc: "Bot Framework's OpenID metadata: its `jwks_uri` lists the keys Teams requests are signed with (cached; fetched again for an unknown key id)." },
     KeySpec { section: "connectors.teams", key: "token_url", default: "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token", doc: "Where a Teams connector gets a client-credentials token (its app id and password) to send replies." },
+    KeySpec { section: "connectors.teams", key: "tenant_token_url", default: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token", doc: "Where a single-tenant Teams bot (a connector with `app_tenant_id`) gets its token; `{tenant}` stands for that Entra tenant." },
     KeySpec { section: "connectors.teams", key: "service_url_allow", default: "smba.trafficmanager.net,*.botframework.com", doc: "Comma list of host names (`*.` for any subdomain) a Teams activity's `serviceUrl` may have; others are refused like a forged request and never receive a reply." },
     KeySpec { section: "connectors.google_chat", key: "certs_url", default: "https://www.googleapis.com/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com", doc: "The Google Chat service account's certificates, which sign its requests (cached; fetched again for an unknown key id)." },
     KeySpec { section: "secrets", key: "cache_ttl", default: "60s", doc: "How long a secret fetched for a credential's reference (`vault://`, `aws-sm://`, `azure-kv://`) may be held in memory; `0s` fetches on every call. `credential verify` always fetches anew." },
@@ -312,6 +313,11 @@ fn connector_keys(keys: &mut Keys) -> Option<keyward_domain::ConnectorsConfig> {
         url,
     );
     let token = keys.text("connectors.teams.token_url", https_or_loopback, url);
+    let tenant_token = keys.text(
+        "connectors.teams.tenant_token_url",
+        |value| value.contains("{tenant}") && https_or_loopback(value),
+        "an https:// URL containing {tenant} (http:// only to 127.0.0.1 or localhost)",
+    );
     let allow = keys.list(
         "connectors.teams.service_url_allow",
         |host| !host.is_empty() && !host.contains('/') && !host.contains(':'),
@@ -321,6 +327,7 @@ fn connector_keys(keys: &mut Keys) -> Option<keyward_domain::ConnectorsConfig> {
     Some(keyward_domain::ConnectorsConfig {
         teams_openid_metadata_url: openid?,
         teams_token_url: token?,
+        teams_tenant_token_url: tenant_token?,
         teams_service_url_allow: allow?,
         google_chat_certs_url: certs?,
     })

@@ -43,6 +43,8 @@ use crate::{DomainError, Keyward, TenantScope};
 pub struct ConnectorsConfig {
     pub teams_openid_metadata_url: String,
     pub teams_token_url: String,
+    /// A single-tenant bot's token endpoint, `{tenant}` standing for its Entra tenant.
+    pub teams_tenant_token_url: String,
     /// Host names (`*.` for subdomains) a Teams `serviceUrl` may have.
     pub teams_service_url_allow: Vec<String>,
     pub google_chat_certs_url: String,
@@ -55,8 +57,50 @@ pub struct ConnectorInput {
     pub model: String,
     pub knowledge_base: Option<String>,
     pub app_id: String,
+    /// Teams, single-tenant bot: its Entra tenant id (GUID or domain).
+    pub app_tenant_id: Option<String>,
     /// Teams: the app password (sealed, never shown again).
     pub app_secret: Option<keyward_core::secret::ProviderSecret>,
+}
+
+/// The connector's kind and, for a single-tenant Teams bot, its Entra tenant; a Teams
+/// connector needs its app password, a Google Chat one has none.
+fn kind_and_tenant(input: &ConnectorInput) -> Result<(ConnectorKind, Option<String>), DomainError> {
+    let kind = ConnectorKind::parse(&input.kind)
+        .ok_or_else(|| DomainError::invalid("kind", "`teams` or `google-chat`"))?;
+    match (kind, &input.app_secret) {
+        (ConnectorKind::Teams, None) => {
+        return Err(DomainError::invalid("app_secret", "a Teams connector needs its app password (Azure app registration → Certificates & secrets)"))
+        }
+        (ConnectorKind::GoogleChat, Some(_)) => {
+        return Err(DomainError::invalid("app_secret", "a Google Chat connector has no app secret; omit it"))
+        }
+        _ => {}
+    }
+    let app_tenant_id = match (kind, input.app_tenant_id.as_deref().map(str::trim)) {
+        (_, None) => None,
+        (ConnectorKind::GoogleChat, Some(_)) => {
+            return Err(DomainError::invalid(
+                "app_tenant_id",
+                "only a Teams connector has an Entra tenant; omit it",
+            ))
+        }
+        (ConnectorKind::Teams, Some(tenant)) => {
+            let valid = !tenant.is_empty()
+                && tenant.len() <= 128
+                && tenant
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !valid {
+                return Err(DomainError::invalid(
+                    "app_tenant_id",
+                    "the bot's Entra tenant id (a GUID) or primary domain",
+                ));
+            }
+            Some(tenant.to_owned())
+        }
+    };
+    Ok((kind, app_tenant_id))
 }
 
 fn not_found() -> DomainError {
@@ -70,17 +114,7 @@ impl Keyward {
         input: ConnectorInput,
     ) -> Result<ConnectorRecord, DomainError> {
         crate::validate::name("name", &input.name)?;
-        let kind = ConnectorKind::parse(&input.kind)
-            .ok_or_else(|| DomainError::invalid("kind", "`teams` or `google-chat`"))?;
-        match (kind, &input.app_secret) {
-            (ConnectorKind::Teams, None) => {
-                return Err(DomainError::invalid("app_secret", "a Teams connector needs its app password (Azure app registration → Certificates & secrets)"))
-            }
-            (ConnectorKind::GoogleChat, Some(_)) => {
-                return Err(DomainError::invalid("app_secret", "a Google Chat connector has no app secret; omit it"))
-            }
-            _ => {}
-        }
+        let (kind, app_tenant_id) = kind_and_tenant(&input)?;
         let app_id = input.app_id.trim();
         if app_id.is_empty() || app_id.len() > 128 || !app_id.chars().all(|c| c.is_ascii_graphic())
         {
@@ -119,6 +153,7 @@ impl Keyward {
             model: input.model.trim().to_owned(),
             knowledge_base_id,
             app_id: app_id.to_owned(),
+            app_tenant_id,
             secret: None,
             secret_ref: None,
             active: true,

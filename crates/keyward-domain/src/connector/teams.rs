@@ -200,14 +200,18 @@ impl Keyward {
             .vault
             .open_secret(sealed, &app_secret_binding(connector))
             .await?;
+        // A single-tenant bot's token comes from its own tenant; a multi-tenant bot's from
+        // Bot Framework's.
+        let token_url = match &connector.app_tenant_id {
+            Some(tenant) => self
+                .connectors
+                .teams_tenant_token_url
+                .replace("{tenant}", tenant),
+            None => self.connectors.teams_token_url.clone(),
+        };
         let (status, body) = self
             .router
-            .request_token(
-                &self.connectors.teams_token_url,
-                &connector.app_id,
-                &secret,
-                BOT_SCOPE,
-            )
+            .request_token(&token_url, &connector.app_id, &secret, BOT_SCOPE)
             .await?;
         drop(secret);
         let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();

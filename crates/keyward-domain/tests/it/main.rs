@@ -103,6 +103,7 @@ pub async fn open(dir: &tempfile::TempDir) -> Result<Keyward, keyward_domain::Do
         connectors: keyward_domain::ConnectorsConfig {
             teams_openid_metadata_url: "https://login.botframework.com/v1/.well-known/openidconfiguration".to_owned(),
             teams_token_url: "https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token".to_owned(),
+            teams_tenant_token_url: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token".to_owned(),
             teams_service_url_allow: vec!["smba.trafficmanager.net".to_owned()],
             google_chat_certs_url: "https://www.googleapis.com/service_accounts/v1/metadata/x509/chat@system.gserviceaccount.com".to_owned(),
         },

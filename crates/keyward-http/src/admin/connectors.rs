@@ -33,6 +33,9 @@ pub(crate) struct CreateConnector {
     app_id: String,
     /// Teams: the app password, sealed and never shown again.
     app_secret: Option<String>,
+    /// Teams, single-tenant bot: its Entra tenant id (GUID or primary domain); omit for a
+    /// multi-tenant bot.
+    app_tenant_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -64,6 +67,7 @@ pub(crate) async fn create(
         model: body.model,
         knowledge_base: body.knowledge_base,
         app_id: body.app_id,
+        app_tenant_id: body.app_tenant_id,
         app_secret: body
             .app_secret
             .map(keyward_core::secret::ProviderSecret::new),

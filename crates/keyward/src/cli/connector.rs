@@ -33,6 +33,9 @@ pub(super) enum ConnectorCommand {
         /// A knowledge base (name or id) searched when the user's department owns it.
         #[arg(long)]
         knowledge_base: Option<String>,
+        /// Teams, single-tenant bot: its Entra tenant id (GUID or primary domain).
+        #[arg(long)]
+        app_tenant_id: Option<String>,
     },
     /// List a tenant's connectors.
     List {
@@ -85,6 +88,7 @@ pub(super) async fn connector(
             model,
             app_id,
             knowledge_base,
+            app_tenant_id,
         } => {
             let scope = scope_of(keyward, &tenant).await?;
             let app_secret = if kind == "teams" {
@@ -98,6 +102,7 @@ pub(super) async fn connector(
                 model,
                 knowledge_base,
                 app_id,
+                app_tenant_id,
                 app_secret,
             };
             (vec![keyward.create_connector(&scope, input).await?], true)

@@ -405,6 +405,8 @@ struct FakeMicrosoft {
     private_pem: Vec<u8>,
     replies: Arc<std::sync::Mutex<Vec<(String, Value)>>>,
     token_requests: Arc<AtomicU64>,
+    /// Entra tenants single-tenant bots asked for a token.
+    tenant_tokens: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl FakeMicrosoft {
@@ -447,6 +449,8 @@ impl FakeMicrosoft {
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let replies = Arc::new(std::sync::Mutex::new(Vec::new()));
         let token_requests = Arc::new(AtomicU64::new(0));
+        let tenant_tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let asked = tenant_tokens.clone();
         let (jwks_uri, recorded, tokens) = (
             format!("{origin}/keys"),
             replies.clone(),
@@ -468,6 +472,10 @@ impl FakeMicrosoft {
                     }
                 }
             }))
+            .route("/tenants/{tenant}/token", post(move |Path(tenant): Path<String>| {
+                asked.lock().unwrap().push(tenant);
+                async move { Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": "tenant-token-1"})) }
+            }))
             .route("/v3/conversations/{conversation}/activities/{activity}", post(move |Path((_, activity)): Path<(String, String)>, headers: HeaderMap, Json(body): Json<Value>| {
                 let bearer = headers.get("authorization").and_then(|value| value.to_str().ok()).unwrap_or("").to_owned();
                 recorded.lock().unwrap().push((bearer, json!({"activity": activity, "body": body})));
@@ -479,6 +487,7 @@ impl FakeMicrosoft {
             private_pem: std::fs::read(dir.path().join("key.pem")).unwrap(),
             replies,
             token_requests,
+            tenant_tokens,
         }
     }
 
@@ -539,6 +548,10 @@ async fn a_teams_question_is_answered_in_the_conversation_and_forgeries_are_refu
                 (
                     "KEYWARD_CONNECTORS_TEAMS_TOKEN_URL",
                     &format!("{}/token", fake.origin),
+                ),
+                (
+                    "KEYWARD_CONNECTORS_TEAMS_TENANT_TOKEN_URL",
+                    &format!("{}/tenants/{{tenant}}/token", fake.origin),
                 ),
                 ("KEYWARD_CONNECTORS_TEAMS_SERVICE_URL_ALLOW", "127.0.0.1"),
             ],
@@ -690,6 +703,32 @@ async fn a_teams_question_is_answered_in_the_conversation_and_forgeries_are_refu
             2,
             "nobody else got a reply"
         );
+
+        // A single-tenant bot gets its token from its own Entra tenant's endpoint.
+        let single: Value = world.app.operator(Method::POST, &format!("/admin/v1/tenants/{}/connectors", world.tenant))
+            .json(&json!({"kind": "teams", "name": "single-bot", "model": "team-openai/gpt-4o-mini", "app_id": TEAMS_APP,
+                          "app_secret": TEAMS_SECRET, "app_tenant_id": "contoso-tenant-guid"}))
+            .send().await.unwrap().json().await.unwrap();
+        assert_eq!(single["app_tenant_id"], "contoso-tenant-guid", "{single}");
+        let reply = world
+            .app
+            .request(Method::POST, single["endpoint"].as_str().unwrap())
+            .bearer_auth(fake.token(&fake.claims()))
+            .json(&activity(
+                &fake,
+                "act-9",
+                "msteams",
+                "obj-alice",
+                "What about travel?",
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 202);
+        let replies = fake.replies_after(3).await;
+        assert_eq!(replies.len(), 3);
+        assert_eq!(replies[2].0, "Bearer tenant-token-1");
+        assert_eq!(*fake.tenant_tokens.lock().unwrap(), ["contoso-tenant-guid"]);
 
         // The app password is sealed: never in the database files, logs or responses.
         assert!(!captured_logs().contains(TEAMS_SECRET));
