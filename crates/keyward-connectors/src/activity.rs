@@ -24,6 +24,9 @@ pub struct TeamsActivity {
     pub channel_id: String,
     pub service_url: String,
     pub conversation_id: String,
+    /// The sender's channel id (`from.id`) and the bot's (`recipient.id`), for the reply.
+    pub from_id: Option<String>,
+    pub recipient_id: Option<String>,
     /// `aad:{channelData.tenant.id}/{from.aadObjectId}` when both are present.
     pub identity: Option<String>,
     /// The message text without `<at>` mentions, if any text is left.
@@ -94,6 +97,8 @@ impl TeamsActivity {
             channel_id: field(&["channelId"], "channelId")?,
             service_url: field(&["serviceUrl"], "serviceUrl")?,
             conversation_id: field(&["conversation", "id"], "conversation.id")?,
+            from_id: text_at(&value, &["from", "id"]).map(str::to_owned),
+            recipient_id: text_at(&value, &["recipient", "id"]).map(str::to_owned),
             identity,
             question,
         })

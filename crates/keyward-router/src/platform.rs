@@ -61,18 +61,26 @@ impl Router {
         Ok((status, body.to_vec()))
     }
 
-    /// Posts a chat reply (`{"type": "message", "text": …, "replyToId": …}`, markdown) with a
-    /// bearer token; returns the platform's status.
+    /// Posts a chat reply (Bot Framework "Send and receive messages": `type`, `text`,
+    /// `replyToId`, and `conversation`, `from` = the bot, `recipient` = the user) with a bearer
+    /// token; returns the platform's status.
     pub async fn post_chat_reply(
         &self,
         url: &str,
         token: &ProviderSecret,
-        reply_to: &str,
+        to: &ReplyTo<'_>,
         text: &BodyText,
     ) -> Result<u16, RouterError> {
         let url = platform_url(url)?;
         self.egress.check_literal(&url)?;
-        let body = json!({"type": "message", "textFormat": "markdown", "replyToId": reply_to, "text": text.expose()});
+        let mut body = json!({"type": "message", "textFormat": "markdown", "replyToId": to.activity_id,
+                              "conversation": {"id": to.conversation_id}, "text": text.expose()});
+        if let Some(bot) = to.bot_id {
+            body["from"] = json!({"id": bot});
+        }
+        if let Some(user) = to.user_id {
+            body["recipient"] = json!({"id": user});
+        }
         let request = self
             .egress
             .client
@@ -88,6 +96,15 @@ impl Router {
         let _ = self.read_bounded(response).await;
         Ok(status)
     }
+}
+
+/// Who a reply goes to: the activity it answers, its conversation, the bot (the activity's
+/// recipient) and the user (its sender).
+pub struct ReplyTo<'a> {
+    pub activity_id: &'a str,
+    pub conversation_id: &'a str,
+    pub bot_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
 }
 
 fn platform_url(url: &str) -> Result<url::Url, RouterError> {

@@ -164,11 +164,13 @@ impl Keyward {
                 return;
             }
         };
-        match self
-            .router
-            .post_chat_reply(&url, &token, &activity.id, &text)
-            .await
-        {
+        let to = keyward_router::platform::ReplyTo {
+            activity_id: &activity.id,
+            conversation_id: &activity.conversation_id,
+            bot_id: activity.recipient_id.as_deref(),
+            user_id: activity.from_id.as_deref(),
+        };
+        match self.router.post_chat_reply(&url, &token, &to, &text).await {
             Ok(status) if (200..300).contains(&status) => {}
             Ok(status) => {
                 tracing::warn!(connector = %connector.id, status, "Teams refused the reply")

@@ -610,6 +610,12 @@ async fn a_teams_question_is_answered_in_the_conversation_and_forgeries_are_refu
         assert_eq!(bearer, "Bearer bot-token-1");
         assert_eq!(reply["activity"], "act-1");
         assert_eq!(reply["body"]["replyToId"], "act-1");
+        assert_eq!(
+            reply["body"]["conversation"]["id"],
+            "a:1conversation;messageid=1"
+        );
+        assert_eq!(reply["body"]["from"]["id"], "28:bot");
+        assert_eq!(reply["body"]["recipient"]["id"], "29:user");
         assert!(
             reply["body"]["text"]
                 .as_str()
