@@ -335,18 +335,13 @@ impl Store {
         expected: &SealedSecret,
         new: &SealedSecret,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE credentials SET secret_blob = $1, secret_key_version = $2
-             WHERE id = $3 AND secret_blob = $4 AND secret_key_version = $5",
+        self.swap_sealed(
+            crate::sealed_swap::SealedColumn::Credential,
+            &id.to_string(),
+            expected,
+            new,
         )
-        .bind(&new.blob)
-        .bind(i64::from(new.key_version.get()))
-        .bind(id.to_string())
-        .bind(&expected.blob)
-        .bind(i64::from(expected.key_version.get()))
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .await
     }
 
     /// How many sealed values each master-key version holds: credentials' secrets, documents'

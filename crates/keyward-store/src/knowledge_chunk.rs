@@ -289,19 +289,11 @@ impl Store {
         expected: &SealedSecret,
         new: &SealedSecret,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(&format!(
-            "UPDATE {} SET sealed_blob = $1, sealed_key_version = $2
-             WHERE id = $3 AND sealed_blob = $4 AND sealed_key_version = $5",
-            table.name()
-        ))
-        .bind(&new.blob)
-        .bind(i64::from(new.key_version.get()))
-        .bind(id)
-        .bind(&expected.blob)
-        .bind(i64::from(expected.key_version.get()))
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let column = match table {
+            KnowledgeTable::Documents => crate::sealed_swap::SealedColumn::Document,
+            KnowledgeTable::Chunks => crate::sealed_swap::SealedColumn::Chunk,
+        };
+        self.swap_sealed(column, id, expected, new).await
     }
 }
 

@@ -34,6 +34,7 @@ mod page;
 mod platform_key;
 mod rate_bucket;
 mod route;
+mod sealed_swap;
 mod tenant;
 mod tenant_price;
 mod wal_pacing;

@@ -15,7 +15,7 @@ use keyward_store::ConnectorRecord;
 use sha2::{Digest, Sha256};
 
 use crate::inference::{Caller, KnowledgeRequest};
-use crate::{CallContext, DomainError, InferenceReply, KeyLimits, Keyward};
+use crate::{CallContext, DomainError, InferenceReply, Keyward};
 
 /// The channel label of Google Chat.
 const GOOGLE_CHAT: &str = "google-chat";
@@ -159,15 +159,7 @@ impl Keyward {
             .await
             .map_err(DomainError::from)?
             .and_then(|department| department.models);
-        let caller = Caller {
-            tenant,
-            key: None,
-            department: Some(department),
-            admin: false,
-            key_models: None,
-            department_models,
-            limits: KeyLimits::default(),
-        };
+        let caller = Caller::keyless(tenant, Some(department), department_models, false);
         let knowledge = self.connector_knowledge(connector, department).await?;
         let tags = BTreeMap::from([
             ("connector".to_owned(), connector.name.clone()),

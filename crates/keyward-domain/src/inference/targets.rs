@@ -29,6 +29,28 @@ pub(crate) struct Caller {
     pub limits: KeyLimits,
 }
 
+impl Caller {
+    /// A caller without a platform key: the operator's or a tenant admin's tenant scope
+    /// (`admin`: every department's knowledge), or a chat connector's user in `department`.
+    /// No per-key limits; the department's allow-list still applies.
+    pub(crate) fn keyless(
+        tenant: TenantId,
+        department: Option<DepartmentId>,
+        department_models: Option<Vec<String>>,
+        admin: bool,
+    ) -> Self {
+        Self {
+            tenant,
+            key: None,
+            department,
+            admin,
+            key_models: None,
+            department_models,
+            limits: KeyLimits::default(),
+        }
+    }
+}
+
 /// One place a call may go: a credential and the provider's name of the model.
 pub(super) struct Attempt {
     pub credential: CredentialRecord,

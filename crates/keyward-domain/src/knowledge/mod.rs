@@ -31,7 +31,7 @@ pub use ingest::{DocumentInput, DocumentSummary};
 pub(crate) use search::KnowledgeIndexes;
 
 use crate::inference::Caller;
-use crate::{Actor, DomainError, KeyLimits, Keyward, TenantScope};
+use crate::{Actor, DomainError, Keyward, TenantScope};
 
 /// Default chunk size and overlap (SPEC), in tokens of `cl100k_base`.
 pub const DEFAULT_CHUNK_TOKENS: u32 = 400;
@@ -114,15 +114,7 @@ impl Keyward {
     /// carry no platform key.
     pub fn knowledge_access_for_scope(&self, scope: &TenantScope) -> KnowledgeAccess {
         KnowledgeAccess {
-            caller: Caller {
-                tenant: scope.tenant(),
-                key: None,
-                department: None,
-                admin: true,
-                key_models: None,
-                department_models: None,
-                limits: KeyLimits::default(),
-            },
+            caller: Caller::keyless(scope.tenant(), None, None, true),
         }
     }
 

@@ -203,19 +203,19 @@ async fn an_unpriced_model_is_refused_under_a_hard_cap_until_it_has_a_rate() {
     assert_eq!(chat(&unpriced).await.unwrap().status(), 200);
 }
 
-/// A provider that streams tiny events without end is cut at `egress.max_stream_bytes`: the
-/// client sees the break, the row settles as a provider failure, and the budget keeps the
-/// call's whole reservation (#23 item 10).
-#[tokio::test]
-async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservation() {
-    let setup = setup(&[("KEYWARD_EGRESS_MAX_STREAM_BYTES", "65536")]).await;
-    rate(&setup, "mock-endless", "0", "1000").await;
-    daily_cap(&setup, "100").await;
+/// Streams `model` with `max_tokens`, checks that the client sees the stream break within
+/// `seconds`, and returns the call's settled ledger row.
+async fn broken_stream(
+    setup: &crate::ledger::Setup,
+    model: &str,
+    max_tokens: u64,
+    seconds: u64,
+) -> Value {
     let response = setup
         .app
         .with_key(&setup.key, Method::POST, "/v1/chat/completions")
         .json(
-            &json!({"model": "team-openai/mock-endless", "stream": true, "max_tokens": 50,
+            &json!({"model": model, "stream": true, "max_tokens": max_tokens,
                       "messages": [{"role": "user", "content": "hi"}]}),
         )
         .send()
@@ -227,8 +227,19 @@ async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservati
         response.bytes().await.is_err(),
         "the client must see the break"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
-    let row = settled_row(&setup, "team-openai/mock-endless").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(seconds));
+    settled_row(setup, model).await
+}
+
+/// A provider that streams tiny events without end is cut at `egress.max_stream_bytes`: the
+/// client sees the break, the row settles as a provider failure, and the budget keeps the
+/// call's whole reservation (#23 item 10).
+#[tokio::test]
+async fn an_endless_stream_is_cut_at_the_stream_budget_and_charged_its_reservation() {
+    let setup = setup(&[("KEYWARD_EGRESS_MAX_STREAM_BYTES", "65536")]).await;
+    rate(&setup, "mock-endless", "0", "1000").await;
+    daily_cap(&setup, "100").await;
+    let row = broken_stream(&setup, "team-openai/mock-endless", 50, 5).await;
     assert_eq!(row["status"], "provider_error", "{row}");
     let budgets = setup.admin(Method::GET, "/budgets", None).await;
     // 50 output tokens at 1,000 micro-dollars each: the whole reservation.
@@ -292,24 +303,7 @@ async fn a_stream_that_goes_silent_settles_as_a_timeout() {
     let setup = setup(&[("KEYWARD_EGRESS_IDLE_TIMEOUT", "1s")]).await;
     rate(&setup, "mock-stall-stream", "0", "1000").await;
     daily_cap(&setup, "100").await;
-    let response = setup
-        .app
-        .with_key(&setup.key, Method::POST, "/v1/chat/completions")
-        .json(
-            &json!({"model": "team-openai/mock-stall-stream", "stream": true, "max_tokens": 20,
-                      "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let started = std::time::Instant::now();
-    assert!(
-        response.bytes().await.is_err(),
-        "the client must see the break"
-    );
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    let row = settled_row(&setup, "team-openai/mock-stall-stream").await;
+    let row = broken_stream(&setup, "team-openai/mock-stall-stream", 20, 10).await;
     assert_eq!(row["status"], "timeout", "{row}");
     let budgets = setup.admin(Method::GET, "/budgets", None).await;
     assert_eq!(budgets["data"][0]["spent_usd"], "0.020000", "{budgets}");
