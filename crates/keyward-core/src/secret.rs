@@ -98,6 +98,66 @@ impl fmt::Debug for PlatformKeyPlaintext {
     }
 }
 
+/// The value of a web console session cookie: 32 random bytes, base64url. The browser holds it
+/// in an `HttpOnly` cookie; the store holds only its SHA-256 (`hash_hex`).
+pub struct ConsoleSessionToken(SecretString);
+
+impl ConsoleSessionToken {
+    /// A fresh token from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        use base64::Engine as _;
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::getrandom(bytes.as_mut_slice())?;
+        Ok(Self(SecretString::from(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_slice()),
+        )))
+    }
+
+    /// A token a browser presented.
+    pub fn presented(value: &str) -> Self {
+        Self(SecretString::from(value.to_owned()))
+    }
+
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The lowercase hex SHA-256 of the token: what the store keys sessions by.
+    pub fn hash_hex(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.0.expose_secret().as_bytes());
+        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for ConsoleSessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// A token a person typed or pasted (the console's sign-in): the operator token or a platform
+/// key, held as a secret from the moment it is decoded from the request body.
+pub struct PresentedToken(SecretString);
+
+impl PresentedToken {
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PresentedToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Self(SecretString::from(text)))
+    }
+}
+
+impl fmt::Debug for PresentedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
 /// The operator's admin token (`KEYWARD_ADMIN_TOKEN`).
 pub struct AdminToken(SecretString);
 

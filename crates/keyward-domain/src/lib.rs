@@ -19,6 +19,7 @@ mod alert;
 mod audit;
 mod budget;
 mod connector;
+mod console;
 mod credential;
 mod department;
 mod error;
@@ -52,6 +53,7 @@ pub use budget::{BudgetInput, BudgetStatus};
 pub use connector::{
     ChatAnswer, ChatResponse, ConnectorInput, ConnectorRefusal, ConnectorsConfig, TeamsAccepted,
 };
+pub use console::SessionLimits;
 pub use credential::{CredentialInput, OpenedCredential};
 pub use department::DepartmentInput;
 pub use error::DomainError;
@@ -60,9 +62,9 @@ pub use inference::{
 };
 pub use keyward_store::TenantPriceRecord;
 pub use keyward_store::{
-    AuditRecord, BudgetRecord, CallRecord, CallStatus, ConnectorRecord, CredentialRecord,
-    CredentialStatus, DepartmentRecord, Page, PageRequest, PlatformKeyRecord, RewrapJob,
-    RewrapState, Role, RouteRecord, TenantRecord,
+    AuditRecord, BudgetRecord, CallFilter, CallRecord, CallStatus, ConnectorRecord,
+    CredentialRecord, CredentialStatus, DepartmentRecord, Page, PageRequest, PlatformKeyRecord,
+    RewrapJob, RewrapState, Role, RouteRecord, TenantRecord,
 };
 pub use knowledge::{
     DocumentInput, DocumentSummary, KnowledgeAccess, KnowledgeBaseInput, KnowledgeBaseSummary,

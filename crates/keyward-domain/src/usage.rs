@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use keyward_core::timestamp::DAY_MILLIS;
 use keyward_core::Timestamp;
-use keyward_store::{CallRecord, PageRequest};
+use keyward_store::{CallFilter, CallRecord, PageRequest};
 
 use crate::{DomainError, Keyward, TenantScope};
 
@@ -25,6 +25,8 @@ pub enum GroupBy {
     Key,
     Credential,
     Department,
+    /// How each call ended (`ok`, `provider_error`, …).
+    Status,
     Tag(String),
 }
 
@@ -36,6 +38,7 @@ impl GroupBy {
             "key" => Self::Key,
             "credential" => Self::Credential,
             "department" => Self::Department,
+            "status" => Self::Status,
             _ => {
                 let name = text.strip_prefix("tag:")?;
                 if name.is_empty() || name.len() > 64 {
@@ -57,6 +60,7 @@ impl GroupBy {
             Self::Key => call.key_id.clone().unwrap_or_else(|| "(none)".to_owned()),
             Self::Credential => call.credential_label.clone(),
             Self::Department => department.unwrap_or("(none)").to_owned(),
+            Self::Status => call.status.as_str().to_owned(),
             Self::Tag(name) => call
                 .tags
                 .get(name)
@@ -179,6 +183,22 @@ impl Keyward {
         Ok(self
             .store
             .calls_between(scope.tenant(), from, to, after, USAGE_PAGE)
+            .await?)
+    }
+
+    /// One page of a tenant's calls in `range`, newest first, before the cursor (a request
+    /// id), keeping the calls `filter` matches: the console's per-call table.
+    pub async fn usage_newest(
+        &self,
+        scope: &TenantScope,
+        range: (Timestamp, Timestamp),
+        filter: &CallFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, DomainError> {
+        Ok(self
+            .store
+            .calls_newest(scope.tenant(), range, filter, before, limit)
             .await?)
     }
 

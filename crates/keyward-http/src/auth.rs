@@ -1,6 +1,6 @@
 //! Who is calling the admin API: `Authorization: Bearer TOKEN` or `x-api-key: TOKEN`, where
 //! TOKEN is the operator's `KEYWARD_ADMIN_TOKEN` (compared in constant time) or a `kw_`
-//! platform key.
+//! platform key; or, from the web console, a session cookie with its CSRF token.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -37,7 +37,13 @@ impl FromRequestParts<AppState> for AdminActor {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(token) = presented_token(&parts.headers) else {
-            return Err(DomainError::Unauthenticated.into());
+            // The web console's session stands in for a bearer token.
+            return match crate::console::session_cookie(&parts.headers) {
+                Some(session) => Ok(Self(
+                    crate::console::session_actor(state, &parts.headers, session).await?,
+                )),
+                None => Err(DomainError::Unauthenticated.into()),
+            };
         };
         if let Some(admin_token) = &state.admin_token {
             if admin_token.matches(token) {

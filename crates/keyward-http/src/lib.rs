@@ -16,6 +16,7 @@
 mod admin;
 mod auth;
 mod connectors;
+pub mod console;
 pub mod error;
 pub mod export;
 mod health;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Longest wait for a model call's whole body (`server.body_read_timeout`).
     pub body_read_timeout: std::time::Duration,
+    /// The web console's session settings and sign-in throttle.
+    pub console: Arc<console::ConsoleState>,
 }
 
 /// Limits and switches of the HTTP layer.
@@ -109,6 +112,7 @@ pub fn router(state: AppState, config: &HttpConfig) -> Router {
         .merge(health::router())
         .merge(v1::router())
         .merge(connectors::router())
+        .merge(console::router())
         .fallback(error::not_found_fallback)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -139,6 +139,17 @@ fn serve_connection(
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(error = %err, "could not set TCP_NODELAY on a connection");
     }
+    // The client's address reaches handlers as axum's `ConnectInfo` (the console's sign-in
+    // throttle is per address).
+    let router = tower::ServiceExt::map_request(
+        router,
+        move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(address));
+            request
+        },
+    );
     let service = TowerToHyperService::new(router);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     let connection = graceful.watch(connection);

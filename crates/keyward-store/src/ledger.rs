@@ -52,7 +52,7 @@ impl CallStatus {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Pending,
             Self::Ok,
@@ -755,6 +755,41 @@ impl Store {
         .collect()
     }
 
+    /// One page of a tenant's calls in `[from, to)`, newest first, before the cursor (a request
+    /// id; request ids grow with time), keeping only the calls `filter` matches.
+    pub async fn calls_newest(
+        &self,
+        tenant: TenantId,
+        (from, to): (Timestamp, Timestamp),
+        filter: &CallFilter,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        sqlx::query_as::<_, CallRow>(
+            "SELECT * FROM ledger WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
+                 AND ($4 IS NULL OR request_id < $4)
+                 AND ($5 IS NULL OR model_requested = $5 OR model_reported = $5)
+                 AND ($6 IS NULL OR key_id = $6)
+                 AND ($7 IS NULL OR credential_id = $7)
+                 AND ($8 IS NULL OR status = $8)
+             ORDER BY request_id DESC LIMIT $9",
+        )
+        .bind(tenant.to_string())
+        .bind(from.unix_millis())
+        .bind(to.unix_millis())
+        .bind(before)
+        .bind(filter.model.as_deref())
+        .bind(filter.key_id.as_deref())
+        .bind(filter.credential_id.as_deref())
+        .bind(filter.status.map(CallStatus::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(CallRecord::try_from)
+        .collect()
+    }
+
     /// Requests routed per UTC day in `[from, to)`: calls made with a platform key, counting a
     /// request once however many fallback attempts it took; a knowledge base's own embedding
     /// calls (`endpoint` `embeddings`) are metered as retrievals and documents instead. No
@@ -782,4 +817,14 @@ impl Store {
             .map(|(day, requests)| RoutedRequests { day, requests })
             .collect())
     }
+}
+
+/// Which calls a usage page keeps; `None` keeps every value.
+#[derive(Clone, Debug, Default)]
+pub struct CallFilter {
+    /// Matches the model requested or the model the provider reported.
+    pub model: Option<String>,
+    pub key_id: Option<String>,
+    pub credential_id: Option<String>,
+    pub status: Option<CallStatus>,
 }

@@ -18,6 +18,7 @@ mod audit;
 mod budget;
 mod connect;
 mod connector;
+mod console_session;
 mod credential;
 mod custody;
 mod department;
@@ -43,6 +44,7 @@ pub use audit::{verify_chain, AuditRecord, ChainBreak, NewAuditEntry, GENESIS_HA
 pub use budget::{BudgetRecord, BudgetScopeKind, WindowSpend};
 pub use connect::{redact_url, Backend, Store, StoreOptions};
 pub use connector::{ConnectorKind, ConnectorRecord};
+pub use console_session::ConsoleSessionRecord;
 pub use credential::{CredentialRecord, CredentialStatus, NewCredential, RewrapCandidate};
 pub use custody::WrappedDataKeyRecord;
 pub use department::DepartmentRecord;
@@ -54,8 +56,8 @@ pub use knowledge::{
 };
 pub use knowledge_chunk::Finished;
 pub use ledger::{
-    Admission, CallRecord, CallStatus, PendingCall, RoutedRequests, Settled, Settlement,
-    SoftLimitCrossed,
+    Admission, CallFilter, CallRecord, CallStatus, PendingCall, RoutedRequests, Settled,
+    Settlement, SoftLimitCrossed,
 };
 pub use master_key::{RewrapJob, RewrapState};
 pub use page::{Page, PageRequest};

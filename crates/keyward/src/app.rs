@@ -56,6 +56,10 @@ impl Application {
             metrics_token: config.metrics_token.clone(),
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
+            console: std::sync::Arc::new(keyward_http::console::ConsoleState::new(
+                config.console_sessions,
+                config.public_url.clone(),
+            )),
         };
         let service = HttpService::new(
             state,

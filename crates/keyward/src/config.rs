@@ -46,6 +46,9 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "server", key: "body_read_timeout", default: "60s", doc: "Time a model call's body has to arrive in full; a slower client gets `invalid_request`." },
     KeySpec { section: "server", key: "max_connections", default: "4096", doc: "Most connections open at once; one more is closed at accept (keep it below the process's file limit)." },
     KeySpec { section: "server", key: "max_connections_per_address", default: "256", doc: "Most connections open at once from one client address (behind a load balancer, its address: raise it)." },
+    KeySpec { section: "server", key: "public_url", default: "", doc: "The URL people reach Keyward at (e.g. `https://keyward.example.com`): the web console accepts requests from this origin only, and its cookie is `Secure` when it is `https://`. Unset: the request's own host, and `Secure` only when a TLS proxy says `x-forwarded-proto: https`." },
+    KeySpec { section: "console", key: "session_idle", default: "30m", doc: "A web console session ends after this long without a request (sign in again)." },
+    KeySpec { section: "console", key: "session_absolute", default: "12h", doc: "A web console session ends this long after sign-in, however active." },
     KeySpec { section: "store", key: "url", default: DEFAULT_STORE_URL, doc: "Database URL: `sqlite://PATH` (one server, WAL mode) or `postgres://USER:PASSWORD@HOST:PORT/DB` (several replicas on one database; `?sslmode=require` for TLS)." },
     KeySpec { section: "store", key: "max_connections", default: "8", doc: "Most database connections this process holds (per replica, with PostgreSQL: keep replicas × this below the server's `max_connections`)." },
     KeySpec { section: "master_key", key: "source", default: DEFAULT_MASTER_KEY_SOURCE, doc: "Master keyring: `file:PATH` or `env:VAR` (lines `VERSION:BASE64`; the default file is created 0600 if absent), or `aws-kms:KEY_ID` / `vault-transit:[MOUNT/]KEY` (data keys wrapped by the key manager, stored wrapped in the database, unwrapped at startup). See docs/key-custody.md." },
@@ -127,6 +130,10 @@ pub struct Config {
     pub vault_approle_mount: String,
     pub log_level: tracing::level_filters::LevelFilter,
     pub log_format: LogFormat,
+    /// `server.public_url`.
+    pub public_url: Option<url::Url>,
+    /// `console.session_idle` and `console.session_absolute`.
+    pub console_sessions: keyward_domain::SessionLimits,
 }
 
 /// The alert webhook.
@@ -465,6 +472,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         keys.duration("secrets.cache_ttl", false, "a duration such as 60s, or 0s");
     let (log_level, log_format) = log_settings(&mut keys);
     let connectors = connector_keys(&mut keys);
+    let (public_url, console_sessions) = console_keys(&mut keys);
     let (server, egress, master_key_source) = (server?, egress?, master_key_source?);
     Some(Config {
         listen: server.listen,
@@ -500,7 +508,43 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         log_level: log_level?,
         log_format: log_format?,
         connectors: connectors?,
+        public_url: public_url?,
+        console_sessions: console_sessions?,
     })
+}
+
+/// `server.public_url` and `console.*`.
+fn console_keys(
+    keys: &mut Keys<'_>,
+) -> (
+    Option<Option<url::Url>>,
+    Option<keyward_domain::SessionLimits>,
+) {
+    let public_url = match keys.get("server.public_url") {
+        "" => Some(None),
+        text => url::Url::parse(text)
+            .ok()
+            .filter(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.username().is_empty()
+                    && url.password().is_none()
+            })
+            .map(Some)
+            .or_else(|| {
+                keys.expected(
+                    "server.public_url",
+                    "an http:// or https:// URL such as https://keyward.example.com",
+                )
+            }),
+    };
+    let idle = keys.duration("console.session_idle", true, "a duration such as 30m");
+    let absolute = keys.duration("console.session_absolute", true, "a duration such as 12h");
+    let limits = match (idle, absolute) {
+        (Some(idle), Some(absolute)) => Some(keyward_domain::SessionLimits { idle, absolute }),
+        _ => None,
+    };
+    (public_url, limits)
 }
 
 /// `server.*`: where to listen, the largest body, the shutdown grace, the bounds on clients.

@@ -1,4 +1,5 @@
-//! `/admin/v1/tenants/{tenant}/audit`: the tenant's entries of the hash-chained audit log.
+//! `/admin/v1/tenants/{tenant}/audit`: the tenant's entries of the hash-chained audit log;
+//! `/admin/v1/audit/verify`: the whole chain checked (operator).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -65,4 +66,35 @@ pub(crate) async fn list(
         .then(|| data.last().map(|entry| entry.seq.to_string()))
         .flatten();
     Ok(Json(AuditList { data, next_cursor }))
+}
+
+/// The result of walking the whole audit chain.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditVerificationView {
+    /// `true` when every entry's hash links to the one before it.
+    intact: bool,
+    /// Entries checked (up to the break, if any).
+    entries: u64,
+    /// The newest good entry's hash: record it elsewhere to detect a truncated tail later.
+    head_hash: String,
+    /// Where the chain breaks, and why; null when intact.
+    broken_at_seq: Option<i64>,
+    reason: Option<String>,
+}
+
+/// Walks the whole hash chain of the audit log, every tenant's entries (operator only).
+#[utoipa::path(get, path = "/admin/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = AuditVerificationView), (status = "4XX", body = ErrorBody)))]
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    AdminActor(actor): AdminActor,
+) -> Result<Json<AuditVerificationView>, ApiError> {
+    let result = state.keyward.verify_audit_log(&actor).await?;
+    Ok(Json(AuditVerificationView {
+        intact: result.broken.is_none(),
+        entries: result.entries,
+        head_hash: result.head_hash,
+        broken_at_seq: result.broken.as_ref().map(|broken| broken.seq),
+        reason: result.broken.map(|broken| broken.reason.to_owned()),
+    }))
 }

@@ -73,6 +73,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::platform_invoice))
         .routes(routes!(reconciliations::create))
         .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
         .routes(routes!(knowledge::create, knowledge::list))
         .routes(routes!(knowledge::get, knowledge::delete))
         .routes(routes!(connectors::create, connectors::list))

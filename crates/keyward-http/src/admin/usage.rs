@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_core::Timestamp;
-use keyward_domain::{usage_range, GroupBy};
+use keyward_domain::{usage_range, CallFilter, CallStatus, GroupBy};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -21,7 +21,7 @@ use super::params::tenant_scope;
 use crate::auth::AdminActor;
 use crate::error::ApiError;
 use crate::export::{render_groups, ExportFormat, UsageExport};
-use crate::views::{InvoiceDayView, PlatformInvoiceView};
+use crate::views::{InvoiceDayView, PlatformInvoiceView, UsageRowView};
 use crate::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -31,11 +31,104 @@ pub(crate) struct UsageParams {
     from: Option<String>,
     /// End: RFC 3339 (exclusive) or `YYYY-MM-DD` (that whole day included). Default: now.
     to: Option<String>,
-    /// `day`, `model`, `key`, `credential`, `department` or `tag:NAME`. Without it, one row
-    /// per call.
+    /// `day`, `model`, `key`, `credential`, `department`, `status` or `tag:NAME`. Without it,
+    /// one row per call.
     group_by: Option<String>,
     /// `json` (default) or `csv`.
     format: Option<String>,
+    /// One page of at most this many calls (1–500), newest first, as JSON with `next_cursor`;
+    /// needed by `cursor` and the filters below. Without it, every call in the range, oldest
+    /// first.
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Only calls that requested, or were served by, this model.
+    model: Option<String>,
+    /// Only calls made with this platform key.
+    key_id: Option<String>,
+    /// Only calls served by this credential.
+    credential_id: Option<String>,
+    /// Only calls that ended with this status.
+    status: Option<String>,
+}
+
+impl UsageParams {
+    fn filter(&self) -> Result<CallFilter, ApiError> {
+        let status = match self.status.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(CallStatus::parse(text).ok_or_else(|| {
+                ApiError::invalid(
+                    "status",
+                    "`pending`, `ok`, `provider_error`, `client_cancelled`, `timeout`, `unreachable`, `egress_blocked` or `interrupted`",
+                )
+            })?),
+        };
+        let text = |value: &Option<String>| value.clone().filter(|value| !value.is_empty());
+        Ok(CallFilter {
+            model: text(&self.model),
+            key_id: text(&self.key_id),
+            credential_id: text(&self.credential_id),
+            status,
+        })
+    }
+
+    fn pages(&self) -> bool {
+        self.limit.is_some()
+            || self.cursor.is_some()
+            || self.model.is_some()
+            || self.key_id.is_some()
+            || self.credential_id.is_some()
+            || self.status.is_some()
+    }
+}
+
+/// Largest `limit` of one usage page.
+const MAX_PAGE: u32 = 500;
+
+/// One page of calls, newest first, filtered.
+async fn newest_page(
+    state: &AppState,
+    scope: &keyward_domain::TenantScope,
+    range: (Timestamp, Timestamp),
+    params: &UsageParams,
+) -> Result<Response, ApiError> {
+    let limit = match params.limit {
+        Some(limit @ 1..=MAX_PAGE) => limit,
+        Some(_) => return Err(ApiError::invalid("limit", "`limit` is 1 to 500")),
+        None => {
+            return Err(ApiError::invalid(
+                "limit",
+                "`cursor` and the filters page the calls: add `limit` (1 to 500)",
+            ))
+        }
+    };
+    if params.group_by.is_some() || matches!(params.format.as_deref(), Some("csv")) {
+        return Err(ApiError::invalid(
+            "limit",
+            "pages are JSON rows: drop `group_by` and `format=csv`, or drop `limit`",
+        ));
+    }
+    let filter = params.filter()?;
+    let calls = state
+        .keyward
+        .usage_newest(scope, range, &filter, params.cursor.as_deref(), limit)
+        .await?;
+    let next_cursor = (calls.len() == limit as usize)
+        .then(|| calls.last().map(|call| call.request_id.clone()))
+        .flatten();
+    let departments = state.keyward.department_names(scope).await?;
+    let data: Vec<UsageRowView> = calls
+        .into_iter()
+        .map(|call| {
+            let department = call
+                .department_id
+                .as_ref()
+                .and_then(|id| departments.get(id))
+                .cloned();
+            UsageRowView::new(call, department)
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "data": data, "next_cursor": next_cursor })).into_response())
 }
 
 /// `from`/`to` as a half-open range.
@@ -54,7 +147,7 @@ fn content_type(format: ExportFormat) -> &'static str {
 #[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/usage", tag = "usage",
     params(("tenant" = String, Path, description = "tenant id"), UsageParams),
     responses(
-        (status = 200, description = "`{\"data\": [usage rows or groups], \"next_cursor\": null}` as JSON, or CSV with the same columns"),
+        (status = 200, description = "`{\"data\": [usage rows or groups], \"next_cursor\": null}` as JSON, or CSV with the same columns; with `limit`, one page of calls newest first and the `next_cursor` of the next page"),
         (status = "4XX", body = ErrorBody)))]
 pub(crate) async fn usage(
     State(state): State<AppState>,
@@ -66,10 +159,13 @@ pub(crate) async fn usage(
     let Query(params) = params.map_err(|_| {
         ApiError::invalid(
             "query",
-            "query parameters are `from`, `to`, `group_by` and `format`",
+            "query parameters are `from`, `to`, `group_by`, `format`, `limit`, `cursor`, `model`, `key_id`, `credential_id` and `status`",
         )
     })?;
     let range = parse_range(params.from.as_deref(), params.to.as_deref())?;
+    if params.pages() {
+        return newest_page(&state, &scope, range, &params).await;
+    }
     let format = match params.format.as_deref() {
         None | Some("json") => ExportFormat::Json,
         Some("csv") => ExportFormat::Csv,
@@ -79,7 +175,7 @@ pub(crate) async fn usage(
         let by = GroupBy::parse(group_by).ok_or_else(|| {
             ApiError::invalid(
                 "group_by",
-                "`day`, `model`, `key`, `credential`, `department` or `tag:NAME`",
+                "`day`, `model`, `key`, `credential`, `department`, `status` or `tag:NAME`",
             )
         })?;
         let groups = state.keyward.usage_grouped(&scope, range, by).await?;

@@ -22,7 +22,7 @@ pub(super) struct UsageArgs {
     /// End: YYYY-MM-DD (included) or RFC 3339 (exclusive).
     #[arg(long)]
     to: Option<String>,
-    /// `day`, `model`, `key`, `credential`, `department` or `tag:NAME`.
+    /// `day`, `model`, `key`, `credential`, `department`, `status` or `tag:NAME`.
     #[arg(long)]
     group_by: Option<String>,
 }

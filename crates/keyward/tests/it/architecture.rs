@@ -21,7 +21,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "keyward-core",
         ],
     ),
-    ("keyward-http", &["keyward-domain", "keyward-core"]),
+    (
+        "keyward-http",
+        &["keyward-domain", "keyward-console", "keyward-core"],
+    ),
     (
         "keyward-domain",
         &[
@@ -35,6 +38,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("keyward-router", &["keyward-core"]),
+    // The web console's page, script and style (compiled in), cookies, CSRF tokens, security
+    // headers and the sign-in throttle. Presentation only: what it shows comes from the admin
+    // API, so it depends on no Keyward crate.
+    ("keyward-console", &[]),
     // Chat connectors: JWT verification (jsonwebtoken) and the platforms' keys and messages.
     ("keyward-connectors", &["keyward-core"]),
     // Knowledge bases: chunking (text-splitter, tiktoken), sealed layouts, the vector index.
@@ -120,6 +127,7 @@ const REEXPORTS: &[(&str, &str)] = &[
     // Read-only records the admin API and the CLI render.
     ("keyward-domain", "keyward_store::AuditRecord"),
     ("keyward-domain", "keyward_store::BudgetRecord"),
+    ("keyward-domain", "keyward_store::CallFilter"),
     ("keyward-domain", "keyward_store::CallRecord"),
     ("keyward-domain", "keyward_store::CallStatus"),
     ("keyward-domain", "keyward_store::ConnectorRecord"),

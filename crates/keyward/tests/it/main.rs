@@ -18,6 +18,7 @@ mod caps;
 mod cli;
 mod conformance;
 mod connectors;
+mod console;
 mod custody;
 mod docs;
 mod fake_azure;
