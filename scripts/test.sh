@@ -52,3 +52,12 @@ cargo build --locked -p keyward -p keyward-mock-provider
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 KEYWARD_BIN="$target/debug/keyward" KEYWARD_MOCK_BIN="$target/debug/keyward-mock-provider" \
   "$venv/bin/pytest" -q -p no:cacheprovider tests/sdk
+
+# The web console in a real browser (tests/console): Debian's Chromium driven by playwright-core,
+# the official OpenAI SDK for Node and axe-core, installed from the lock file.
+log "console browser tests"
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+(cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
+KEYWARD_BIN="$target/debug/keyward" KEYWARD_MOCK_BIN="$target/debug/keyward-mock-provider" \
+  node --test --test-concurrency=1 tests/console/console.test.mjs

@@ -31,7 +31,17 @@ function message(kind, text) {
 }
 
 function usd(micro) {
-  return `$${(Number(micro || 0) / 1e6).toFixed(micro && Math.abs(micro) < 10000 ? 4 : 2)}`;
+  // Micro-dollars: a call costs fractions of a cent, so small amounts keep all six places.
+  return `$${(Number(micro || 0) / 1e6).toFixed(micro && Math.abs(micro) < 10000 ? 6 : 2)}`;
+}
+
+// A decimal USD string from the API ("25.000000") as people read it ("$25.00"), keeping every
+// significant digit of sub-cent amounts.
+function dollars(text) {
+  if (text === null || text === undefined) return "—";
+  const [whole, fraction = ""] = String(text).split(".");
+  const kept = fraction.replace(/0+$/, "");
+  return `$${whole}.${kept.length > 2 ? kept : kept.padEnd(2, "0")}`;
 }
 
 function number(value) {
@@ -293,7 +303,7 @@ const PROVIDERS = ["openai", "azure-openai", "anthropic", "bedrock", "mistral", 
 function credentialRow(credential, result, refresh) {
   const post = (action, text) => (event) => act(result, event.currentTarget,
     () => api("POST", tenantPath(`/credentials/${credential.id}/${action}`)), text).then(refresh);
-  const rotateSecret = h("input", { type: "password", autocomplete: "off", "aria-label": `New secret for ${credential.label}` });
+  const rotateSecret = h("input", { type: "password", autocomplete: "off", placeholder: "new secret", "aria-label": `New secret for ${credential.label}` });
   const rotate = h("form", { class: "inline", onsubmit: async (event) => {
     event.preventDefault();
     const done = await act(result, event.submitter, () =>
@@ -425,7 +435,7 @@ function spendBar(budget) {
   const soft = budget.soft_limit_usd === null ? null : Number(budget.soft_limit_usd);
   const scale = Math.max(hard ?? 0, soft ?? 0, spent + reserved, 0.000001);
   const bar = h("div", { class: `bar ${hard !== null && spent >= hard ? "over" : ""}`, role: "img",
-    "aria-label": `${budget.spent_usd} USD spent${hard !== null ? ` of ${budget.hard_limit_usd} hard cap` : ""}` });
+    "aria-label": `${dollars(budget.spent_usd)} spent${hard !== null ? ` of a ${dollars(budget.hard_limit_usd)} hard cap` : ""}` });
   const used = h("div", { class: "used" });
   used.style.width = `${Math.min(100, (100 * spent) / scale)}%`;
   const held = h("div", { class: "reserved" });
@@ -445,9 +455,8 @@ function budgetTable(list) {
   return table(["Scope", "Period", "Window", { label: "Spent", num: true }, { label: "In flight", num: true },
     { label: "Soft", num: true }, { label: "Hard", num: true }, "Use"],
   list.map((budget) => h("tr", {}, cell(budget.scope), cell(budget.period), cell(budget.window),
-    cell(`$${budget.spent_usd}`, true), cell(`$${budget.reserved_usd}`, true),
-    cell(budget.soft_limit_usd === null ? "—" : `$${budget.soft_limit_usd}`, true),
-    cell(budget.hard_limit_usd === null ? "—" : `$${budget.hard_limit_usd}`, true), cell(spendBar(budget)))));
+    cell(dollars(budget.spent_usd), true), cell(dollars(budget.reserved_usd), true),
+    cell(dollars(budget.soft_limit_usd), true), cell(dollars(budget.hard_limit_usd), true), cell(spendBar(budget)))));
 }
 
 async function budgets(body) {
@@ -511,7 +520,7 @@ async function usage(body) {
   const credential = h("input", { placeholder: "any", autocomplete: "off", size: 14 });
   const status = h("select", {}, ["", "ok", "provider_error", "client_cancelled", "timeout", "unreachable", "egress_blocked", "interrupted", "pending"]
     .map((value) => h("option", { value, text: value || "any" })));
-  const charts = h("div", { class: "grid" });
+  const charts = h("div", { class: "charts" });
   const calls = h("div", {});
   const detail = h("div", {});
   const notes = h("div", { "aria-live": "polite" });
@@ -525,7 +534,7 @@ async function usage(body) {
     charts.replaceChildren(
       h("figure", { class: "card" }, h("figcaption", { text: "Spend per day (USD)" }), columnChart(points, { title: "Spend per day", format: usd })),
       h("figure", { class: "card" }, h("figcaption", { text: "Tokens per day (input + output)" }), columnChart(tokens, { title: "Tokens per day", format: number })),
-      h("figure", { class: "card" }, h("figcaption", { text: `Spend by ${group.value}` }),
+      h("figure", { class: "card wide" }, h("figcaption", { text: `Spend by ${group.value}` }),
         barChart(groups.data.map((row) => ({ label: row.group, value: row.cost_micro_usd })), { title: `Spend by ${group.value}`, format: usd })));
   };
   const loadCalls = async () => {
