@@ -36,6 +36,7 @@ mod record_cache;
 mod route;
 mod tenant;
 mod usage;
+mod usage_days;
 mod validate;
 
 use std::sync::Arc;
@@ -161,6 +162,8 @@ pub struct KeywardInner {
     connectors: ConnectorsConfig,
     platform_keys: Arc<connector::PlatformKeys>,
     teams_tokens: Arc<connector::TeamsTokens>,
+    /// Usage totals of closed days (they no longer change).
+    closed_days: Arc<usage_days::ClosedDays>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -199,6 +202,7 @@ impl Keyward {
             connectors: parts.connectors,
             platform_keys: Arc::default(),
             teams_tokens: Arc::default(),
+            closed_days: Arc::default(),
         };
         let keyward = Self {
             inner: Arc::new(inner),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use keyward_core::timestamp::DAY_MILLIS;
 use keyward_core::Timestamp;
-use keyward_store::{CallFilter, CallRecord, PageRequest};
+use keyward_store::{CallFilter, CallRecord, CallTotals, PageRequest, TotalsColumn};
 
 use crate::{DomainError, Keyward, TenantScope};
 
@@ -91,6 +91,8 @@ pub struct UsageGroup {
 pub struct UsageAggregator {
     by: GroupBy,
     groups: BTreeMap<String, UsageGroup>,
+    /// A sum went past its type: `finish` refuses rather than report it.
+    overflowed: bool,
 }
 
 impl UsageAggregator {
@@ -98,11 +100,31 @@ impl UsageAggregator {
         Self {
             by,
             groups: BTreeMap::new(),
+            overflowed: false,
         }
     }
 
     pub fn add(&mut self, call: &CallRecord, department: Option<&str>) {
         let key = self.by.key_of(call, department);
+        let mut totals = CallTotals {
+            group: None,
+            requests: 1,
+            input_tokens: call.input_tokens.unwrap_or(0),
+            cached_input_tokens: call.cached_input_tokens.unwrap_or(0),
+            cache_write_tokens: call.cache_write_tokens.unwrap_or(0),
+            output_tokens: call.output_tokens.unwrap_or(0),
+            reasoning_tokens: call.reasoning_tokens.unwrap_or(0),
+            cost_micro_usd: call.cost_micro_usd.unwrap_or(0),
+            unpriced_requests: u64::from(call.cost_micro_usd.is_none()),
+            pending: 0,
+        };
+        totals.group = Some(key);
+        self.add_totals(totals);
+    }
+
+    /// Adds a group's totals (summed by the database) to the group `totals.group` names.
+    fn add_totals(&mut self, totals: CallTotals) {
+        let key = totals.group.unwrap_or_else(|| "(none)".to_owned());
         let group = self
             .groups
             .entry(key.clone())
@@ -110,20 +132,36 @@ impl UsageAggregator {
                 group: key,
                 ..UsageGroup::default()
             });
-        group.requests += 1;
-        group.input_tokens += call.input_tokens.unwrap_or(0);
-        group.cached_input_tokens += call.cached_input_tokens.unwrap_or(0);
-        group.cache_write_tokens += call.cache_write_tokens.unwrap_or(0);
-        group.output_tokens += call.output_tokens.unwrap_or(0);
-        group.reasoning_tokens += call.reasoning_tokens.unwrap_or(0);
-        match call.cost_micro_usd {
-            Some(cost) => group.cost_micro_usd += cost,
-            None => group.unpriced_requests += 1,
+        let sums = [
+            (&mut group.requests, totals.requests),
+            (&mut group.input_tokens, totals.input_tokens),
+            (&mut group.cached_input_tokens, totals.cached_input_tokens),
+            (&mut group.cache_write_tokens, totals.cache_write_tokens),
+            (&mut group.output_tokens, totals.output_tokens),
+            (&mut group.reasoning_tokens, totals.reasoning_tokens),
+            (&mut group.unpriced_requests, totals.unpriced_requests),
+        ];
+        for (sum, value) in sums {
+            match sum.checked_add(value) {
+                Some(total) => *sum = total,
+                None => self.overflowed = true,
+            }
+        }
+        match group.cost_micro_usd.checked_add(totals.cost_micro_usd) {
+            Some(total) => group.cost_micro_usd = total,
+            None => self.overflowed = true,
         }
     }
 
-    pub fn finish(self) -> Vec<UsageGroup> {
-        self.groups.into_values().collect()
+    /// The groups in order, or an error when a sum did not fit (never a wrapped figure).
+    pub fn finish(self) -> Result<Vec<UsageGroup>, DomainError> {
+        if self.overflowed {
+            return Err(DomainError::invalid(
+                "from",
+                "the totals of this range do not fit in a 64-bit sum; choose a shorter range",
+            ));
+        }
+        Ok(self.groups.into_values().collect())
     }
 }
 
@@ -224,7 +262,7 @@ impl Keyward {
         }
     }
 
-    /// Usage grouped, reading the range page by page.
+    /// Usage grouped: summed by the database for a column, page by page here for a tag.
     pub async fn usage_grouped(
         &self,
         scope: &TenantScope,
@@ -232,6 +270,44 @@ impl Keyward {
         by: GroupBy,
     ) -> Result<Vec<UsageGroup>, DomainError> {
         let departments = self.department_names(scope).await?;
+        let column = match &by {
+            GroupBy::Day => TotalsColumn::Day,
+            GroupBy::Model => TotalsColumn::Model,
+            GroupBy::Key => TotalsColumn::Key,
+            GroupBy::Credential => TotalsColumn::Credential,
+            GroupBy::Department => TotalsColumn::Department,
+            GroupBy::Status => TotalsColumn::Status,
+            GroupBy::Tag(_) => return self.usage_by_tag(scope, range, by, &departments).await,
+        };
+        let mut aggregator = UsageAggregator::new(by);
+        let pieces = self
+            .closed_days
+            .totals(&self.store, scope.tenant(), range, column)
+            .await?;
+        for mut totals in pieces {
+            totals.group = match column {
+                TotalsColumn::Day => totals
+                    .group
+                    .and_then(|day| day.parse::<i64>().ok())
+                    .map(|day| Timestamp::from_unix_millis(day * DAY_MILLIS).utc_date()),
+                TotalsColumn::Department => {
+                    totals.group.and_then(|id| departments.get(&id).cloned())
+                }
+                _ => totals.group,
+            };
+            aggregator.add_totals(totals);
+        }
+        aggregator.finish()
+    }
+
+    /// Usage grouped by a tag's value, reading the range page by page.
+    async fn usage_by_tag(
+        &self,
+        scope: &TenantScope,
+        range: (Timestamp, Timestamp),
+        by: GroupBy,
+        departments: &HashMap<String, String>,
+    ) -> Result<Vec<UsageGroup>, DomainError> {
         let mut aggregator = UsageAggregator::new(by);
         let mut after: Option<String> = None;
         loop {
@@ -248,7 +324,7 @@ impl Keyward {
                 Some(last) if page.len() == USAGE_PAGE as usize => {
                     after = Some(last.request_id.clone())
                 }
-                _ => return Ok(aggregator.finish()),
+                _ => return aggregator.finish(),
             }
         }
     }

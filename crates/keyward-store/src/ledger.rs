@@ -765,9 +765,16 @@ impl Store {
         before: Option<&str>,
         limit: u32,
     ) -> Result<Vec<CallRecord>, StoreError> {
+        // Request ids are UUIDv7 (`RequestId::generate`), so they sort by the time they were
+        // made, which is within the body-read timeout of `created_at`: bounding the id by the
+        // range (an hour wider on each side) lets both databases walk the (tenant, request id)
+        // index backwards and stop after `limit` rows; `created_at` keeps the range exact.
+        let before = before
+            .map(str::to_owned)
+            .unwrap_or_else(|| request_id_bound(to.unix_millis().saturating_add(HOUR_MILLIS)));
         sqlx::query_as::<_, CallRow>(
             "SELECT * FROM ledger WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
-                 AND ($4 IS NULL OR request_id < $4)
+                 AND request_id < $4 AND request_id >= $10
                  AND ($5 IS NULL OR model_requested = $5 OR model_reported = $5)
                  AND ($6 IS NULL OR key_id = $6)
                  AND ($7 IS NULL OR credential_id = $7)
@@ -783,11 +790,46 @@ impl Store {
         .bind(filter.credential_id.as_deref())
         .bind(filter.status.map(CallStatus::as_str))
         .bind(i64::from(limit))
+        .bind(request_id_bound(
+            from.unix_millis().saturating_sub(HOUR_MILLIS),
+        ))
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .map(CallRecord::try_from)
         .collect()
+    }
+
+    /// A tenant's calls in `[from, to)` summed per value of `column`, by the database. Every
+    /// sum is checked: a total past `i64` is an error on both backends (SQLite's integer
+    /// `SUM` raises; PostgreSQL's `CAST(… AS BIGINT)` of the exact `numeric` sum raises), never
+    /// a wrapped or rounded figure.
+    pub async fn call_totals(
+        &self,
+        tenant: TenantId,
+        (from, to): (Timestamp, Timestamp),
+        column: TotalsColumn,
+    ) -> Result<Vec<CallTotals>, StoreError> {
+        let group = column.expression();
+        let rows: Vec<TotalsRow> = sqlx::query_as(&format!(
+            "SELECT {group} AS grp, COUNT(*) AS requests,
+                 CAST(SUM(input_tokens) AS BIGINT) AS input_tokens,
+                 CAST(SUM(cached_input_tokens) AS BIGINT) AS cached_input_tokens,
+                 CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens,
+                 CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
+                 CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens,
+                 CAST(SUM(cost_micro_usd) AS BIGINT) AS cost_micro_usd,
+                 CAST(SUM(CASE WHEN cost_micro_usd IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced,
+                 CAST(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS pending
+             FROM ledger WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
+             GROUP BY {group}"
+        ))
+        .bind(tenant.to_string())
+        .bind(from.unix_millis())
+        .bind(to.unix_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(CallTotals::try_from).collect()
     }
 
     /// Requests routed per UTC day in `[from, to)`: calls made with a platform key, counting a
@@ -827,4 +869,116 @@ pub struct CallFilter {
     pub key_id: Option<String>,
     pub credential_id: Option<String>,
     pub status: Option<CallStatus>,
+}
+
+/// What [`Store::call_totals`] groups by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TotalsColumn {
+    /// The UTC day number (Unix milliseconds / 86,400,000), as text.
+    Day,
+    /// The model the provider reported, else the one requested.
+    Model,
+    /// The platform key id; `None` for Keyward's own calls.
+    Key,
+    Credential,
+    /// The department id; `None` for calls without one.
+    Department,
+    Status,
+}
+
+impl TotalsColumn {
+    fn expression(self) -> &'static str {
+        match self {
+            Self::Day => "CAST(created_at / 86400000 AS TEXT)",
+            Self::Model => "COALESCE(model_reported, model_requested)",
+            Self::Key => "key_id",
+            Self::Credential => "credential_label",
+            Self::Department => "department_id",
+            Self::Status => "status",
+        }
+    }
+}
+
+/// One group's totals; token sums are `None` when no call of the group reported them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallTotals {
+    pub group: Option<String>,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// The priced calls' costs.
+    pub cost_micro_usd: i64,
+    /// Calls without a cost.
+    pub unpriced_requests: u64,
+    /// Calls still in flight: their row (and these totals) will change.
+    pub pending: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct TotalsRow {
+    grp: Option<String>,
+    requests: i64,
+    input_tokens: Option<i64>,
+    cached_input_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+    cost_micro_usd: Option<i64>,
+    unpriced: Option<i64>,
+    pending: Option<i64>,
+}
+
+impl TryFrom<TotalsRow> for CallTotals {
+    type Error = StoreError;
+
+    fn try_from(row: TotalsRow) -> Result<Self, StoreError> {
+        let count = |value: Option<i64>, column| {
+            u64::try_from(value.unwrap_or(0))
+                .map_err(|_| StoreError::corrupt("ledger", column, "(totals)"))
+        };
+        Ok(Self {
+            requests: count(Some(row.requests), "request_id")?,
+            input_tokens: count(row.input_tokens, "input_tokens")?,
+            cached_input_tokens: count(row.cached_input_tokens, "cached_input_tokens")?,
+            cache_write_tokens: count(row.cache_write_tokens, "cache_write_tokens")?,
+            output_tokens: count(row.output_tokens, "output_tokens")?,
+            reasoning_tokens: count(row.reasoning_tokens, "reasoning_tokens")?,
+            unpriced_requests: count(row.unpriced, "cost_micro_usd")?,
+            pending: count(row.pending, "status")?,
+            cost_micro_usd: row.cost_micro_usd.unwrap_or(0),
+            group: row.grp,
+        })
+    }
+}
+
+const HOUR_MILLIS: i64 = 3_600_000;
+
+/// The text that sorts just before every UUIDv7 request id made at or after `millis` (its
+/// 48-bit millisecond prefix, as the hyphenated lowercase form writes it).
+fn request_id_bound(millis: i64) -> String {
+    let millis = millis.clamp(0, (1 << 48) - 1);
+    format!("{:08x}-{:04x}", millis >> 16, millis & 0xffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_bound_sorts_between_ids_made_before_and_after() {
+        let now = Timestamp::now().unix_millis();
+        let before = keyward_core::RequestId::generate().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let bound = request_id_bound(Timestamp::now().unix_millis());
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let after = keyward_core::RequestId::generate().to_string();
+        assert!(before.as_str() < bound.as_str(), "{before} < {bound}");
+        assert!(bound.as_str() < after.as_str(), "{bound} < {after}");
+        assert!(request_id_bound(now - HOUR_MILLIS) < before);
+        assert_eq!(request_id_bound(-5), "00000000-0000");
+        assert_eq!(request_id_bound(i64::MAX), "ffffffff-ffff");
+    }
 }

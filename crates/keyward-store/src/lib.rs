@@ -56,8 +56,8 @@ pub use knowledge::{
 };
 pub use knowledge_chunk::Finished;
 pub use ledger::{
-    Admission, CallFilter, CallRecord, CallStatus, PendingCall, RoutedRequests, Settled,
-    Settlement, SoftLimitCrossed,
+    Admission, CallFilter, CallRecord, CallStatus, CallTotals, PendingCall, RoutedRequests,
+    Settled, Settlement, SoftLimitCrossed, TotalsColumn,
 };
 pub use master_key::{RewrapJob, RewrapState};
 pub use page::{Page, PageRequest};

@@ -437,9 +437,33 @@ async fn usage_pages_newest_first_with_filters() {
         )
         .await;
         let (_, member) = app.issue_key(&tenant, "member").await;
-        for model in ["gpt-4o-mini", "gpt-4o", "gpt-4o-mini"] {
+        let department = app
+            .operator(
+                Method::POST,
+                &format!("/admin/v1/tenants/{tenant}/departments"),
+            )
+            .json(&json!({"name": "sales"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(department.status(), 201);
+        let seller: Value = app
+            .operator(Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"))
+            .json(&json!({"role": "member", "department": "sales"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let seller = seller["key"].as_str().unwrap();
+        for (model, key) in [
+            ("gpt-4o-mini", member.as_str()),
+            ("gpt-4o", seller),
+            ("gpt-4o-mini", seller),
+        ] {
             let response = app
-                .with_key(&member, Method::POST, "/v1/chat/completions")
+                .with_key(key, Method::POST, "/v1/chat/completions")
                 .json(&json!({"model": format!("main/{model}"), "messages": [{"role": "user", "content": "hi"}]}))
                 .send()
                 .await
@@ -464,6 +488,48 @@ async fn usage_pages_newest_first_with_filters() {
         let by_status: Value = app.operator_get(&format!("{usage}?group_by=status")).await;
         assert_eq!(by_status["data"][0]["group"], "ok");
         assert_eq!(by_status["data"][0]["requests"], 3);
+        // Every grouping the database sums agrees with the per-call rows.
+        let calls: Value = app.operator_get(&usage).await;
+        let calls = calls["data"].as_array().unwrap();
+        for by in ["day", "model", "key", "credential", "department", "status"] {
+            let mut expected: std::collections::BTreeMap<String, (u64, u64, u64, i64)> =
+                std::collections::BTreeMap::new();
+            for call in calls {
+                let text = |field: &str| call[field].as_str().map(str::to_owned);
+                let group = match by {
+                    "day" => call["time"].as_str().unwrap()[..10].to_owned(),
+                    "model" => text("model_reported").or(text("model_requested")).unwrap(),
+                    "key" => text("key_id").unwrap_or("(none)".into()),
+                    "credential" => text("credential_label").unwrap(),
+                    "department" => text("department").unwrap_or("(none)".into()),
+                    _ => text("status").unwrap(),
+                };
+                let entry = expected.entry(group).or_default();
+                entry.0 += 1;
+                entry.1 += call["input_tokens"].as_u64().unwrap_or(0);
+                entry.2 += call["output_tokens"].as_u64().unwrap_or(0);
+                entry.3 += call["cost_micro_usd"].as_i64().unwrap_or(0);
+            }
+            let groups: Value = app.operator_get(&format!("{usage}?group_by={by}")).await;
+            let actual: std::collections::BTreeMap<String, (u64, u64, u64, i64)> = groups["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|group| {
+                    (
+                        group["group"].as_str().unwrap().to_owned(),
+                        (
+                            group["requests"].as_u64().unwrap(),
+                            group["input_tokens"].as_u64().unwrap(),
+                            group["output_tokens"].as_u64().unwrap(),
+                            group["cost_micro_usd"].as_i64().unwrap(),
+                        ),
+                    )
+                })
+                .collect();
+            assert_eq!(actual, expected, "group_by={by} on {}", db.url());
+        }
+        assert!(calls.iter().any(|call| call["department"] == "sales"));
         let bad = app
             .operator(Method::GET, &format!("{usage}?model=gpt-4o"))
             .send()
