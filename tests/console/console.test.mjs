@@ -29,6 +29,7 @@ const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/
 const OPERATOR = `console-operator-${crypto.randomUUID()}`;
 const SECRET = `sk-proj-console-${crypto.randomUUID().replaceAll("-", "")}`;
 const CANARY = `CANARY-PROMPT-${crypto.randomUUID()}`;
+const DOCUMENT_CANARY = `CANARY-DOCUMENT-${crypto.randomUUID()}`;
 
 const processes = [];
 let keyward; // origin, e.g. http://127.0.0.1:PORT
@@ -213,6 +214,35 @@ test("a tenant admin does the quickstart in the console", async () => {
   await shoot(page, "usage");
   await s.capture();
 
+  // A knowledge base: upload with progress, ingestion on the tenant's key, a search that names
+  // documents and never shows their text.
+  await operator("POST", `/admin/v1/tenants/${tenant}/departments`, { name: "hr" });
+  await operator("POST", `/admin/v1/tenants/${tenant}/knowledge-bases`, {
+    name: "handbook", department: "hr", embedding: { credential: "team-openai", model: "text-embedding-3-small" } });
+  await open(page, "Knowledge bases");
+  await page.getByRole("row").filter({ hasText: "handbook" }).getByRole("button", { name: "Documents" }).click();
+  await page.getByLabel("Document (text or markdown)").setInputFiles({
+    name: "leave-policy.md", mimeType: "text/markdown",
+    buffer: Buffer.from(`# Leave policy\n\nEmployees get 30 days of paid leave. ${DOCUMENT_CANARY}\n`) });
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.getByText("Uploaded leave-policy.md").waitFor();
+  await page.getByRole("row").filter({ hasText: "leave-policy.md" }).getByText("ready").waitFor();
+  await page.getByLabel(/^Search/).fill("How many days of paid leave?");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("cell", { name: "leave-policy.md" }).nth(1).waitFor();
+  const oversized = await page.evaluate(async (url) => {
+    const form = new FormData();
+    form.append("file", new Blob(["x".repeat(11 * 1024 * 1024)], { type: "text/plain" }), "huge.txt");
+    const { csrf_token: csrf } = await (await fetch("/console/api/session")).json();
+    const response = await fetch(url, { method: "POST", body: form, headers: { "x-keyward-csrf": csrf } });
+    return { status: response.status, body: await response.text() };
+  }, `/v1/knowledge-bases/handbook/documents`);
+  assert.ok([400, 413].includes(oversized.status), `an oversized upload is refused: ${JSON.stringify(oversized)}`);
+  assert.match(oversized.body, /max_body_bytes|too large|larger/, oversized.body);
+  await accessible(page, "knowledge");
+  await shoot(page, "knowledge-documents");
+  await s.capture();
+
   // A provider rejection shows on the credentials page within a second (it polls every second).
   await open(page, "Credentials");
   await fetch(`${mock}/_mock/revoke`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: SECRET }) });
@@ -235,7 +265,6 @@ test("a tenant admin does the quickstart in the console", async () => {
   await shoot(page, "budgets");
   await s.capture();
   await visit(s, "Reconciliation", "reconciliation");
-  await visit(s, "Knowledge bases", "knowledge");
   await visit(s, "Connectors", "connectors");
   await visit(s, "Audit log", "audit");
   await page.getByRole("cell", { name: "credential.add" }).first().waitFor();
@@ -276,7 +305,7 @@ test("a tenant admin does the quickstart in the console", async () => {
   await page.getByRole("heading", { name: "Sign in to the Keyward console" }).waitFor();
 
   for (const text of s.html) {
-    for (const secret of [SECRET, CANARY, admin, issued]) {
+    for (const secret of [SECRET, CANARY, DOCUMENT_CANARY, admin, issued]) {
       assert.ok(!text.includes(secret), "no secret, prompt or key in any page");
     }
   }

@@ -609,13 +609,94 @@ async function reconciliation(body) {
 
 // ---- knowledge bases and connectors ---------------------------------------------------------
 
+// Uploads a file as multipart with the session's CSRF token, reporting upload progress
+// (fetch has no upload progress; XMLHttpRequest does).
+function upload(url, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", url);
+    request.setRequestHeader("x-keyward-csrf", state.session?.csrf_token || "");
+    request.upload.addEventListener("progress", (event) => { if (event.lengthComputable) onProgress(event.loaded / event.total); });
+    request.addEventListener("load", () => {
+      let answer = null;
+      try { answer = JSON.parse(request.responseText); } catch { /* not JSON */ }
+      if (request.status === 401) { showSignIn("Your session has ended; sign in again. The upload was not stored."); reject(new SessionEnded()); }
+      else if (request.status >= 200 && request.status < 300) resolve(answer);
+      else if (request.status === 413) reject(new ApiFailure(`${file.name} is larger than this server accepts (server.max_body_bytes); split it or ask the operator.`, 413));
+      else reject(new ApiFailure(answer?.error?.message || `The server answered ${request.status}.`, request.status));
+    });
+    request.addEventListener("error", () => reject(new ApiFailure("The upload failed: the server could not be reached.", 0)));
+    const form = new FormData();
+    form.append("file", file, file.name);
+    request.send(form);
+  });
+}
+
+function documentsPanel(kb) {
+  const base = `/v1/knowledge-bases/${encodeURIComponent(kb.name)}`;
+  const result = h("div", { "aria-live": "polite" });
+  const rows = h("tbody", {});
+  const refresh = async () => {
+    const list = await api("GET", `${base}/documents`);
+    rows.replaceChildren(...list.data.map((document) => h("tr", {}, cell(document.name), cell(document.content_type),
+      cell(number(document.bytes), true), cell(number(document.chunks), true), cell(statusBadge(document.status)),
+      cell(h("progress", { max: 1, value: document.progress, "aria-label": `Ingestion of ${document.name}` })),
+      cell(document.error || "—"),
+      cell(h("button", { type: "button", class: "danger", text: "Delete", onclick: (event) => {
+        if (!confirm(`Delete ${document.name} and its chunks?`)) return;
+        act(result, event.currentTarget, () => api("DELETE", `${base}/documents/${document.id}`), `Deleted ${document.name}.`).then(refresh);
+      } })))));
+    return list.data.some((document) => document.status === "ingesting");
+  };
+  const file = h("input", { type: "file", accept: ".md,.markdown,.txt,text/plain,text/markdown" });
+  const progress = h("progress", { max: 1, value: 0, class: "progress", "aria-label": "Upload progress", hidden: true });
+  const uploadForm = h("form", { class: "inline", onsubmit: async (event) => {
+    event.preventDefault();
+    if (!file.files.length) { result.replaceChildren(message("error", "Choose a text or markdown file first.")); return; }
+    progress.hidden = false;
+    const chosen = file.files[0];
+    const done = await act(result, event.submitter, () => upload(`${base}/documents`, chosen, (share) => { progress.value = share; }),
+      `Uploaded ${chosen.name}; ingestion progress is shown below.`);
+    progress.hidden = true;
+    if (done) { file.value = ""; poll(); }
+  } }, field("Document (text or markdown)", file), h("button", { type: "submit", text: "Upload" }), progress);
+  const query = h("input", { type: "search", autocomplete: "off", required: true });
+  const hits = h("div", {});
+  const searchForm = h("form", { class: "inline", onsubmit: async (event) => {
+    event.preventDefault();
+    const answer = await act(result, event.submitter, () => api("POST", `${base}/search`, { query: query.value, top_k: 5 }));
+    if (!answer) return;
+    hits.replaceChildren(answer.data.length
+      ? table([{ label: "Rank", num: true }, "Document", { label: "Score", num: true }],
+        answer.data.map((hit, index) => h("tr", {}, cell(index + 1, true), cell(hit.document_name), cell(hit.score.toFixed(3), true))))
+      : h("p", { class: "muted", text: "Nothing matched." }));
+  } }, field("Search (shows which documents match, never their text)", query), h("button", { type: "submit", text: "Search" }));
+  let polling = false;
+  const poll = async () => {
+    if (polling) return;
+    polling = true;
+    try { while (await refresh() && panel.isConnected) await new Promise((done) => setTimeout(done, 1000)); }
+    finally { polling = false; }
+  };
+  const panel = h("div", { class: "card" }, h("h2", { text: `Documents of ${kb.name}` }), uploadForm, searchForm, hits, result,
+    h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Type", "Bytes", "Chunks", "Status", "Ingested", "Error", ""]
+      .map((label) => h("th", { scope: "col", text: label })))), rows));
+  poll().catch((error) => { if (!(error instanceof SessionEnded)) result.replaceChildren(message("error", error.message)); });
+  return panel;
+}
+
 async function knowledge(body) {
   const list = await api("GET", tenantPath("/knowledge-bases"));
-  body.append(list.data.length ? table(["Name", "Department", "Embedding model", { label: "Documents", num: true }, { label: "Chunks", num: true }, "Created"],
+  const panel = h("div", {});
+  const admin = state.session.role === "tenant_admin";
+  body.append(list.data.length ? table(["Name", "Department", "Embedding model", { label: "Documents", num: true }, { label: "Chunks", num: true }, "Created", ""],
     list.data.map((kb) => h("tr", {}, cell(kb.name), cell(kb.department || "—"), cell(kb.embedding ? `${kb.embedding.credential}/${kb.embedding.model}` : "—"),
-      cell(number(kb.documents), true), cell(number(kb.chunks), true), cell(when(kb.created_at)))))
+      cell(number(kb.documents), true), cell(number(kb.chunks), true), cell(when(kb.created_at)),
+      cell(admin ? h("button", { type: "button", class: "secondary", text: "Documents", onclick: () => panel.replaceChildren(documentsPanel(kb)) }) : "—"))))
     : h("p", { class: "muted", text: "No knowledge bases. Create one with `keyward kb create` or the admin API." }));
-  body.append(h("p", { class: "muted", text: "Documents are added with `keyward kb ingest` or POST /v1/knowledge-bases/{kb}/documents; their text is never shown here." }));
+  body.append(panel, h("p", { class: "muted", text: admin
+    ? "Document text is never shown here: only names, sizes and ingestion progress."
+    : "Documents are managed by the tenant's admins (sign in with a tenant admin key)." }));
 }
 
 async function connectors(body) {

@@ -57,17 +57,30 @@ pub struct SearchAnswer;
 
 impl SearchAnswer {
     pub fn to_json(sources: &[SourceChunk]) -> Vec<u8> {
+        Self::render(sources, true)
+    }
+
+    /// The answer without the chunks' headings and text: which documents matched, and how
+    /// well (what the web console shows: it never receives document text).
+    pub fn to_json_without_text(sources: &[SourceChunk]) -> Vec<u8> {
+        Self::render(sources, false)
+    }
+
+    fn render(sources: &[SourceChunk], with_text: bool) -> Vec<u8> {
         let data: Vec<serde_json::Value> = sources
             .iter()
             .map(|source| {
-                json!({
+                let mut hit = json!({
                     "document_id": source.document_id,
                     "document_name": source.document_name.expose(),
                     "chunk_id": source.chunk_id,
-                    "heading": source.heading.expose(),
                     "score": source.score,
-                    "text": source.text.expose(),
-                })
+                });
+                if with_text {
+                    hit["heading"] = json!(source.heading.expose());
+                    hit["text"] = json!(source.text.expose());
+                }
+                hit
             })
             .collect();
         serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default()

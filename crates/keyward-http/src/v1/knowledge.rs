@@ -44,8 +44,27 @@ async fn access(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<KnowledgeAccess, ApiError> {
-    let actor = authenticate(state, headers).await?;
-    Ok(state.keyward.knowledge_access(&actor).await?)
+    Ok(caller(state, headers).await?.0)
+}
+
+/// Who is calling, and whether through the web console: a tenant admin's console session
+/// (with its CSRF token) reaches its tenant's knowledge bases too, but is never sent text.
+async fn caller(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(KnowledgeAccess, bool), ApiError> {
+    let session = crate::auth::presented_token(headers)
+        .is_none()
+        .then(|| crate::console::session_cookie(headers))
+        .flatten();
+    let (actor, console) = match session {
+        Some(session) => (
+            crate::console::session_actor(state, headers, session).await?,
+            true,
+        ),
+        None => (authenticate(state, headers).await?, false),
+    };
+    Ok((state.keyward.knowledge_access(&actor).await?, console))
 }
 
 fn document_id(text: &str) -> Result<DocumentId, ApiError> {
@@ -251,7 +270,7 @@ pub(super) async fn search(
     Path(kb): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, request.headers()).await?;
+    let (access, console) = caller(&state, request.headers()).await?;
     let bytes = axum::body::Bytes::from_request(request, &state)
         .await
         .map_err(|_| too_large())?;
@@ -260,7 +279,12 @@ pub(super) async fn search(
         .keyward
         .search_knowledge(&access, &kb, body.query, body.top_k.unwrap_or(5))
         .await?;
-    let mut response = Response::new(Body::from(SearchAnswer::to_json(&found)));
+    let answer = if console {
+        SearchAnswer::to_json_without_text(&found)
+    } else {
+        SearchAnswer::to_json(&found)
+    };
+    let mut response = Response::new(Body::from(answer));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -544,3 +544,94 @@ async fn usage_pages_newest_first_with_filters() {
         assert_eq!(bad.status(), 400);
     }
 }
+
+#[tokio::test]
+async fn a_console_session_manages_documents_but_never_receives_their_text() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    app.connect(
+        &tenant,
+        &json!({"provider": "openai", "label": "emb", "secret": "sk-proj-emb-0123456789abcdefQq12", "base_url": format!("{}/v1", app.mock_origin)}),
+    )
+    .await;
+    let department = app
+        .operator(
+            Method::POST,
+            &format!("/admin/v1/tenants/{tenant}/departments"),
+        )
+        .json(&json!({"name": "hr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(department.status(), 201);
+    let kb = app
+        .operator(Method::POST, &format!("/admin/v1/tenants/{tenant}/knowledge-bases"))
+        .json(&json!({"name": "handbook", "department": "hr", "embedding": {"credential": "emb", "model": "text-embedding-3-small"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kb.status(), 201);
+    let (_, admin) = app.issue_key(&tenant, "admin").await;
+    let browser = sign_in(&app, &admin).await;
+    let canary = "CANARY-DOCUMENT-4d1f0c2b";
+    let added = browser
+        .admin(Method::POST, "/v1/knowledge-bases/handbook/documents")
+        .json(&json!({"name": "policy.md", "text": format!("# Leave\n\nThirty days of leave. {canary}")}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        added.status().is_success(),
+        "{}",
+        added.text().await.unwrap()
+    );
+    let without_csrf = app
+        .request(Method::GET, "/v1/knowledge-bases/handbook/documents")
+        .header("cookie", format!("kw_console={}", browser.session))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_csrf.status(), 403);
+    for _ in 0..100 {
+        let list: Value = browser
+            .admin(Method::GET, "/v1/knowledge-bases/handbook/documents")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["data"][0]["status"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let query = json!({"query": "How many days of leave?"});
+    let console: Value = browser
+        .admin(Method::POST, "/v1/knowledge-bases/handbook/search")
+        .json(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(console["data"][0]["document_name"], "policy.md");
+    assert!(
+        console["data"][0].get("text").is_none() && console["data"][0].get("heading").is_none()
+    );
+    assert!(!console.to_string().contains(canary));
+    let api: Value = app
+        .with_key(&admin, Method::POST, "/v1/knowledge-bases/handbook/search")
+        .json(&query)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        api["data"][0]["text"].as_str().unwrap().contains(canary),
+        "API clients get the text"
+    );
+}
