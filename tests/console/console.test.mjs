@@ -251,6 +251,8 @@ test("a tenant admin does the quickstart in the console", async () => {
   await page.locator("tr[data-credential='team-openai']").getByText("Rejected by provider").waitFor({ timeout: 5000 });
   const shownAfter = Date.now() - rejectedAt;
   assert.ok(shownAfter <= 1500, `the rejection showed after ${shownAfter} ms`);
+  const lastUsed = page.locator("tr[data-credential='team-openai']").getByRole("cell").nth(5);
+  assert.match(await lastUsed.textContent(), /UTC/, "the credential's last use is shown");
   await shoot(page, "credentials-rejected");
   await s.capture();
 

@@ -300,7 +300,7 @@ async function overview(body) {
 
 const PROVIDERS = ["openai", "azure-openai", "anthropic", "bedrock", "mistral", "groq", "openai-compatible"];
 
-function credentialRow(credential, result, refresh) {
+function credentialRow(credential, result, refresh, lastUsed) {
   const post = (action, text) => (event) => act(result, event.currentTarget,
     () => api("POST", tenantPath(`/credentials/${credential.id}/${action}`)), text).then(refresh);
   const rotateSecret = h("input", { type: "password", autocomplete: "off", placeholder: "new secret", "aria-label": `New secret for ${credential.label}` });
@@ -317,7 +317,7 @@ function credentialRow(credential, result, refresh) {
     cell(credential.label), cell(credential.provider), cell(h("code", { text: credential.fingerprint || credential.secret_ref || "—" })),
     cell(h("span", {}, statusBadge(credential.status),
       rejected ? h("div", { class: "muted", text: `The provider refused this key at ${when(credential.status_changed_at)}: rotate it.` }) : null)),
-    cell(when(credential.rotated_at || credential.created_at)),
+    cell(when(credential.rotated_at || credential.created_at)), cell(lastUsed.get(credential.id) || "—"),
     cell(h("div", { class: "actions" },
       h("button", { type: "button", class: "secondary", text: "Verify", onclick: (event) => act(result, event.currentTarget,
         () => api("POST", tenantPath(`/credentials/${credential.id}/verify`)),
@@ -331,16 +331,27 @@ function credentialRow(credential, result, refresh) {
 async function credentials(body) {
   const result = h("div", { "aria-live": "polite" });
   const rows = h("tbody", {});
+  const lastUsed = new Map();
   let last = "";
   const refresh = async () => {
     const list = await api("GET", tenantPath("/credentials?limit=500"));
     const snapshot = JSON.stringify(list.data);
     if (snapshot === last) return;
     last = snapshot;
-    rows.replaceChildren(...list.data.map((credential) => credentialRow(credential, result, refresh)));
+    rows.replaceChildren(...list.data.map((credential) => credentialRow(credential, result, refresh, lastUsed)));
+  };
+  // When each credential last served a call: its newest ledger row (read once per visit).
+  const loadLastUsed = async () => {
+    const list = await api("GET", tenantPath("/credentials?limit=500"));
+    await Promise.all(list.data.map(async (credential) => {
+      const page = await api("GET", tenantPath(`/usage?limit=1&credential_id=${encodeURIComponent(credential.id)}`));
+      if (page.data.length) lastUsed.set(credential.id, when(page.data[0].time));
+    }));
+    last = "";
+    await refresh();
   };
   const listing = h("table", {}, h("thead", {}, h("tr", {},
-    ["Label", "Provider", "Fingerprint", "Status", "Key since", "Actions"].map((label) => h("th", { scope: "col", text: label })))), rows);
+    ["Label", "Provider", "Fingerprint", "Status", "Key since", "Last used", "Actions"].map((label) => h("th", { scope: "col", text: label })))), rows);
   const label = h("input", { required: true, autocomplete: "off" });
   const provider = h("select", {}, PROVIDERS.map((name) => h("option", { value: name, text: name })));
   const baseUrl = h("input", { type: "url", placeholder: "optional", autocomplete: "off" });
@@ -358,6 +369,7 @@ async function credentials(body) {
   h("button", { type: "submit", text: "Connect" }));
   body.append(h("h2", { text: "Connect a provider key" }), connect, connected, h("h2", { text: "Credentials" }), result, listing);
   await refresh();
+  loadLastUsed().catch(() => {});
   every(1000, refresh);
 }
 
@@ -480,7 +492,7 @@ async function budgets(body) {
 
 // ---- usage ---------------------------------------------------------------------------------
 
-const GROUPS = ["model", "key", "department", "credential", "status"];
+const GROUPS = ["model", "key", "department", "credential", "status", "tag"];
 
 function callDetail(call) {
   const served = `Served by credential ${call.credential_label} (${call.provider}) — this tenant's own key` +
@@ -514,7 +526,9 @@ function callTable(calls, detail) {
 async function usage(body) {
   const from = h("input", { type: "date", value: monthStart() });
   const to = h("input", { type: "date", value: today() });
-  const group = h("select", {}, GROUPS.map((name) => h("option", { value: name, text: name })));
+  const group = h("select", {}, GROUPS.map((name) => h("option", { value: name, text: name === "tag" ? "tag (name below)" : name })));
+  const tag = h("input", { placeholder: "e.g. team", autocomplete: "off", size: 10 });
+  const grouping = () => (group.value === "tag" ? `tag:${tag.value.trim()}` : group.value);
   const model = h("input", { placeholder: "any", autocomplete: "off", size: 14 });
   const key = h("input", { placeholder: "any", autocomplete: "off", size: 14 });
   const credential = h("input", { placeholder: "any", autocomplete: "off", size: 14 });
@@ -528,14 +542,14 @@ async function usage(body) {
   const range = () => `from=${from.value}&to=${to.value}`;
   const loadCharts = async () => {
     const [days, groups] = await Promise.all([
-      api("GET", tenantPath(`/usage?group_by=day&${range()}`)), api("GET", tenantPath(`/usage?group_by=${group.value}&${range()}`))]);
+      api("GET", tenantPath(`/usage?group_by=day&${range()}`)), api("GET", tenantPath(`/usage?group_by=${encodeURIComponent(grouping())}&${range()}`))]);
     const points = days.data.map((day) => ({ label: day.group, value: day.cost_micro_usd }));
     const tokens = days.data.map((day) => ({ label: day.group, value: day.input_tokens + day.output_tokens }));
     charts.replaceChildren(
       h("figure", { class: "card" }, h("figcaption", { text: "Spend per day (USD)" }), columnChart(points, { title: "Spend per day", format: usd })),
       h("figure", { class: "card" }, h("figcaption", { text: "Tokens per day (input + output)" }), columnChart(tokens, { title: "Tokens per day", format: number })),
-      h("figure", { class: "card wide" }, h("figcaption", { text: `Spend by ${group.value}` }),
-        barChart(groups.data.map((row) => ({ label: row.group, value: row.cost_micro_usd })), { title: `Spend by ${group.value}`, format: usd })));
+      h("figure", { class: "card wide" }, h("figcaption", { text: `Spend by ${grouping()}` }),
+        barChart(groups.data.map((row) => ({ label: row.group, value: row.cost_micro_usd })), { title: `Spend by ${grouping()}`, format: usd })));
   };
   const loadCalls = async () => {
     const filters = new URLSearchParams({ from: from.value, to: to.value, limit: "50" });
@@ -561,7 +575,7 @@ async function usage(body) {
     }, "Export downloaded.");
   };
   body.append(h("form", { class: "card inline", onsubmit: (event) => { event.preventDefault(); reload(); } },
-    field("From", from), field("To", to), field("Group by", group), field("Model", model), field("Platform key id", key),
+    field("From", from), field("To", to), field("Group by", group), field("Tag name", tag), field("Model", model), field("Platform key id", key),
     field("Credential id", credential), field("Status", status), h("button", { type: "submit", text: "Show" }),
     h("button", { type: "button", class: "secondary", text: "Export CSV", onclick: exportCsv })),
   notes, charts, h("h2", { text: "Calls" }), detail, calls);
