@@ -192,12 +192,31 @@ test("a tenant admin does the quickstart in the console", async () => {
   assert.ok(!(await page.content()).includes(issued), "the key is not shown after its one display");
   await s.capture();
 
+  // A route for a bare name, and a department with its members.
+  await open(page, "Routes");
+  await page.getByLabel("Name", { exact: true }).fill("chat");
+  await page.getByLabel("Targets (credential/model, in order)").fill("team-openai/gpt-4o-mini");
+  await page.getByRole("button", { name: "Save route" }).click();
+  await page.getByRole("cell", { name: "team-openai/gpt-4o-mini" }).waitFor();
+  await accessible(page, "routes");
+  await s.capture();
+  await open(page, "Departments");
+  await page.getByLabel("Department name").fill("sales");
+  await page.getByRole("button", { name: "Create department" }).click();
+  await page.getByRole("row").filter({ hasText: "sales" }).getByRole("button", { name: "Members" }).click();
+  await page.getByLabel("Members of sales").fill("domain:sales.example.com\nemail:ann@example.com");
+  await page.getByRole("button", { name: "Save members" }).click();
+  await page.getByText("Members of sales saved.").waitFor();
+  await accessible(page, "departments");
+  await shoot(page, "departments");
+  await s.capture();
+
   // Usage before and after a call made through the official OpenAI SDK.
   await open(page, "Usage");
   await page.getByText("No calls match.").waitFor();
   const client = new OpenAI({ apiKey: issued, baseURL: `${keyward}/v1` });
   const completion = await client.chat.completions.create({
-    model: "team-openai/gpt-4o-mini",
+    model: "chat",
     messages: [{ role: "user", content: `Say hello. ${CANARY}` }],
   });
   assert.ok(completion.choices[0].message.content.length > 0);
@@ -266,7 +285,15 @@ test("a tenant admin does the quickstart in the console", async () => {
   await accessible(page, "budgets");
   await shoot(page, "budgets");
   await s.capture();
-  await visit(s, "Reconciliation", "reconciliation");
+  await open(page, "Reconciliation");
+  await page.getByLabel("Provider").selectOption("openai");
+  await page.getByLabel("Export file(s)").setInputFiles(path.join(root, "fixtures/provider-exports/openai-usage-completions.json"));
+  await page.getByRole("button", { name: "Reconcile" }).click();
+  await page.getByText(/day-model lines from/).waitFor();
+  await page.getByText("only_in_provider").first().waitFor();
+  await accessible(page, "reconciliation");
+  await shoot(page, "reconciliation");
+  await s.capture();
   await visit(s, "Connectors", "connectors");
   await visit(s, "Audit log", "audit");
   await page.getByRole("cell", { name: "credential.add" }).first().waitFor();
@@ -322,6 +349,12 @@ test("the operator sees tenants, the master key and verifies the audit chain", a
   await signIn(page, OPERATOR);
   await visit(s, "Tenants", "tenants");
   await page.getByRole("cell", { name: "acme" }).waitFor();
+  await page.getByLabel("New tenant name").fill("initech");
+  await page.getByRole("button", { name: "Create tenant" }).click();
+  await page.getByText(/Created tenant initech/).waitFor();
+  await page.getByRole("row").filter({ hasText: "initech" }).getByRole("link", { name: "Open" }).click();
+  await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+  await page.getByLabel("Tenant").getByRole("option", { name: /initech/, selected: true }).waitFor({ state: "attached" });
   await visit(s, "Master key", "master-key");
   await page.getByText("Primary version 1").waitFor();
   await open(page, "Audit log");

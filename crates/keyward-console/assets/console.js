@@ -56,7 +56,8 @@ function when(text) {
 
 function statusBadge(status) {
   const kind = { active: "good", ok: "good", rejected_by_provider: "bad", disabled: "warn", revoked: "bad",
-    provider_error: "bad", interrupted: "warn", client_cancelled: "warn", pending: "warn" }[status] || "";
+    provider_error: "bad", interrupted: "warn", client_cancelled: "warn", pending: "warn",
+    match: "good", differs: "bad", only_in_keyward: "bad", only_in_provider: "bad" }[status] || "";
   const label = status === "rejected_by_provider" ? "Rejected by provider" : status;
   return h("span", { class: `badge ${kind}`, text: label });
 }
@@ -141,6 +142,8 @@ const VIEWS = [
   { path: "credentials", title: "Credentials", render: credentials },
   { path: "keys", title: "Platform keys", render: platformKeys },
   { path: "budgets", title: "Budgets", render: budgets },
+  { path: "routes", title: "Routes", render: routes },
+  { path: "departments", title: "Departments", render: departments },
   { path: "usage", title: "Usage", render: usage },
   { path: "reconciliation", title: "Reconciliation", render: reconciliation },
   { path: "knowledge", title: "Knowledge bases", render: knowledge },
@@ -490,6 +493,83 @@ async function budgets(body) {
   await refresh();
 }
 
+// ---- routes and departments ---------------------------------------------------------------
+
+function targetsText(targets, labels) {
+  return targets.map((target) => `${labels.get(target.credential) || target.credential}/${target.model}`).join(" → ");
+}
+
+async function routes(body) {
+  const result = h("div", { "aria-live": "polite" });
+  const listing = h("div", {});
+  const refresh = async () => {
+    const [list, credentialList] = await Promise.all([
+      api("GET", tenantPath("/routes?limit=500")), api("GET", tenantPath("/credentials?limit=500"))]);
+    const labels = new Map(credentialList.data.map((credential) => [credential.id, credential.label]));
+    listing.replaceChildren(list.data.length
+      ? table(["Name clients call", "Targets, in order (later ones are fallbacks)", "Updated"],
+        list.data.map((route) => h("tr", {}, cell(route.model), cell(targetsText(route.targets, labels)), cell(when(route.updated_at)))))
+      : h("p", { class: "muted", text: "No routes: clients address models as credential-label/model." }));
+  };
+  const name = h("input", { required: true, autocomplete: "off", placeholder: "e.g. chat" });
+  const targets = h("input", { required: true, autocomplete: "off", size: 50, placeholder: "team-openai/gpt-4o-mini, team-claude/claude-haiku-4-5" });
+  body.append(h("form", { class: "card inline", onsubmit: async (event) => {
+    event.preventDefault();
+    const parsed = targets.value.split(",").map((text) => text.trim()).filter(Boolean).map((text) => {
+      const slash = text.indexOf("/");
+      return { credential: text.slice(0, slash), model: text.slice(slash + 1) };
+    });
+    if (parsed.some((target) => !target.credential || !target.model)) {
+      result.replaceChildren(message("error", "Write each target as credential-label/model, separated by commas."));
+      return;
+    }
+    if (await act(result, event.submitter, () => api("PUT", tenantPath(`/routes/${encodeURIComponent(name.value.trim())}`), { targets: parsed }),
+      `Route ${name.value.trim()} saved.`)) await refresh();
+  } }, field("Name", name), field("Targets (credential/model, in order)", targets), h("button", { type: "submit", text: "Save route" })),
+  result, listing);
+  await refresh();
+}
+
+async function departments(body) {
+  const result = h("div", { "aria-live": "polite" });
+  const listing = h("div", {});
+  const members = h("div", {});
+  const showMembers = async (department) => {
+    const path = tenantPath(`/departments/${encodeURIComponent(department.id)}/members`);
+    const current = await api("GET", path);
+    const identities = h("textarea", { rows: 4, cols: 60, "aria-label": `Members of ${department.name}` });
+    identities.value = (current.identities || []).join("\n");
+    members.replaceChildren(h("form", { class: "card", onsubmit: async (event) => {
+      event.preventDefault();
+      const list = identities.value.split("\n").map((line) => line.trim()).filter(Boolean);
+      await act(result, event.submitter, () => api("PUT", path, { identities: list }), `Members of ${department.name} saved.`);
+    } }, h("h2", { text: `Members of ${department.name}` }),
+    h("p", { class: "muted", text: "One identity per line: aad:TENANT/OBJECT, email:person@example.com or domain:example.com (chat connectors map people to departments with these)." }),
+    identities, h("p", {}, h("button", { type: "submit", text: "Save members" }))));
+  };
+  const refresh = async () => {
+    const list = await api("GET", tenantPath("/departments?limit=500"));
+    listing.replaceChildren(list.data.length
+      ? table(["Name", "Models allowed", "Created", ""], list.data.map((department) => h("tr", {}, cell(department.name),
+        cell(department.models ? department.models.join(", ") : "all"), cell(when(department.created_at)),
+        cell(h("button", { type: "button", class: "secondary", text: "Members", onclick: () => showMembers(department)
+          .catch((error) => result.replaceChildren(message("error", error.message))) })))))
+      : h("p", { class: "muted", text: "No departments yet." }));
+  };
+  const name = h("input", { required: true, autocomplete: "off" });
+  const models = h("input", { autocomplete: "off", placeholder: "all (or a comma list)" });
+  body.append(h("form", { class: "card inline", onsubmit: async (event) => {
+    event.preventDefault();
+    const payload = { name: name.value.trim() };
+    if (models.value.trim()) payload.models = models.value.split(",").map((model) => model.trim()).filter(Boolean);
+    if (await act(result, event.submitter, () => api("POST", tenantPath("/departments"), payload), `Department ${payload.name} created.`)) {
+      name.value = ""; models.value = ""; await refresh();
+    }
+  } }, field("Department name", name), field("Models allowed", models), h("button", { type: "submit", text: "Create department" })),
+  result, listing, members);
+  await refresh();
+}
+
 // ---- usage ---------------------------------------------------------------------------------
 
 const GROUPS = ["model", "key", "department", "credential", "status", "tag"];
@@ -616,7 +696,7 @@ async function reconciliation(body) {
       h("p", { text: `${answer.lines} day-model lines from ${answer.from} to ${answer.to}; ${answer.differing_lines} differ. Keyward ${answer.keyward_cost_usd} USD, provider ${answer.provider_cost_usd} USD.` }),
       ...(answer.warnings || []).map((warning) => message("error", warning)),
       reconciliationTable(answer));
-  } }, field("Provider", provider), field("Provider export", files), h("button", { type: "submit", text: "Reconcile" }));
+  } }, field("Provider", provider), field("Export file(s)", files), h("button", { type: "submit", text: "Reconcile" }));
   body.append(h("p", { class: "muted", text: "Upload the provider's usage or cost export: each UTC day and model is compared with Keyward's ledger, and every difference is highlighted." }),
     form, result, report);
 }
