@@ -373,7 +373,8 @@ async function credentials(body) {
   body.append(h("h2", { text: "Connect a provider key" }), connect, connected, h("h2", { text: "Credentials" }), result, listing);
   await refresh();
   loadLastUsed().catch(() => {});
-  every(1000, refresh);
+  // Twice a second: a key the provider just rejected shows within a second.
+  every(500, refresh);
 }
 
 // ---- platform keys -------------------------------------------------------------------------

@@ -23,7 +23,34 @@ pub(crate) fn name(field: &str, value: &str) -> Result<(), DomainError> {
             "use 1 to 64 characters: letters, digits, '-', '_' or '.', starting with a letter or digit",
         ));
     }
+    if let Some(prefix) = secret_prefix(value) {
+        return Err(DomainError::invalid(
+            field,
+            format!("this looks like a secret key (it starts with `{prefix}`), not a name: paste secrets only into the secret field; nothing was saved"),
+        ));
+    }
     Ok(())
+}
+
+/// The prefix of a provider or Keyward key a name starts with, if any: a secret pasted into
+/// the wrong field must not become a label that every listing shows.
+fn secret_prefix(value: &str) -> Option<&'static str> {
+    const PREFIXES: &[&str] = &[
+        "sk-",
+        "sk_",
+        "kw_",
+        "AKIA",
+        "ASIA",
+        "gsk_",
+        "xai-",
+        "AIza",
+        "ghp_",
+        "github_pat_",
+    ];
+    PREFIXES
+        .iter()
+        .find(|prefix| value.starts_with(*prefix) && value.len() >= 20)
+        .copied()
 }
 
 /// A model allow-list: `None` allows every model; an empty list is refused as a likely mistake.
@@ -120,6 +147,24 @@ pub(crate) fn base_url(value: &str, egress: &EgressPolicy) -> Result<String, Dom
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_pasted_as_a_name_is_refused_without_echoing_it() {
+        for secret in [
+            "sk-proj-0123456789abcdefghij",
+            "kw_abcdefghijkl0123456789",
+            "AKIAIOSFODNN7EXAMPLE",
+        ] {
+            let refused = name("label", secret)
+                .err()
+                .unwrap_or_else(|| unreachable!("{secret} accepted"));
+            assert!(!refused.to_string().contains(&secret[4..]), "{refused}");
+            assert!(refused.to_string().contains("secret"));
+        }
+        for fine in ["sk-team", "kw_prod", "skunkworks-openai"] {
+            assert!(name("label", fine).is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn names_allow_safe_characters_only() {
