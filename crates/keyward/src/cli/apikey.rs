@@ -12,8 +12,10 @@ use super::{all, list, scope_of};
 pub(super) enum ApikeyCommand {
     /// Issue a platform key; it is printed once.
     Create {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
+        /// A name people recognise the key by.
         #[arg(long)]
         name: Option<String>,
         /// admin or member.
@@ -22,6 +24,7 @@ pub(super) enum ApikeyCommand {
         /// Model allow-list, comma-separated.
         #[arg(long, value_delimiter = ',')]
         models: Option<Vec<String>>,
+        /// The department the key belongs to (its name): its allow-list and budgets apply.
         #[arg(long)]
         department: Option<String>,
         /// RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z.
@@ -36,13 +39,18 @@ pub(super) enum ApikeyCommand {
     },
     /// List a tenant's platform keys (prefixes only).
     List {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
     },
     /// Revoke a platform key.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (as `apikey list` shows it).
+        id: String,
+    },
     /// Set a key's per-minute limits; an omitted limit is removed.
     Limits {
+        /// The key's id (as `apikey list` shows it).
         id: String,
         /// Requests per minute.
         #[arg(long)]

@@ -12,6 +12,7 @@ use super::scope_of;
 pub(super) enum BudgetCommand {
     /// Create or update the budget of the tenant, a department or a platform key.
     Set {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
         /// A department name (default: the whole tenant).
@@ -31,6 +32,7 @@ pub(super) enum BudgetCommand {
         soft: Option<String>,
     },
     List {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
     },

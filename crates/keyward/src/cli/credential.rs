@@ -20,30 +20,49 @@ pub(super) enum CredentialCommand {
     Add(AddCredential),
     /// List a tenant's credentials (fingerprints only).
     List {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
     },
     /// Replace a credential's secret (read from stdin).
-    Rotate { id: String },
+    Rotate {
+        /// The credential's id (as `credential list` shows it).
+        id: String,
+    },
     /// Stop routing calls to a credential.
-    Disable { id: String },
+    Disable {
+        /// The credential's id (as `credential list` shows it).
+        id: String,
+    },
     /// Route calls to a credential again.
-    Enable { id: String },
+    Enable {
+        /// The credential's id (as `credential list` shows it).
+        id: String,
+    },
     /// Check the credential with a cheap real call to the provider.
-    Verify { id: String },
+    Verify {
+        /// The credential's id (as `credential list` shows it).
+        id: String,
+    },
     /// Delete a credential and its sealed secret.
-    Delete { id: String },
+    Delete {
+        /// The credential's id (as `credential list` shows it).
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
 pub(super) struct AddCredential {
+    /// The tenant: its name or id.
     #[arg(long)]
     tenant: String,
     /// openai, azure-openai, anthropic, bedrock, mistral, groq or openai-compatible.
     #[arg(long)]
     provider: String,
+    /// The credential's label, unique in the tenant; clients call `LABEL/MODEL`.
     #[arg(long)]
     label: String,
+    /// The provider endpoint when not its public one (e.g. `http://gpu-box:11434/v1` for Ollama).
     #[arg(long)]
     base_url: Option<String>,
     /// Provider option `key=value` (repeatable), e.g. --option region=us-east-1.

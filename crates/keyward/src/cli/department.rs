@@ -12,8 +12,10 @@ use super::{all, emit_one_or_list, scope_of};
 pub(super) enum DepartmentCommand {
     /// Create a department.
     Create {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
+        /// The department's name, unique in the tenant.
         name: String,
         /// Model allow-list, comma-separated.
         #[arg(long, value_delimiter = ',')]
@@ -21,12 +23,14 @@ pub(super) enum DepartmentCommand {
     },
     /// List a tenant's departments.
     List {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
     },
     /// Show a department's members, or replace them with `--set` (who a chat connector
     /// answers for this department: aad:TENANT/OBJECT, email:NAME@DOMAIN, domain:NAME).
     Members {
+        /// The tenant: its name or id.
         #[arg(long)]
         tenant: String,
         /// Department name or id.

@@ -46,7 +46,7 @@ use usage::{usage, UsageArgs};
 #[derive(Parser, Debug)]
 #[command(
     name = "keyward",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KEYWARD_GIT_COMMIT"), ")"),
     about = "Keyward: a self-hosted, multi-tenant bring-your-own-key LLM gateway"
 )]
 pub struct Cli {
@@ -96,10 +96,22 @@ enum Command {
     /// Compare the ledger with a provider's own usage export, per UTC day and model. Exits
     /// non-zero when any line differs.
     Reconcile(ReconcileArgs),
+    /// Print a shell completion script: `keyward completions bash > /etc/bash_completion.d/keyward`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Needs no configuration, store or key.
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "keyward", &mut std::io::stdout());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref(), &ProcessEnv)?;
     let serving = matches!(cli.command, Command::Serve);
     // Held to the end of `run`: dropping it writes the last buffered log lines.
@@ -147,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// One CLI command (not `serve`).
 async fn command(keyward: &Keyward, output: &Output, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve => Ok(()),
+        Command::Serve | Command::Completions { .. } => Ok(()),
         Command::Tenant(command) => tenant(keyward, output, command).await,
         Command::Department(command) => department(keyward, output, command).await,
         Command::Credential(command) => credential(keyward, output, command).await,
@@ -218,5 +230,41 @@ pub(super) fn emit_one_or_list<T: Serialize>(
         }
     } else {
         output.emit(&list(views), || rendered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag and positional argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for argument in command.get_arguments() {
+                let id = argument.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if argument.get_help().is_none() && argument.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "keyward", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
+
+    #[test]
+    fn the_version_names_the_commit() {
+        let version = Cli::command().render_version();
+        assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+        assert!(version.contains("(commit "), "{version}");
     }
 }

@@ -14,6 +14,7 @@ use super::scope_of;
 
 #[derive(Args, Debug)]
 pub(super) struct ReconcileArgs {
+    /// The tenant: its name or id.
     #[arg(long)]
     tenant: String,
     /// `openai`, `anthropic` or `bedrock`.

@@ -11,7 +11,10 @@ use super::{all, list};
 #[derive(Subcommand, Debug)]
 pub(super) enum TenantCommand {
     /// Create a tenant.
-    Create { name: String },
+    Create {
+        /// The tenant's name (unique).
+        name: String,
+    },
     /// List tenants.
     List,
 }

@@ -14,6 +14,7 @@ use super::scope_of;
 
 #[derive(Args, Debug)]
 pub(super) struct UsageArgs {
+    /// The tenant: its name or id.
     #[arg(long)]
     tenant: String,
     /// Start: YYYY-MM-DD or RFC 3339.

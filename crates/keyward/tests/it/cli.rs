@@ -1169,3 +1169,46 @@ fn connectors_and_department_members_from_the_command_line() {
     );
     assert_eq!(deleted["deleted"], true);
 }
+
+#[test]
+fn version_names_the_commit_and_completions_need_no_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = Command::new(BINARY)
+        .arg("--version")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(version.status.success());
+    let text = String::from_utf8(version.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("keyward {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    for (shell, marker) in [
+        ("bash", "_keyward()"),
+        ("zsh", "#compdef keyward"),
+        ("fish", "complete -c keyward"),
+    ] {
+        let output = Command::new(BINARY)
+            .args(["completions", shell])
+            .current_dir(dir.path())
+            .env("KEYWARD_STORE_URL", "postgres://nowhere.invalid/none")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}");
+        assert!(
+            script.contains("credential"),
+            "{shell} completes subcommands"
+        );
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "completions create no data directory"
+    );
+}
