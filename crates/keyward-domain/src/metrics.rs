@@ -34,12 +34,24 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let (bucket_labels, own) = if labels.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (format!("{labels},"), format!("{{{labels}}}"))
+        };
         for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{bucket_labels}le=\"{bound}\"}} {count}"
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_seconds);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{bucket_labels}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{own} {}", self.sum_seconds);
+        let _ = writeln!(out, "{name}_count{own} {}", self.count);
     }
 }
 
@@ -63,6 +75,11 @@ struct CallSeries {
 #[derive(Default)]
 struct Registry {
     calls: BTreeMap<CallKey, CallSeries>,
+    /// Ledger rows committed `pending` by this process, and those it settled.
+    ledger_admitted: u64,
+    ledger_settled: u64,
+    /// From a call's end to its settlement's commit: the ledger's lag.
+    ledger_settle: Histogram,
     requests: BTreeMap<(String, u16), (u64, Histogram)>,
     ledger_failures: u64,
     audit_failures: u64,
@@ -134,6 +151,21 @@ impl Metrics {
         }
         if let Some(ttfb) = call.ttfb {
             series.ttfb.observe(ttfb);
+        }
+    }
+
+    /// A call's row committed `pending` (before the upstream call).
+    pub(crate) fn record_admitted(&self) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.ledger_admitted += 1;
+        }
+    }
+
+    /// A call's row settled, `lag` after the call ended.
+    pub(crate) fn record_settled(&self, lag: Duration) {
+        if let Ok(mut registry) = self.registry.lock() {
+            registry.ledger_settled += 1;
+            registry.ledger_settle.observe(lag);
         }
     }
 
@@ -280,8 +312,24 @@ fn render_calls(registry: &Registry, out: &mut String) {
     }
 }
 
-/// Writes that failed or were dropped: ledger rows, audit entries, alerts.
+/// Writes that failed or were dropped: ledger rows, audit entries, alerts; and the ledger's lag.
 fn render_failures(registry: &Registry, out: &mut String) {
+    out.push_str("# HELP keyward_ledger_admitted_total Ledger rows this process committed `pending` before an upstream call.\n# TYPE keyward_ledger_admitted_total counter\n");
+    let _ = writeln!(
+        out,
+        "keyward_ledger_admitted_total {}",
+        registry.ledger_admitted
+    );
+    out.push_str("# HELP keyward_ledger_settled_total Ledger rows this process settled (admitted minus settled: calls in flight or rows left to the startup sweep).\n# TYPE keyward_ledger_settled_total counter\n");
+    let _ = writeln!(
+        out,
+        "keyward_ledger_settled_total {}",
+        registry.ledger_settled
+    );
+    out.push_str("# HELP keyward_ledger_settle_seconds Ledger lag: from a call's end to the commit of its settlement.\n# TYPE keyward_ledger_settle_seconds histogram\n");
+    registry
+        .ledger_settle
+        .render(out, "keyward_ledger_settle_seconds", "");
     out.push_str("# HELP keyward_ledger_write_failures_total Ledger rows that could not be written or settled.\n# TYPE keyward_ledger_write_failures_total counter\n");
     let _ = writeln!(
         out,

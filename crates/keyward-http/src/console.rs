@@ -56,6 +56,30 @@ impl ConsoleState {
     }
 }
 
+impl ConsoleState {
+    /// Refuses an address that failed to authenticate too often (429 with `retry-after`).
+    pub(crate) fn check_throttle(&self, address: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(wait) =
+            address.and_then(|address| self.throttle.wait_secs(address, Instant::now()))
+        else {
+            return Ok(());
+        };
+        let mut refused = ApiError::new(
+            ErrorCode::RateLimited,
+            format!("too many failed sign-ins from this address; try again in {wait} s"),
+        );
+        refused.retry_after = Some(wait);
+        Err(refused)
+    }
+
+    /// Counts a failed authentication from `address`.
+    pub(crate) fn record_failure(&self, address: Option<IpAddr>) {
+        if let Some(address) = address {
+            self.throttle.failed(address, Instant::now());
+        }
+    }
+}
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
@@ -267,18 +291,11 @@ async fn sign_in(
         return Err(DomainError::Forbidden(CSRF_REFUSED).into());
     }
     let address: IpAddr = peer.ip();
-    if let Some(wait) = state.console.throttle.wait_secs(address, Instant::now()) {
-        let mut refused = ApiError::new(
-            ErrorCode::RateLimited,
-            format!("too many failed sign-ins from this address; try again in {wait} s"),
-        );
-        refused.retry_after = Some(wait);
-        return Err(refused);
-    }
+    state.console.check_throttle(Some(address))?;
     let actor = match authenticate(&state, body.token.expose_secret().trim()).await {
         Ok(actor) => actor,
         Err(err) => {
-            state.console.throttle.failed(address, Instant::now());
+            state.console.record_failure(Some(address));
             return Err(err);
         }
     };

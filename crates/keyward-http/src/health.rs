@@ -41,19 +41,26 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 async fn metrics(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: axum::http::HeaderMap,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
     if let Some(token) = &state.metrics_token {
+        // Wrong tokens count against the client address like failed console sign-ins.
+        let address = peer.map(|axum::Extension(axum::extract::ConnectInfo(peer))| peer.ip());
+        state.console.check_throttle(address)?;
         let presented = crate::auth::presented_token(&headers).unwrap_or_default();
         if !token.matches(presented) {
+            state.console.record_failure(address);
             return Err(DomainError::Unauthenticated.into());
         }
     }
+    let mut body = state.keyward.metrics().render();
+    crate::process_metrics::render(state.build, &mut body);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.keyward.metrics().render(),
+        body,
     ))
 }

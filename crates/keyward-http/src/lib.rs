@@ -21,6 +21,7 @@ pub mod error;
 pub mod export;
 mod health;
 pub mod json;
+mod process_metrics;
 mod request_id;
 mod serve;
 mod v1;
@@ -33,6 +34,7 @@ use axum::Router;
 use keyward_core::secret::AdminToken;
 use keyward_domain::Keyward;
 
+pub use process_metrics::BuildInfo;
 pub use request_id::REQUEST_ID_HEADER;
 pub use serve::ServeLimits;
 
@@ -50,6 +52,8 @@ pub struct AppState {
     pub body_read_timeout: std::time::Duration,
     /// The web console's session settings and sign-in throttle.
     pub console: Arc<console::ConsoleState>,
+    /// Version and commit, for `keyward_build_info`.
+    pub build: BuildInfo,
 }
 
 /// Limits and switches of the HTTP layer.

@@ -60,6 +60,10 @@ impl Application {
                 config.console_sessions,
                 config.public_url.clone(),
             )),
+            build: keyward_http::BuildInfo {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: env!("KEYWARD_GIT_COMMIT"),
+            },
         };
         let service = HttpService::new(
             state,

@@ -37,7 +37,10 @@ impl Keyward {
     pub(super) async fn admit(&self, pending: &PendingCall) -> Result<(), DomainError> {
         let request_id = pending.request_id;
         match self.store.admit_call(pending).await {
-            Ok(Admission::Admitted) => Ok(()),
+            Ok(Admission::Admitted) => {
+                self.metrics.record_admitted();
+                Ok(())
+            }
             Ok(Admission::Unpriced { budget }) => {
                 self.metrics
                     .record_budget_refusal(pending.tenant_id.to_string());

@@ -162,13 +162,16 @@ impl Keyward {
                 .max(call.reserved_micro_usd);
         }
         let request_id = call.request_id;
+        let ended = std::time::Instant::now();
         match self
             .store
             .settle_call(request_id, &settlement, Timestamp::now())
             .await
         {
             Ok(settled) => {
-                if !settled.settled {
+                if settled.settled {
+                    self.metrics.record_settled(ended.elapsed());
+                } else {
                     self.settle_late(request_id, &settlement).await;
                 }
                 for crossed in settled.soft_limits_crossed {

@@ -461,12 +461,66 @@ async fn metrics_answer_only_the_metrics_token_when_one_is_set() {
     }
     let response = get(Some(token)).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response
-        .text()
-        .await
-        .unwrap()
-        .contains("keyward_http_requests_total"));
+    let text = response.text().await.unwrap();
+    for series in [
+        "keyward_http_requests_total",
+        &format!(
+            "keyward_build_info{{version=\"{}\",commit=\"",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "keyward_ledger_admitted_total 0",
+        "keyward_ledger_settle_seconds_count 0",
+    ] {
+        assert!(text.contains(series), "{series} missing");
+    }
+    // Wrong tokens are throttled per address, like failed console sign-ins: the fifth failure
+    // above and below makes this address wait, even with the right token.
+    for _ in 0..2 {
+        assert_eq!(
+            get(Some("wrong-token-0000000000")).await.unwrap().status(),
+            401
+        );
+    }
+    let throttled = get(Some(token)).await.unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert!(throttled.headers().contains_key("retry-after"));
     let open = TestApp::spawn().await;
     let response = open.request(Method::GET, "/metrics").send().await.unwrap();
     assert_eq!(response.status(), 200);
+}
+
+/// The ledger's lag on `/metrics`: rows admitted, rows settled, and the time from a call's end
+/// to its settlement's commit.
+#[tokio::test]
+async fn metrics_show_the_ledger_lag() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme").await;
+    app.connect(
+        &tenant,
+        &json!({"provider": "openai", "label": "main", "secret": "sk-proj-lag-0123456789abcdefQq12", "base_url": format!("{}/v1", app.mock_origin)}),
+    )
+    .await;
+    let (_, member) = app.issue_key(&tenant, "member").await;
+    for _ in 0..3 {
+        let response = app
+            .with_key(&member, Method::POST, "/v1/chat/completions")
+            .json(&json!({"model": "main/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mut settled = 0;
+    for _ in 0..50 {
+        settled = app.metric("keyward_ledger_settled_total").await;
+        if settled == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.metric("keyward_ledger_admitted_total").await, 3);
+    assert_eq!(settled, 3);
+    assert_eq!(app.metric("keyward_ledger_settle_seconds_count").await, 3);
 }

@@ -29,3 +29,26 @@ fn openapi_document_is_current() {
         &format!("{}\n", keyward_http::openapi_json()),
     );
 }
+
+/// Every series `/metrics` exposes is documented in docs/operations.md.
+#[tokio::test]
+async fn every_metric_is_documented() {
+    let app = crate::harness::TestApp::spawn().await;
+    let scrape = app.metrics_text().await;
+    let documented = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/operations.md"),
+    )
+    .unwrap();
+    let names: Vec<&str> = scrape
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert!(names.len() > 20, "{scrape}");
+    for name in names {
+        assert!(
+            documented.contains(&format!("`{name}`")),
+            "{name} is not in docs/operations.md"
+        );
+    }
+}
