@@ -1,11 +1,12 @@
-//! Records the git commit the binary is built from (`keyward --version`): `KEYWARD_GIT_COMMIT`
-//! from the environment when set (a container build without `.git`), else `git rev-parse`,
-//! else `unknown`.
+//! Records the git commit the binary is built from (`keyward --version`) as `BUILD_GIT_COMMIT`:
+//! `GIT_COMMIT` from the environment when set (a container build without `.git`), else
+//! `git rev-parse`, else `unknown`. (Not a `KEYWARD_` name: cargo passes it to the processes it
+//! runs, and the configuration refuses unknown `KEYWARD_` variables.)
 
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=KEYWARD_GIT_COMMIT");
+    println!("cargo:rerun-if-env-changed=GIT_COMMIT");
     // Rebuild when the checked-out commit changes (HEAD, or the branch it points at).
     println!("cargo:rerun-if-changed=../../.git/HEAD");
     if let Ok(head) = std::fs::read_to_string("../../.git/HEAD") {
@@ -13,7 +14,7 @@ fn main() {
             println!("cargo:rerun-if-changed=../../.git/{reference}");
         }
     }
-    let commit = std::env::var("KEYWARD_GIT_COMMIT")
+    let commit = std::env::var("GIT_COMMIT")
         .ok()
         .filter(|commit| !commit.trim().is_empty())
         .or_else(|| {
@@ -27,5 +28,5 @@ fn main() {
                 .filter(|commit| !commit.is_empty())
         })
         .unwrap_or_else(|| "unknown".to_owned());
-    println!("cargo:rustc-env=KEYWARD_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
 }

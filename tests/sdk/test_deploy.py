@@ -67,4 +67,4 @@ def test_the_readme_build_command_matches_the_containerfile():
     usage = next(line for line in read("deploy/Containerfile").splitlines() if "docker build" in line)
     argv = shlex.split(usage.lstrip("# "))
     assert argv[argv.index("-f") + 1] == "deploy/Containerfile"
-    assert "KEYWARD_GIT_COMMIT" in usage
+    assert "GIT_COMMIT" in usage

@@ -143,7 +143,8 @@ pub struct KeywardInner {
     /// Work that outlives a request (settling a stream's ledger row); drained at shutdown.
     tasks: TaskTracker,
     metrics: Arc<Metrics>,
-    prices: Arc<PriceBook>,
+    /// The price book in force: the shipped one or `prices.path`'s, replaced whole on reload.
+    prices: std::sync::RwLock<Arc<PriceBook>>,
     default_max_output_tokens: u64,
     alerts: Option<AlertSender>,
     /// Per-key RPM/TPM limits: in memory on SQLite, shared through PostgreSQL.
@@ -191,7 +192,7 @@ impl Keyward {
             limits: rate_limit::Limits::for_store(&parts.store),
             tenant_rates: Arc::default(),
             metrics: Arc::new(Metrics::default()),
-            prices: parts.prices,
+            prices: std::sync::RwLock::new(parts.prices),
             default_max_output_tokens: parts.default_max_output_tokens,
             alerts: parts.alerts,
             secrets: parts.secrets,
@@ -233,6 +234,26 @@ impl Keyward {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The price book in force.
+    pub fn price_book(&self) -> Arc<PriceBook> {
+        self.prices
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// Puts `book` in force for every call priced from now on (`prices.path` reloaded on
+    /// SIGHUP); rows already written keep the cost they were settled with.
+    pub fn replace_price_book(&self, book: PriceBook) {
+        let entries = book.entries().count();
+        let origin = book.origin().to_owned();
+        *self
+            .prices
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(book);
+        tracing::info!(entries, origin = %origin, "price book in force");
     }
 
     /// Background work started by requests; close and wait on it at shutdown.

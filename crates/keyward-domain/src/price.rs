@@ -26,19 +26,47 @@ pub struct Price {
     pub cached_input: Option<u64>,
     pub cache_write: Option<u64>,
     pub output: u64,
+    /// The https URL the rate was read from (empty for a tenant's negotiated rate).
+    pub source: String,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct PriceBook {
     /// (provider, model) → entries, oldest first.
     entries: BTreeMap<(String, String), Vec<Price>>,
+    /// Where the book was read from: `built-in` or the file's path.
+    origin: String,
 }
 
+/// A price file refused, with the place in it: `FILE line N (entry ID): reason`.
 #[derive(Debug, thiserror::Error)]
-#[error("prices/prices.toml, entry {entry}: {reason}")]
+#[error("{file} line {line} (entry {entry}): {reason}")]
 pub struct PriceBookError {
+    pub file: String,
+    /// 1-based; 0 when the file as a whole is refused.
+    pub line: usize,
     pub entry: String,
     pub reason: String,
+}
+
+/// The file as a TOML table, or its syntax error with the line it is on.
+fn toml_table(text: &str, file: &str) -> Result<toml::Table, PriceBookError> {
+    text.parse().map_err(|err: toml::de::Error| PriceBookError {
+        file: file.to_owned(),
+        line: err
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0),
+        entry: "(file)".to_owned(),
+        reason: "not valid TOML".to_owned(),
+    })
+}
+
+/// The 1-based line of the first occurrence of `needle` in `text`, or 0.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .map(|at| text[..at].matches('\n').count() + 1)
+        .unwrap_or(0)
 }
 
 /// `"0.075"` USD → 75 000 micro-dollars (at most six decimals).
@@ -53,15 +81,47 @@ fn is_date(text: &str) -> bool {
 impl PriceBook {
     /// The price book shipped with this build.
     pub fn shipped() -> Result<Self, PriceBookError> {
-        Self::parse(PRICES)
+        Self::parse_file(PRICES, "built-in")
+    }
+
+    /// Reads a price file (`prices.path`): the same format as the shipped book.
+    pub fn load(path: &std::path::Path) -> Result<Self, PriceBookError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| PriceBookError {
+            file: name.clone(),
+            line: 0,
+            entry: "(file)".to_owned(),
+            reason: format!("cannot be read: {err}"),
+        })?;
+        Self::parse_file(&text, &name)
     }
 
     pub fn parse(text: &str) -> Result<Self, PriceBookError> {
+        Self::parse_file(text, "prices.toml")
+    }
+
+    /// Where this book was read from: `built-in` or a file's path.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Every entry, as (provider, model, price), by provider, model and date.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &Price)> {
+        self.entries.iter().flat_map(|((provider, model), prices)| {
+            prices
+                .iter()
+                .map(move |price| (provider.as_str(), model.as_str(), price))
+        })
+    }
+
+    fn parse_file(text: &str, file: &str) -> Result<Self, PriceBookError> {
         let fail = |entry: &str, reason: &str| PriceBookError {
+            file: file.to_owned(),
+            line: line_of(text, &format!("\"{entry}\"")),
             entry: entry.to_owned(),
             reason: reason.to_owned(),
         };
-        let table: toml::Table = text.parse().map_err(|_| fail("(file)", "not valid TOML"))?;
+        let table = toml_table(text, file)?;
         let items = table
             .get("price")
             .and_then(toml::Value::as_array)
@@ -84,7 +144,7 @@ impl PriceBook {
             let effective = field("effective")
                 .filter(|date| is_date(date))
                 .ok_or_else(|| fail(&id, "effective must be a date YYYY-MM-DD"))?;
-            field("source")
+            let source = field("source")
                 .filter(|source| source.starts_with("https://"))
                 .ok_or_else(|| fail(&id, "source must be the https URL the rate was read from"))?;
             field("read_on")
@@ -111,6 +171,7 @@ impl PriceBook {
                 cache_write: rate("cache_write")?,
                 effective: effective.clone(),
                 id: id.clone(),
+                source,
             };
             let entries = book.entries.entry((provider, model)).or_default();
             if entries
@@ -125,6 +186,7 @@ impl PriceBook {
             entries.push(price);
             entries.sort_by(|a, b| a.effective.cmp(&b.effective));
         }
+        book.origin = file.to_owned();
         Ok(book)
     }
 
@@ -186,7 +248,7 @@ impl crate::Keyward {
         if let Some(record) = negotiated {
             return Some(Price::from_tenant(record));
         }
-        self.prices.lookup(provider, model, &date).cloned()
+        self.price_book().lookup(provider, model, &date).cloned()
     }
 
     /// Sets a tenant's negotiated rate; calls from `effective` on are priced with it (on this
@@ -274,6 +336,7 @@ impl Price {
             cached_input: record.cached_input_micro_usd.map(rate),
             cache_write: record.cache_write_micro_usd.map(rate),
             output: rate(record.output_micro_usd),
+            source: String::new(),
         }
     }
 

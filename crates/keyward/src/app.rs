@@ -28,6 +28,8 @@ pub struct Application {
     service: HttpService,
     keyward: Keyward,
     shutdown_grace: Duration,
+    /// `prices.path`, read again on SIGHUP.
+    prices_path: Option<std::path::PathBuf>,
     webhook: Option<(WebhookSender, AlertReceiver)>,
 }
 
@@ -62,7 +64,7 @@ impl Application {
             )),
             build: keyward_http::BuildInfo {
                 version: env!("CARGO_PKG_VERSION"),
-                commit: env!("KEYWARD_GIT_COMMIT"),
+                commit: env!("BUILD_GIT_COMMIT"),
             },
         };
         let service = HttpService::new(
@@ -92,6 +94,7 @@ impl Application {
             service,
             keyward,
             shutdown_grace: config.shutdown_grace,
+            prices_path: config.prices_path.clone(),
             webhook,
         })
     }
@@ -114,6 +117,23 @@ impl Application {
         );
         tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
         tasks.spawn(secret_cache_sweep(self.keyward.clone(), stop.clone()));
+        if let Some(path) = self.prices_path.clone() {
+            // Listening before the server accepts: a SIGHUP from then on reloads, never kills.
+            #[cfg(unix)]
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(hangups) => {
+                    tasks.spawn(reload_prices_on_hangup(
+                        self.keyward.clone(),
+                        path,
+                        hangups,
+                        stop.clone(),
+                    ));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGHUP; prices.path is read at startup only")
+                }
+            }
+        }
         // The heartbeat outlives the shutdown signal: while in-flight calls drain, peers must
         // still see this replica alive and leave its pending rows alone.
         let upkeep = TaskTracker::new();
@@ -206,6 +226,29 @@ async fn key_maintenance(keyward: Keyward, runner: String, stop: CancellationTok
         }
         if let Err(err) = keyward.run_key_maintenance(&runner, &stop).await {
             tracing::warn!(error = %err, "master key maintenance failed; retrying");
+        }
+    }
+}
+
+/// Reads `prices.path` again on each SIGHUP: a good file is in force for the next call; a bad
+/// one is refused with its line in the log, and the book in force stays.
+#[cfg(unix)]
+async fn reload_prices_on_hangup(
+    keyward: Keyward,
+    path: std::path::PathBuf,
+    mut hangups: tokio::signal::unix::Signal,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            received = hangups.recv() => if received.is_none() { return },
+        }
+        match keyward_domain::PriceBook::load(&path) {
+            Ok(book) => keyward.replace_price_book(book),
+            Err(err) => {
+                tracing::error!(error = %err, "SIGHUP: the price file is refused; the price book in force stays")
+            }
         }
     }
 }

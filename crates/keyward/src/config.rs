@@ -64,6 +64,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "egress", key: "max_stream_duration", default: "30m", doc: "The longest one streamed answer may last, however the provider paces its events; past it the stream ends as a provider failure." },
     KeySpec { section: "ledger", key: "mode", default: "strict", doc: "`strict`: no ledger row, no upstream call. `best_effort`: call even when the ledger cannot record. (Used by the routing layer.)" },
     KeySpec { section: "ledger", key: "default_max_output_tokens", default: "4096", doc: "Output tokens assumed for a call's worst-case cost when the client sets no `max_tokens`; budgets reserve that much before the call. A call that outputs more is still charged its real cost." },
+    KeySpec { section: "prices", key: "path", default: "", doc: "A price file in the format of the shipped `prices/prices.toml` that replaces the built-in price book: read at startup (a bad file stops the start, naming its line) and again on SIGHUP (a bad file is refused with its line in the log and the book in force stays). `keyward prices check FILE` validates one. Unset: the book built into the binary." },
     KeySpec { section: "alerts", key: "webhook_url", default: "", doc: "URL that receives alerts (soft budget limits, credentials rejected by their provider) as JSON POSTs, signed with `alerts.webhook_secret`; retried with backoff, never blocking a call. Unset: alerts go to the audit log only." },
     KeySpec { section: "alerts", key: "webhook_secret", default: "", doc: "HMAC-SHA256 key (at least 16 characters) for the `x-keyward-signature` header of webhook deliveries: `t=UNIX,v1=hex(HMAC(secret, \"UNIX.BODY\"))`. Required with `alerts.webhook_url`." },
     KeySpec { section: "connectors.teams", key: "openid_metadata_url", default: "https://login.botframework.com/v1/.well-known/openidconfiguration", doc: "Bot Framework's OpenID metadata: its `jwks_uri` lists the keys Teams requests are signed with (cached; fetched again for an unknown key id)." },
@@ -132,6 +133,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `server.public_url`.
     pub public_url: Option<url::Url>,
+    /// `prices.path`: a price file replacing the built-in book.
+    pub prices_path: Option<PathBuf>,
     /// `console.session_idle` and `console.session_absolute`.
     pub console_sessions: keyward_domain::SessionLimits,
 }
@@ -472,7 +475,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         keys.duration("secrets.cache_ttl", false, "a duration such as 60s, or 0s");
     let (log_level, log_format) = log_settings(&mut keys);
     let connectors = connector_keys(&mut keys);
-    let (public_url, console_sessions) = console_keys(&mut keys);
+    let (public_url, console_sessions, prices_path) = site_keys(&mut keys);
     let (server, egress, master_key_source) = (server?, egress?, master_key_source?);
     Some(Config {
         listen: server.listen,
@@ -510,16 +513,21 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         connectors: connectors?,
         public_url: public_url?,
         console_sessions: console_sessions?,
+        prices_path,
     })
 }
 
-/// `server.public_url` and `console.*`.
-fn console_keys(
+/// `server.public_url`, `console.*` and `prices.path`.
+fn site_keys(
     keys: &mut Keys<'_>,
 ) -> (
     Option<Option<url::Url>>,
     Option<keyward_domain::SessionLimits>,
+    Option<PathBuf>,
 ) {
+    let prices_path = Some(keys.get("prices.path"))
+        .filter(|path| !path.trim().is_empty())
+        .map(PathBuf::from);
     let public_url = match keys.get("server.public_url") {
         "" => Some(None),
         text => url::Url::parse(text)
@@ -544,7 +552,7 @@ fn console_keys(
         (Some(idle), Some(absolute)) => Some(keyward_domain::SessionLimits { idle, absolute }),
         _ => None,
     };
-    (public_url, limits)
+    (public_url, limits, prices_path)
 }
 
 /// `server.*`: where to listen, the largest body, the shutdown grace, the bounds on clients.

@@ -74,7 +74,7 @@ pub async fn open_keyward(
         egress: config.egress.clone(),
         router: Arc::new(Router::new(egress, config.max_response_bytes)),
         ledger_mode: config.ledger_mode,
-        prices: Arc::new(PriceBook::shipped().context("the shipped price book is invalid")?),
+        prices: Arc::new(price_book(config)?),
         default_max_output_tokens: config.default_max_output_tokens,
         alerts,
         secrets: Arc::new(SecretResolver::new(managers, config.secrets_cache_ttl)),
@@ -83,6 +83,15 @@ pub async fn open_keyward(
     })
     .await
     .context("the master keyring does not match this database")
+}
+
+/// The price book: `prices.path`'s file when set (refused with its line), else the built-in one.
+pub fn price_book(config: &Config) -> anyhow::Result<PriceBook> {
+    match &config.prices_path {
+        Some(path) => PriceBook::load(path)
+            .context("prices.path is refused; fix the file or unset prices.path"),
+        None => PriceBook::shipped().context("the shipped price book is invalid"),
+    }
 }
 
 fn sqlite_path(url: &str) -> PathBuf {

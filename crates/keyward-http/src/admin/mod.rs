@@ -69,6 +69,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(masterkey::rotate))
         .routes(routes!(budgets::put, budgets::list))
         .routes(routes!(prices::put, prices::list))
+        .routes(routes!(prices::book))
         .routes(routes!(usage::usage))
         .routes(routes!(usage::platform_invoice))
         .routes(routes!(reconciliations::create))

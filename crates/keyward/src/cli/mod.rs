@@ -27,6 +27,7 @@ mod credential;
 mod department;
 mod kb;
 mod masterkey;
+mod prices;
 mod reconcile;
 mod tenant;
 mod usage;
@@ -39,6 +40,7 @@ use credential::{credential, CredentialCommand};
 use department::{department, DepartmentCommand};
 use kb::{kb, KbCommand};
 use masterkey::{masterkey, MasterkeyCommand};
+use prices::{prices, PricesCommand};
 use reconcile::{reconcile, ReconcileArgs};
 use tenant::{tenant, TenantCommand};
 use usage::{usage, UsageArgs};
@@ -46,7 +48,7 @@ use usage::{usage, UsageArgs};
 #[derive(Parser, Debug)]
 #[command(
     name = "keyward",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KEYWARD_GIT_COMMIT"), ")"),
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("BUILD_GIT_COMMIT"), ")"),
     about = "Keyward: a self-hosted, multi-tenant bring-your-own-key LLM gateway"
 )]
 pub struct Cli {
@@ -96,6 +98,9 @@ enum Command {
     /// Compare the ledger with a provider's own usage export, per UTC day and model. Exits
     /// non-zero when any line differs.
     Reconcile(ReconcileArgs),
+    /// Price files for `prices.path`: `prices check FILE`.
+    #[command(subcommand)]
+    Prices(PricesCommand),
     /// Print a shell completion script: `keyward completions bash > /etc/bash_completion.d/keyward`.
     Completions {
         /// The shell to complete for.
@@ -111,6 +116,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let mut command = <Cli as clap::CommandFactory>::command();
         clap_complete::generate(shell, &mut command, "keyward", &mut std::io::stdout());
         return Ok(());
+    }
+    if let Command::Prices(command) = cli.command {
+        return prices(&Output { format: cli.format }, command);
     }
     let config = Config::load(cli.config.as_deref(), &ProcessEnv)?;
     let serving = matches!(cli.command, Command::Serve);
@@ -159,7 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// One CLI command (not `serve`).
 async fn command(keyward: &Keyward, output: &Output, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve | Command::Completions { .. } => Ok(()),
+        Command::Serve | Command::Completions { .. } | Command::Prices(_) => Ok(()),
         Command::Tenant(command) => tenant(keyward, output, command).await,
         Command::Department(command) => department(keyward, output, command).await,
         Command::Credential(command) => credential(keyward, output, command).await,

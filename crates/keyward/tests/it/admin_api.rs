@@ -524,3 +524,111 @@ async fn metrics_show_the_ledger_lag() {
     assert_eq!(settled, 3);
     assert_eq!(app.metric("keyward_ledger_settle_seconds_count").await, 3);
 }
+
+fn price_file(input: &str, output: &str) -> String {
+    format!(
+        "[[price]]\nid = \"openai/gpt-4o-mini/2024-01-01\"\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\neffective = \"2024-01-01\"\ninput = \"{input}\"\noutput = \"{output}\"\nsource = \"https://example.com/pricing\"\nread_on = \"2026-12-08\"\n"
+    )
+}
+
+/// `prices.path` replaces the built-in book; SIGHUP reads it again: a good file prices the
+/// next call (earlier rows keep their cost), a bad one is refused and the book stays.
+#[tokio::test]
+async fn a_price_file_reloaded_on_sighup_prices_the_next_call_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prices.toml");
+    std::fs::write(&path, price_file("1.00", "2.00")).unwrap();
+    let app = TestApp::spawn_with(&[("KEYWARD_PRICES_PATH", path.to_str().unwrap())]).await;
+    let book = app.operator_get("/admin/v1/prices").await;
+    assert_eq!(book["origin"], path.to_str().unwrap());
+    assert_eq!(
+        book["data"].as_array().unwrap().len(),
+        1,
+        "the file replaces the built-in book"
+    );
+    assert_eq!(book["data"][0]["output"], "2.000000");
+    let tenant = app.create_tenant("acme").await;
+    app.connect(
+        &tenant,
+        &json!({"provider": "openai", "label": "main", "secret": "sk-proj-prices-0123456789abcdefQq12", "base_url": format!("{}/v1", app.mock_origin)}),
+    )
+    .await;
+    let (_, member) = app.issue_key(&tenant, "member").await;
+    let call = || async {
+        let response = app
+            .with_key(&member, Method::POST, "/v1/chat/completions")
+            .json(&json!({"model": "main/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.headers()["x-keyward-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let cost = |request_id: String| {
+        let app = &app;
+        let tenant = tenant.clone();
+        async move {
+            for _ in 0..100 {
+                let rows: Value = app
+                    .operator_get(&format!("/admin/v1/tenants/{tenant}/usage"))
+                    .await;
+                if let Some(row) = rows["data"].as_array().unwrap().iter().find(|row| {
+                    row["request_id"] == request_id.as_str() && row["status"] != "pending"
+                }) {
+                    return (
+                        row["cost_micro_usd"].as_i64().unwrap(),
+                        row["input_tokens"].as_i64().unwrap(),
+                        row["output_tokens"].as_i64().unwrap(),
+                    );
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("row {request_id} not settled");
+        }
+    };
+    let first = call().await;
+    let (first_cost, input, output) = cost(first.clone()).await;
+    assert_eq!(
+        first_cost,
+        input + 2 * output,
+        "$1 and $2 per million tokens"
+    );
+
+    let reload = || {
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::HUP)
+            .unwrap()
+    };
+    std::fs::write(&path, price_file("10.00", "20.00")).unwrap();
+    reload();
+    let mut rate = Value::Null;
+    for _ in 0..100 {
+        rate = app.operator_get("/admin/v1/prices").await["data"][0]["output"].clone();
+        if rate == "20.000000" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(rate, "20.000000");
+    let second = call().await;
+    assert_eq!(cost(second).await.0, 10 * input + 20 * output);
+    assert_eq!(
+        cost(first.clone()).await.0,
+        first_cost,
+        "an earlier row keeps its cost"
+    );
+
+    // A broken file: refused, the book in force stays.
+    std::fs::write(&path, price_file("-5", "20.00")).unwrap();
+    reload();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        app.operator_get("/admin/v1/prices").await["data"][0]["output"],
+        "20.000000"
+    );
+    let third = call().await;
+    assert_eq!(cost(third).await.0, 10 * input + 20 * output);
+    assert!(crate::harness::captured_logs().contains("the price file is refused"));
+}

@@ -1212,3 +1212,98 @@ fn version_names_the_commit_and_completions_need_no_configuration() {
         "completions create no data directory"
     );
 }
+
+fn price_file(input: &str, output: &str) -> String {
+    format!(
+        "[[price]]\nid = \"openai/gpt-4o-mini/2024-01-01\"\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\neffective = \"2024-01-01\"\ninput = \"{input}\"\noutput = \"{output}\"\nsource = \"https://example.com/pricing\"\nread_on = \"2026-12-08\"\n"
+    )
+}
+
+#[test]
+fn prices_check_validates_a_file_and_serve_refuses_a_bad_one_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, price_file("0.15", "0.60")).unwrap();
+    let checked = Command::new(BINARY)
+        .args([
+            "prices",
+            "check",
+            good.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(summary["entries"], 1);
+    assert_eq!(summary["valid"], true);
+
+    let bad = dir.path().join("bad.toml");
+    let mut text = price_file("0.15", "0.60");
+    text.push_str(&price_file("-1.00", "0.60").replace("2024-01-01", "2025-01-01"));
+    std::fs::write(&bad, &text).unwrap();
+    let refused = Command::new(BINARY)
+        .args(["prices", "check", bad.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("line 11") && message.contains("input must be a decimal"),
+        "{message}"
+    );
+
+    let overlapping = dir.path().join("overlap.toml");
+    std::fs::write(
+        &overlapping,
+        format!(
+            "{}\n{}",
+            price_file("0.15", "0.60"),
+            price_file("0.20", "0.80")
+                .replace("id = \"openai/gpt-4o-mini/2024-01-01\"", "id = \"again\"")
+        ),
+    )
+    .unwrap();
+    let refused = Command::new(BINARY)
+        .args(["prices", "check", overlapping.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("same effective date"));
+
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(
+        &unknown,
+        price_file("0.15", "0.60").replace("provider = \"openai\"", "provider = \"acme-ai\""),
+    )
+    .unwrap();
+    let refused = Command::new(BINARY)
+        .args(["prices", "check", unknown.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("line 2") && message.contains("provider"),
+        "{message}"
+    );
+
+    let serve = Command::new(BINARY)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("KEYWARD_SERVER_LISTEN", "127.0.0.1:0")
+        .env("KEYWARD_PRICES_PATH", &bad)
+        .output()
+        .unwrap();
+    assert!(!serve.status.success(), "a bad prices.path stops the start");
+    let message = String::from_utf8_lossy(&serve.stderr);
+    assert!(
+        message.contains("prices.path") && message.contains("line 11"),
+        "{message}"
+    );
+}

@@ -240,6 +240,7 @@ fn routes() -> Vec<Route> {
         ),
         route(Method::GET, "/admin/v1/masterkey", None, true),
         route(Method::GET, "/admin/v1/audit/verify", None, true),
+        route(Method::GET, "/admin/v1/prices", None, true),
         route(
             Method::POST,
             "/admin/v1/masterkey/rotate",
