@@ -55,7 +55,7 @@ async fn metrics(
         }
     }
     let mut body = state.keyward.metrics().render();
-    crate::process_metrics::render(state.build, &mut body);
+    crate::process_metrics::render(state.build, &state.trace_export, &mut body);
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -34,7 +34,7 @@ use axum::Router;
 use keyward_core::secret::AdminToken;
 use keyward_domain::Keyward;
 
-pub use process_metrics::BuildInfo;
+pub use process_metrics::{BuildInfo, TraceExportStats};
 pub use request_id::REQUEST_ID_HEADER;
 pub use serve::ServeLimits;
 
@@ -54,6 +54,19 @@ pub struct AppState {
     pub console: Arc<console::ConsoleState>,
     /// Version and commit, for `keyward_build_info`.
     pub build: BuildInfo,
+    /// W3C trace context, when traces are exported.
+    pub traces: Option<Arc<dyn TraceContext>>,
+    /// The trace exporter's counters.
+    pub trace_export: Arc<TraceExportStats>,
+}
+
+/// Trace context propagation, provided by the binary when it exports traces: the HTTP layer
+/// stays free of OpenTelemetry.
+pub trait TraceContext: Send + Sync + std::fmt::Debug {
+    /// Makes `span` continue the trace an incoming W3C `traceparent` names.
+    fn continue_trace(&self, span: &tracing::Span, traceparent: &str);
+    /// The `traceparent` naming `span`, to pass upstream.
+    fn traceparent(&self, span: &tracing::Span) -> Option<String>;
 }
 
 /// Limits and switches of the HTTP layer.

@@ -14,8 +14,28 @@ pub struct BuildInfo {
     pub commit: &'static str,
 }
 
-/// Appends `keyward_build_info` and the `process_*` series.
-pub(crate) fn render(build: BuildInfo, out: &mut String) {
+/// Spans the trace exporter sent and those it failed to send (zero when traces are off).
+#[derive(Debug, Default)]
+pub struct TraceExportStats {
+    pub exported: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// Appends `keyward_build_info`, the trace exporter's counters and the `process_*` series.
+pub(crate) fn render(build: BuildInfo, traces: &TraceExportStats, out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    out.push_str("# HELP keyward_trace_spans_exported_total Spans the OTLP exporter delivered.\n# TYPE keyward_trace_spans_exported_total counter\n");
+    let _ = writeln!(
+        out,
+        "keyward_trace_spans_exported_total {}",
+        traces.exported.load(Relaxed)
+    );
+    out.push_str("# HELP keyward_trace_export_failures_total Spans the OTLP exporter could not deliver (collector down, slow or refusing); calls are not affected.\n# TYPE keyward_trace_export_failures_total counter\n");
+    let _ = writeln!(
+        out,
+        "keyward_trace_export_failures_total {}",
+        traces.failed.load(Relaxed)
+    );
     out.push_str("# HELP keyward_build_info The running build: version and git commit (always 1).\n# TYPE keyward_build_info gauge\n");
     let _ = writeln!(
         out,
@@ -142,6 +162,7 @@ mod tests {
                 version: "9.9.9",
                 commit: "abc123",
             },
+            &TraceExportStats::default(),
             &mut out,
         );
         assert!(out.contains("keyward_build_info{version=\"9.9.9\",commit=\"abc123\"} 1"));

@@ -28,7 +28,19 @@ pub(crate) async fn tag_and_log(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     request.extensions_mut().insert(request_id);
-    let span = tracing::info_span!("request", request_id = %request_id, %method, %route);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        request_id = %request_id,
+        %method,
+        %route,
+    );
+    if let (Some(traces), Some(traceparent)) =
+        (&state.traces, incoming_traceparent(request.headers()))
+    {
+        traces.continue_trace(&span, traceparent);
+    }
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -46,4 +58,55 @@ pub(crate) async fn tag_and_log(
         );
     });
     response
+}
+
+/// The client's W3C `traceparent`, if it is well formed: `00-` + 32 and 16 lowercase hex digits
+/// (not all zero) + `-` + 2 hex digits of flags.
+pub(crate) fn incoming_traceparent(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get("traceparent")?.to_str().ok()?.trim();
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let valid = parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && parts[1].bytes().any(|byte| byte != b'0')
+        && hex(parts[2], 16)
+        && parts[2].bytes().any(|byte| byte != b'0')
+        && hex(parts[3], 2);
+    valid.then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_traceparents_are_continued() {
+        let header = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                "traceparent",
+                HeaderValue::from_str(value).unwrap_or_else(|_| unreachable!()),
+            );
+            headers
+        };
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(incoming_traceparent(&header(good)), Some(good));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "garbage",
+        ] {
+            assert_eq!(incoming_traceparent(&header(bad)), None, "{bad}");
+        }
+    }
 }

@@ -74,6 +74,8 @@ pub struct RouteRequest {
 pub struct ClientHeaders {
     pub anthropic_version: Option<String>,
     pub anthropic_beta: Option<String>,
+    /// A W3C `traceparent` to send upstream (validated by the HTTP layer).
+    pub traceparent: Option<String>,
 }
 
 impl ClientHeaders {

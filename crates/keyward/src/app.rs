@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,6 +24,14 @@ const WEBHOOK_FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
 const SECRET_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
+/// What the HTTP layer needs of trace export: the W3C context (when exporting) and the
+/// exporter's counters.
+#[derive(Default)]
+pub struct TraceHandles {
+    pub context: Option<Arc<dyn keyward_http::TraceContext>>,
+    pub stats: Arc<keyward_http::TraceExportStats>,
+}
+
 pub struct Application {
     listener: TcpListener,
     service: HttpService,
@@ -41,6 +50,7 @@ impl Application {
         config: &Config,
         keyward: Keyward,
         alerts: Option<AlertReceiver>,
+        traces: TraceHandles,
     ) -> anyhow::Result<Self> {
         keyward
             .interrupt_abandoned_calls(true)
@@ -66,6 +76,8 @@ impl Application {
                 version: env!("CARGO_PKG_VERSION"),
                 commit: env!("BUILD_GIT_COMMIT"),
             },
+            traces: traces.context,
+            trace_export: traces.stats,
         };
         let service = HttpService::new(
             state,

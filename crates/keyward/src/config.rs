@@ -64,6 +64,7 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec { section: "egress", key: "max_stream_duration", default: "30m", doc: "The longest one streamed answer may last, however the provider paces its events; past it the stream ends as a provider failure." },
     KeySpec { section: "ledger", key: "mode", default: "strict", doc: "`strict`: no ledger row, no upstream call. `best_effort`: call even when the ledger cannot record. (Used by the routing layer.)" },
     KeySpec { section: "ledger", key: "default_max_output_tokens", default: "4096", doc: "Output tokens assumed for a call's worst-case cost when the client sets no `max_tokens`; budgets reserve that much before the call. A call that outputs more is still charged its real cost." },
+    KeySpec { section: "telemetry", key: "otlp_endpoint", default: "", doc: "OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`) that receives one span per model call with the OpenTelemetry GenAI attributes (metadata only). The standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_PROTOCOL` (`http/protobuf` or `http/json`) and `OTEL_SERVICE_NAME` take precedence. Unset: no trace export." },
     KeySpec { section: "prices", key: "path", default: "", doc: "A price file in the format of the shipped `prices/prices.toml` that replaces the built-in price book: read at startup (a bad file stops the start, naming its line) and again on SIGHUP (a bad file is refused with its line in the log and the book in force stays). `keyward prices check FILE` validates one. Unset: the book built into the binary." },
     KeySpec { section: "alerts", key: "webhook_url", default: "", doc: "URL that receives alerts (soft budget limits, credentials rejected by their provider) as JSON POSTs, signed with `alerts.webhook_secret`; retried with backoff, never blocking a call. Unset: alerts go to the audit log only." },
     KeySpec { section: "alerts", key: "webhook_secret", default: "", doc: "HMAC-SHA256 key (at least 16 characters) for the `x-keyward-signature` header of webhook deliveries: `t=UNIX,v1=hex(HMAC(secret, \"UNIX.BODY\"))`. Required with `alerts.webhook_url`." },
@@ -135,6 +136,8 @@ pub struct Config {
     pub public_url: Option<url::Url>,
     /// `prices.path`: a price file replacing the built-in book.
     pub prices_path: Option<PathBuf>,
+    /// `telemetry.otlp_endpoint` as written (the `OTEL_*` variables take precedence).
+    pub otlp_endpoint: Option<String>,
     /// `console.session_idle` and `console.session_absolute`.
     pub console_sessions: keyward_domain::SessionLimits,
 }
@@ -443,16 +446,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         1..=1000,
         "a whole number from 1 to 1000",
     );
-    let master_key_source = keys.text(
-        "master_key.source",
-        is_master_key_source,
-        "file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
-    );
-    let master_key_previous_sources = keys.list(
-        "master_key.previous_sources",
-        is_master_key_source,
-        "a comma list of file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
-    );
+    let (master_key_source, master_key_previous_sources) = master_key_keys(&mut keys);
     let tenant_reference_prefixes = keys.list("secrets.tenant_reference_prefixes", is_tenant_prefix, "a comma list of vault://, aws-sm:// or azure-kv:// prefixes, each with `{tenant}` followed by `/`, `#` or `-` (e.g. vault://secret/tenants/{tenant}/), so that no tenant's prefix covers another's");
     let azure_vault_url = keys.text(
         "secrets.azure_vault_url",
@@ -475,7 +469,7 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         keys.duration("secrets.cache_ttl", false, "a duration such as 60s, or 0s");
     let (log_level, log_format) = log_settings(&mut keys);
     let connectors = connector_keys(&mut keys);
-    let (public_url, console_sessions, prices_path) = site_keys(&mut keys);
+    let (public_url, console_sessions, prices_path, otlp_endpoint) = site_keys(&mut keys);
     let (server, egress, master_key_source) = (server?, egress?, master_key_source?);
     Some(Config {
         listen: server.listen,
@@ -514,7 +508,23 @@ fn build(raw: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<C
         public_url: public_url?,
         console_sessions: console_sessions?,
         prices_path,
+        otlp_endpoint,
     })
+}
+
+/// `master_key.source` and `master_key.previous_sources`.
+fn master_key_keys(keys: &mut Keys<'_>) -> (Option<String>, Option<Vec<String>>) {
+    let source = keys.text(
+        "master_key.source",
+        is_master_key_source,
+        "file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
+    );
+    let previous = keys.list(
+        "master_key.previous_sources",
+        is_master_key_source,
+        "a comma list of file:PATH, env:VAR, aws-kms:KEY_ID or vault-transit:KEY",
+    );
+    (source, previous)
 }
 
 /// `server.public_url`, `console.*` and `prices.path`.
@@ -524,10 +534,13 @@ fn site_keys(
     Option<Option<url::Url>>,
     Option<keyward_domain::SessionLimits>,
     Option<PathBuf>,
+    Option<String>,
 ) {
     let prices_path = Some(keys.get("prices.path"))
         .filter(|path| !path.trim().is_empty())
         .map(PathBuf::from);
+    let otlp_endpoint = Some(keys.get("telemetry.otlp_endpoint").trim().to_owned())
+        .filter(|endpoint| !endpoint.is_empty());
     let public_url = match keys.get("server.public_url") {
         "" => Some(None),
         text => url::Url::parse(text)
@@ -552,7 +565,7 @@ fn site_keys(
         (Some(idle), Some(absolute)) => Some(keyward_domain::SessionLimits { idle, absolute }),
         _ => None,
     };
-    (public_url, limits, prices_path)
+    (public_url, limits, prices_path, otlp_endpoint)
 }
 
 /// `server.*`: where to listen, the largest body, the shutdown grace, the bounds on clients.

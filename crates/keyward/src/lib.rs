@@ -19,4 +19,5 @@ mod output;
 mod secret_input;
 pub mod startup;
 pub mod telemetry;
+pub mod traces;
 pub mod webhook;

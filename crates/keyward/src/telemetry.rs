@@ -4,25 +4,45 @@
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{Layer, Registry};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. Returns `false` if one was already installed (tests).
-pub fn init(level: LevelFilter, format: LogFormat, writer: BoxMakeWriter) -> bool {
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
+/// A layer of the global subscriber.
+pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Installs the global subscriber: log lines at `level`, and `traces` (the OTLP layer, fed
+/// every span at `info` and above whatever the log level) when exporting. Returns `false` if
+/// one was already installed (tests).
+pub fn init(
+    level: LevelFilter,
+    format: LogFormat,
+    writer: BoxMakeWriter,
+    traces: Option<BoxedLayer>,
+) -> bool {
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(true);
-    let result = match format {
-        LogFormat::Json => builder
+    let logs: BoxedLayer = match format {
+        LogFormat::Json => logs
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+            .with_filter(level)
+            .boxed(),
+        LogFormat::Text => logs.with_ansi(false).with_filter(level).boxed(),
     };
-    result.is_ok()
+    let mut layers = vec![logs];
+    if let Some(traces) = traces {
+        layers.push(traces.with_filter(LevelFilter::INFO).boxed());
+    }
+    tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .is_ok()
 }
 
 /// Replaces the standard panic message (printed to stderr) with one error event through the

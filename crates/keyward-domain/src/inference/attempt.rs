@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use keyward_core::{RequestId, SealedSecret, Timestamp};
 use keyward_router::{CompleteReply, StreamingReply, Surface, Target, UpstreamReply};
 use keyward_store::{CredentialRecord, PendingCall};
+use tracing::Instrument as _;
 
 use super::settle::{self, Pricing};
 use super::targets::{unusable, Attempt};
@@ -141,9 +142,27 @@ impl Keyward {
         row: AttemptRow,
         opened: OpenedTarget,
     ) -> Result<Sent, DomainError> {
+        let span = super::trace::call_span(call, attempt, row);
+        self.send_in_span(call, attempt, row, opened)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Keyward::send_once`] inside the call's span: admission, upstream and settlement are
+    /// its children.
+    async fn send_in_span(
+        &self,
+        call: &Call,
+        attempt: &Attempt,
+        row: AttemptRow,
+        opened: OpenedTarget,
+    ) -> Result<Sent, DomainError> {
         let credential = &attempt.credential;
         let used = UsedSecret::of(&opened);
-        let admitted = self.admit_attempt(call, attempt, row).await?;
+        let admitted = self
+            .admit_attempt(call, attempt, row)
+            .instrument(tracing::info_span!("keyward.admission"))
+            .await?;
         let target = Target {
             provider: credential.provider,
             options: credential.options.clone(),
@@ -159,6 +178,7 @@ impl Keyward {
                 &call.route,
                 &call.context.client_headers,
             )
+            .instrument(tracing::info_span!("keyward.upstream"))
             .await;
         drop(target);
         match reply {
@@ -331,23 +351,26 @@ impl Keyward {
         let provider_request_id = reply.provider_request_id.clone();
         let status = reply.status;
         let outcome = reply.outcome;
-        self.tasks.spawn(async move {
-            let outcome = outcome.await.ok();
-            // Only a completed stream carried the provider's final usage; one the client left or
-            // the provider broke may be billed for more than was seen (the provider keeps
-            // generating until it notices), so it is charged as its ceiling.
-            let usage_final = outcome
-                .as_ref()
-                .is_some_and(|outcome| outcome.end == keyward_router::StreamEnd::Completed);
-            let settlement = settle::stream_end(status, provider_request_id, outcome);
-            keyward
-                .settle(
-                    &admitted.pending,
-                    Some(admitted.pricing(usage_final)),
-                    settlement,
-                )
-                .await;
-        });
+        self.tasks.spawn(
+            async move {
+                let outcome = outcome.await.ok();
+                // Only a completed stream carried the provider's final usage; one the client left or
+                // the provider broke may be billed for more than was seen (the provider keeps
+                // generating until it notices), so it is charged as its ceiling.
+                let usage_final = outcome
+                    .as_ref()
+                    .is_some_and(|outcome| outcome.end == keyward_router::StreamEnd::Completed);
+                let settlement = settle::stream_end(status, provider_request_id, outcome);
+                keyward
+                    .settle(
+                        &admitted.pending,
+                        Some(admitted.pricing(usage_final)),
+                        settlement,
+                    )
+                    .await;
+            }
+            .instrument(tracing::Span::current()),
+        );
         AttemptResult::Done(InferenceReply::Streaming {
             status: reply.status,
             content_type: reply.content_type,

@@ -23,11 +23,13 @@ mod embed;
 mod rejection;
 mod settle;
 mod targets;
+mod trace;
 mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use keyward_core::RequestId;
 use keyward_router::{
@@ -269,9 +271,11 @@ impl Keyward {
             client_gone,
         };
         let keyward = self.clone();
-        let run = self
-            .tasks
-            .spawn(async move { keyward.run_attempts(call, attempts).await });
+        // The task continues the request's span, so a call's spans join the client's trace.
+        let run = self.tasks.spawn(
+            async move { keyward.run_attempts(call, attempts).await }
+                .instrument(tracing::Span::current()),
+        );
         let reply = run.await.map_err(|_| DomainError::CallAborted)??;
         Ok(reply.with_citations(citations))
     }

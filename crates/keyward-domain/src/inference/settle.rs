@@ -19,6 +19,7 @@ use keyward_router::{
     CompleteReply, RouterError, StreamEnd, StreamOutcome, UsageReport, Verification,
 };
 use keyward_store::{CallStatus, CredentialRecord, PendingCall, Settlement};
+use tracing::Instrument as _;
 
 use crate::budget::budget_charge;
 use crate::price::Price;
@@ -162,12 +163,14 @@ impl Keyward {
                 .max(call.reserved_micro_usd);
         }
         let request_id = call.request_id;
+        super::trace::record_settlement(&settlement);
         let ended = std::time::Instant::now();
-        match self
+        let written = self
             .store
             .settle_call(request_id, &settlement, Timestamp::now())
-            .await
-        {
+            .instrument(tracing::info_span!("keyward.settlement"))
+            .await;
+        match written {
             Ok(settled) => {
                 if settled.settled {
                     self.metrics.record_settled(ended.elapsed());

@@ -150,7 +150,7 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
             CallContext {
                 request_id,
                 tags,
-                client_headers: client_headers(&parts.headers),
+                client_headers: client_headers(state, &parts.headers),
                 knowledge: knowledge_request(&parts.headers)?,
             },
         )
@@ -216,16 +216,23 @@ pub const FALLBACK_HEADER: &str = "x-keyward-fallback";
 /// The ledger row of the fallback attempt that answered (`x-keyward-request-id` is the first).
 pub const FALLBACK_REQUEST_HEADER: &str = "x-keyward-fallback-request-id";
 
-fn client_headers(headers: &HeaderMap) -> ClientHeaders {
+/// The client headers a provider may see. The trace context passed upstream names this
+/// request's span when traces are exported, else it is the client's own `traceparent`.
+fn client_headers(state: &AppState, headers: &HeaderMap) -> ClientHeaders {
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|value| value.to_str().ok())
             .and_then(ClientHeaders::accept)
     };
+    let traceparent = match &state.traces {
+        Some(traces) => traces.traceparent(&tracing::Span::current()),
+        None => crate::request_id::incoming_traceparent(headers).map(str::to_owned),
+    };
     ClientHeaders {
         anthropic_version: header("anthropic-version"),
         anthropic_beta: header("anthropic-beta"),
+        traceparent,
     }
 }
 

@@ -183,6 +183,14 @@ fn plan(
             openai::plan(surface, target, &mut prompt, route)?
         }
     };
+    let mut plan = plan;
+    if let Some(value) = client
+        .traceparent
+        .as_deref()
+        .and_then(|value| reqwest::header::HeaderValue::from_str(value).ok())
+    {
+        plan.headers.insert("traceparent", value);
+    }
     Ok((plan, prompt.to_vec(), signing))
 }
 
@@ -381,6 +389,51 @@ impl Router {
                 Ok(None) => return Ok(bytes.freeze()),
                 Err(err) => return Err(self.egress.classify(&err)),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_context_goes_upstream_to_every_provider_family() {
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let client = ClientHeaders {
+            traceparent: Some(traceparent.to_owned()),
+            ..ClientHeaders::default()
+        };
+        for provider in [
+            ProviderId::OpenAi,
+            ProviderId::Anthropic,
+            ProviderId::Mistral,
+        ] {
+            let target = Target {
+                provider,
+                options: BTreeMap::new(),
+                secret: Some(ProviderSecret::new("sk-test-0123456789".to_owned())),
+                model: "m".to_owned(),
+            };
+            let prompt = PromptBody::parse(
+                br#"{"model": "x/m", "messages": [{"role": "user", "content": "hi"}]}"#,
+            )
+            .unwrap_or_else(|err| unreachable!("{err}"));
+            let route = prompt
+                .route_request(Surface::ChatCompletions)
+                .unwrap_or_else(|err| unreachable!("{err}"));
+            let (planned, _, _) = plan(Surface::ChatCompletions, &target, &prompt, &route, &client)
+                .unwrap_or_else(|err| unreachable!("{err}"));
+            assert_eq!(planned.headers["traceparent"], traceparent, "{provider:?}");
+            let (plain, _, _) = plan(
+                Surface::ChatCompletions,
+                &target,
+                &prompt,
+                &route,
+                &ClientHeaders::default(),
+            )
+            .unwrap_or_else(|err| unreachable!("{err}"));
+            assert!(!plain.headers.contains_key("traceparent"));
         }
     }
 }

@@ -124,11 +124,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let serving = matches!(cli.command, Command::Serve);
     // Held to the end of `run`: dropping it writes the last buffered log lines.
     let mut _log_flush = None;
+    let mut traces = (None, crate::app::TraceHandles::default());
     if serving {
         let (log, flush) = crate::log_buffer::BufferedLog::start(std::io::stdout())
             .context("cannot start the log writer thread")?;
         _log_flush = Some(flush);
-        telemetry::init(config.log_level, config.log_format, BoxMakeWriter::new(log));
+        let (export, layer, handles) = crate::traces::from_config(&config)?;
+        telemetry::init(
+            config.log_level,
+            config.log_format,
+            BoxMakeWriter::new(log),
+            layer,
+        );
+        traces = (export, handles);
     } else {
         // CLI output is on stdout; logs go to stderr: warnings, unless debug or trace is set.
         let level = if config.log_level > LevelFilter::INFO {
@@ -140,6 +148,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             level,
             config.log_format,
             BoxMakeWriter::new(std::io::stderr),
+            None,
         );
     }
     telemetry::log_panics();
@@ -153,8 +162,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let keyward = open_keyward(&config, env, alerts).await?;
     let output = Output { format: cli.format };
     if let Command::Serve = cli.command {
-        let app = Application::build(&config, keyward, alert_receiver).await?;
-        return app.run_until_stopped(shutdown_signal()).await;
+        let (export, handles) = traces;
+        let app = Application::build(&config, keyward, alert_receiver, handles).await?;
+        let served = app.run_until_stopped(shutdown_signal()).await;
+        if let Some(export) = export {
+            export.shutdown();
+        }
+        return served;
     }
     let result = match cli.command {
         Command::Kb(command) => kb(&keyward, &output, command, config.max_body_bytes).await,

@@ -66,6 +66,11 @@ const EXCLUSIVE: &[(&str, &[&str])] = &[
     ("text-splitter", &["keyward-knowledge"]),
     ("tiktoken-rs", &["keyward-knowledge"]),
     ("jsonwebtoken", &["keyward-connectors"]),
+    // Trace export is the binary's: the domain and HTTP layers only make `tracing` spans.
+    ("opentelemetry", &["keyward"]),
+    ("opentelemetry_sdk", &["keyward"]),
+    ("opentelemetry-otlp", &["keyward"]),
+    ("tracing-opentelemetry", &["keyward"]),
 ];
 
 fn normal_dependencies(manifest: &toml::Table) -> BTreeSet<String> {

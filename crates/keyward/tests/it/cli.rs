@@ -13,14 +13,14 @@ use serde_json::Value;
 use crate::harness::contains;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_keyward");
-const OPERATOR_TOKEN: &str = "cli-test-operator-token-81c4e2";
+pub(crate) const OPERATOR_TOKEN: &str = "cli-test-operator-token-81c4e2";
 
-struct Workdir {
+pub(crate) struct Workdir {
     dir: tempfile::TempDir,
 }
 
 impl Workdir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
@@ -32,7 +32,7 @@ impl Workdir {
 
     /// `keyward ARGS` in this directory, with no KEYWARD_* variables from the test's own
     /// environment.
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BINARY);
         command.args(args).current_dir(self.path());
         for (name, _) in std::env::vars() {
@@ -303,9 +303,9 @@ fn an_issued_key_is_printed_once_as_json() {
 }
 
 /// A `keyward serve` child process, its address parsed from its own log line.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     lines: mpsc::Receiver<String>,
 }
 
@@ -314,7 +314,7 @@ impl Server {
         Self::start_with(work, &[])
     }
 
-    fn start_with(work: &Workdir, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_with(work: &Workdir, env: &[(&str, &str)]) -> Self {
         let mut child = work
             .command(&["serve"])
             .envs(env.iter().copied())
@@ -354,7 +354,7 @@ impl Server {
         server
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])

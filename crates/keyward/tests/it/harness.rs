@@ -50,6 +50,7 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
             LevelFilter::TRACE,
             LogFormat::Json,
             BoxMakeWriter::new(move || writer.clone()),
+            None,
         );
         buffer
     })
@@ -194,7 +195,7 @@ impl TestApp {
         let keyward = keyward::startup::open_keyward(&config, lookup, alerts)
             .await
             .unwrap();
-        let app = Application::build(&config, keyward, alert_receiver)
+        let app = Application::build(&config, keyward, alert_receiver, Default::default())
             .await
             .unwrap();
         let address = format!("http://{}", app.local_addr().unwrap());

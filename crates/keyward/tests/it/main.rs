@@ -33,3 +33,4 @@ mod replicas;
 mod rotation;
 mod slow_clients;
 mod tidy;
+mod traces;
