@@ -140,7 +140,7 @@ def main():
     args = parser.parse_args()
     pairs, extra = load(args.results)
     text = markdown(pairs, extra, args)
-    for extra_section in (args.notes, "bench/knowledge.md", "bench/retrieval.md", "bench/console.md"):
+    for extra_section in (args.notes, "bench/knowledge.md", "bench/retrieval.md", "bench/console.md", "bench/traces.md"):
         try:
             text += "\n" + open(extra_section).read()
         except FileNotFoundError:

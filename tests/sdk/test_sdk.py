@@ -204,3 +204,40 @@ def test_the_openai_sdk_gets_an_answer_augmented_from_a_knowledge_base(gateway, 
     assert completion.usage.prompt_tokens > 40
     row = gateway.ledger(raw.headers["x-keyward-request-id"])
     assert (row["status"], row["input_tokens"]) == ("ok", completion.usage.prompt_tokens)
+
+
+def test_both_sdks_list_what_a_key_without_an_allow_list_can_call(gateway, tenant):
+    # A key with no allow-list: every model the tenant's credentials serve, as each provider
+    # lists them, addressed as label/model (each listing is a ledger row, `endpoint` models).
+    listed = [model.id for model in openai_client(gateway, tenant["key"]).models.list()]
+    assert "team-openai/gpt-4o-mini" in listed
+    assert "team-openai/text-embedding-3-small" in listed
+    assert "claude/claude-sonnet-4-5" in listed
+    claude = [model.id for model in anthropic_client(gateway, tenant["key"]).models.list()]
+    assert claude == listed
+    limited = gateway.admin("POST", f"/admin/v1/tenants/{tenant['id']}/keys",
+                            {"role": "member", "models": ["team-openai/gpt-4o"]})["key"]
+    assert [model.id for model in openai_client(gateway, limited).models.list()] == ["team-openai/gpt-4o"]
+
+
+def test_count_tokens_through_the_anthropic_sdk(gateway, tenant):
+    client = anthropic_client(gateway, tenant["key"], max_retries=0)
+    raw = client.messages.with_raw_response.count_tokens(model="claude/claude-sonnet-4-5", messages=MESSAGES)
+    counted = raw.parse()
+    assert counted.input_tokens > 0
+    row = gateway.ledger(raw.headers["x-keyward-request-id"])
+    assert row["endpoint"] == "count_tokens" and row["status"] == "ok"
+    assert row["cost_micro_usd"] == 0, "Anthropic does not bill counting"
+    assert row["credential_label"] == "claude"
+    # Another provider's tokenizer is not Anthropic's: a clear refusal, no upstream call.
+    calls_before = gateway.mock_calls()["total"]
+    with pytest.raises(anthropic.BadRequestError) as raised:
+        client.messages.count_tokens(model="team-openai/gpt-4o-mini", messages=MESSAGES)
+    assert "Anthropic's tokenizer" in raised.value.body["error"]["message"]
+    assert gateway.mock_calls()["total"] == calls_before
+    # A body over server.max_body_bytes is refused before anything is sent.
+    response = httpx.post(gateway.url + "/v1/messages/count_tokens", content=b"x" * (11 << 20),
+                          headers={"x-api-key": tenant["key"], "anthropic-version": "2023-06-01",
+                                   "content-type": "application/json"}, timeout=30)
+    assert response.status_code in (400, 413)
+    assert "max_body_bytes" in response.text

@@ -165,6 +165,8 @@ pub struct KeywardInner {
     teams_tokens: Arc<connector::TeamsTokens>,
     /// Usage totals of closed days (they no longer change).
     closed_days: Arc<usage_days::ClosedDays>,
+    /// Providers' model lists, for `GET /v1/models`.
+    model_lists: Arc<inference::ModelLists>,
 }
 
 impl std::fmt::Debug for Keyward {
@@ -204,6 +206,7 @@ impl Keyward {
             platform_keys: Arc::default(),
             teams_tokens: Arc::default(),
             closed_days: Arc::default(),
+            model_lists: Arc::default(),
         };
         let keyward = Self {
             inner: Arc::new(inner),

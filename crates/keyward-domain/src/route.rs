@@ -130,6 +130,9 @@ impl Keyward {
                 }
             }
         }
+        if caller.key_models.is_none() && caller.department_models.is_none() {
+            names.extend(self.provider_model_names(caller.tenant).await?);
+        }
         names.retain(|model| {
             let upstream = model
                 .split_once('/')
@@ -140,5 +143,40 @@ impl Keyward {
         names.sort();
         names.dedup();
         Ok(names)
+    }
+
+    /// `label/model` for every model each usable credential of the tenant serves, as its
+    /// provider lists them. A provider that cannot be asked is left out (and logged): one
+    /// failing account does not empty the list.
+    async fn provider_model_names(
+        &self,
+        tenant: keyward_core::TenantId,
+    ) -> Result<Vec<String>, DomainError> {
+        let mut names = Vec::new();
+        let mut page = PageRequest {
+            after: None,
+            limit: 500,
+        };
+        loop {
+            let credentials = self.store.credentials(tenant, &page).await?;
+            for credential in credentials.items {
+                if credential.status != keyward_store::CredentialStatus::Active {
+                    continue;
+                }
+                let label = credential.label.clone();
+                match self.provider_models(credential).await {
+                    Ok(models) => {
+                        names.extend(models.iter().map(|model| format!("{label}/{model}")))
+                    }
+                    Err(err) => {
+                        tracing::warn!(credential = %label, error = %err, "the provider's model list could not be read; its models are left out of /v1/models")
+                    }
+                }
+            }
+            match credentials.next_cursor {
+                Some(cursor) => page.after = Some(cursor),
+                None => return Ok(names),
+            }
+        }
     }
 }

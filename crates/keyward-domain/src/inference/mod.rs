@@ -19,12 +19,15 @@
 
 mod admit;
 mod attempt;
+mod count;
 mod embed;
 mod rejection;
 mod settle;
 mod targets;
 mod trace;
 mod verify;
+
+pub(crate) use verify::ModelLists;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +49,8 @@ use targets::{unusable, Attempt};
 
 /// The ledger's `endpoint` for credential verification calls.
 pub(crate) const VERIFY_ENDPOINT: &str = "verify";
+/// The ledger `endpoint` of a model-list call made for `GET /v1/models`.
+pub(crate) const MODELS_ENDPOINT: &str = "models";
 /// The ledger's `endpoint` for embeddings Keyward makes for a knowledge base (SPEC); client
 /// calls keep their path, so the platform meter counts only theirs as requests routed.
 pub(crate) const KNOWLEDGE_ENDPOINT: &str = "embeddings";

@@ -14,12 +14,21 @@ use keyward_router::Target;
 use keyward_store::{CredentialRecord, CredentialStatus, PendingCall};
 
 use super::settle;
-use super::VERIFY_ENDPOINT;
+use super::{MODELS_ENDPOINT, VERIFY_ENDPOINT};
 use crate::credential::Freshness;
 use crate::{DomainError, Keyward, TenantScope};
 
 /// The pending row of a verification: no key, no model, nothing reserved.
 fn verification_row(credential: &CredentialRecord) -> PendingCall {
+    listing_row(credential, VERIFY_ENDPOINT, "verify")
+}
+
+/// The pending row of a model-list call (`endpoint` `verify` or `models`).
+fn listing_row(
+    credential: &CredentialRecord,
+    endpoint: &'static str,
+    purpose: &str,
+) -> PendingCall {
     PendingCall {
         request_id: RequestId::generate(),
         created_at: Timestamp::now(),
@@ -29,10 +38,10 @@ fn verification_row(credential: &CredentialRecord) -> PendingCall {
         credential_id: credential.id,
         credential_label: credential.label.clone(),
         provider: credential.provider,
-        endpoint: VERIFY_ENDPOINT,
+        endpoint,
         model_requested: "-".to_owned(),
         stream: false,
-        tags: BTreeMap::from([("purpose".to_owned(), "verify".to_owned())]),
+        tags: BTreeMap::from([("purpose".to_owned(), purpose.to_owned())]),
         fallback_of: None,
         reserved_micro_usd: 0,
         // Listing models costs nothing at any provider.
@@ -96,6 +105,49 @@ impl Keyward {
         self.credential(scope, id).await
     }
 
+    /// The models a credential's provider lists (for `GET /v1/models`), from a model-list call
+    /// on the tenant's key with its own ledger row (`endpoint` `models`), kept
+    /// [`MODEL_LIST_TTL`]. A key the provider refuses is parked as by any call.
+    pub(crate) async fn provider_models(
+        &self,
+        credential: CredentialRecord,
+    ) -> Result<std::sync::Arc<Vec<String>>, DomainError> {
+        if let Some(models) = self.model_lists.get(credential.id) {
+            return Ok(models);
+        }
+        let id = credential.id;
+        let opened = self
+            .open_credential_record(credential, Freshness::Cached)
+            .await?;
+        let credential = opened.record;
+        let pending = listing_row(&credential, MODELS_ENDPOINT, "models");
+        self.admit(&pending).await?;
+        let target = Target {
+            provider: credential.provider,
+            options: credential.options.clone(),
+            secret: opened.secret,
+            model: String::new(),
+        };
+        let listed = match self.router.verify(&target).await {
+            Ok(listed) => listed,
+            Err(err) => {
+                self.settle(&pending, None, settle::router_failure(&err))
+                    .await;
+                return Err(DomainError::Router(err));
+            }
+        };
+        self.settle(&pending, None, settle::verification(&listed))
+            .await;
+        if listed.key_rejected {
+            self.mark_rejected(&credential, credential.secret.as_ref())
+                .await;
+            return Err(DomainError::ProviderCredentialRejected {
+                label: credential.label,
+            });
+        }
+        Ok(self.model_lists.put(id, listed.models))
+    }
+
     /// The provider accepted a credential it had rejected: back to `active`.
     async fn reactivate(&self, credential: &CredentialRecord) -> Result<(), DomainError> {
         self.store
@@ -109,5 +161,40 @@ impl Keyward {
         self.records.credentials.clear();
         tracing::info!(tenant = %credential.tenant_id, credential = %credential.id, "provider accepted the credential again; active");
         Ok(())
+    }
+}
+
+/// How long a provider's model list is reused before `GET /v1/models` asks again.
+pub(crate) const MODEL_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Each credential's model list, kept [`MODEL_LIST_TTL`]; bounded (emptied when full).
+type Listed = (std::time::Instant, std::sync::Arc<Vec<String>>);
+
+#[derive(Default)]
+pub(crate) struct ModelLists {
+    lists: std::sync::Mutex<std::collections::HashMap<CredentialId, Listed>>,
+}
+
+impl ModelLists {
+    fn get(&self, id: CredentialId) -> Option<std::sync::Arc<Vec<String>>> {
+        let lists = self
+            .lists
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let (at, models) = lists.get(&id)?;
+        (at.elapsed() < MODEL_LIST_TTL).then(|| models.clone())
+    }
+
+    fn put(&self, id: CredentialId, models: Vec<String>) -> std::sync::Arc<Vec<String>> {
+        let mut lists = self
+            .lists
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if lists.len() >= 10_000 {
+            lists.clear();
+        }
+        let models = std::sync::Arc::new(models);
+        lists.insert(id, (std::time::Instant::now(), models.clone()));
+        models
     }
 }

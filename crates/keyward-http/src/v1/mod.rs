@@ -31,6 +31,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/responses", post(responses))
         .route("/v1/models", axum::routing::get(models))
@@ -78,13 +79,27 @@ async fn chat_completions(state: State<AppState>, request: Request) -> Response 
     handle(state, request, Surface::ChatCompletions).await
 }
 
-/// The models this platform key may call by name (OpenAI's list shape).
+/// The models this platform key may call by name: OpenAI's list shape, or Anthropic's when
+/// the client speaks Anthropic (`anthropic-version`).
 async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let listed = async {
         let actor = authenticate(&state, &headers).await?;
         Ok::<_, ApiError>(state.keyward.callable_models(&actor).await?)
     };
     match listed.await {
+        Ok(models) if headers.contains_key("anthropic-version") => {
+            let data: Vec<serde_json::Value> = models
+                .iter()
+                .map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"}))
+                .collect();
+            Json(json!({
+                "data": data,
+                "has_more": false,
+                "first_id": models.first(),
+                "last_id": models.last(),
+            }))
+            .into_response()
+        }
         Ok(models) => {
             let data: Vec<serde_json::Value> = models
                 .into_iter()
@@ -108,8 +123,20 @@ async fn messages(state: State<AppState>, request: Request) -> Response {
     handle(state, request, Surface::Messages).await
 }
 
+/// Anthropic's token count of a Messages body, on an Anthropic credential.
+async fn count_tokens(State(state): State<AppState>, request: Request) -> Response {
+    match call(&state, request, Surface::Messages, true).await {
+        Ok(response) => response,
+        Err(error) => SurfaceError {
+            surface: Surface::Messages,
+            error,
+        }
+        .into_response(),
+    }
+}
+
 async fn handle(State(state): State<AppState>, request: Request, surface: Surface) -> Response {
-    match call(&state, request, surface).await {
+    match call(&state, request, surface, false).await {
         Ok(response) => response,
         Err(mut error) => {
             // On a model call, a database that cannot be reached means the call cannot be
@@ -122,7 +149,13 @@ async fn handle(State(state): State<AppState>, request: Request, surface: Surfac
     }
 }
 
-async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Response, ApiError> {
+/// One model call (or, with `count`, a token count) from the request to its response.
+async fn call(
+    state: &AppState,
+    request: Request,
+    surface: Surface,
+    count: bool,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let request_id = parts
         .extensions
@@ -141,20 +174,20 @@ async fn call(state: &AppState, request: Request, surface: Surface) -> Result<Re
             error.param = param.map(str::to_owned);
             error
         })?;
-    let reply = state
-        .keyward
-        .infer(
-            &actor,
-            surface,
-            prompt,
-            CallContext {
-                request_id,
-                tags,
-                client_headers: client_headers(state, &parts.headers),
-                knowledge: knowledge_request(&parts.headers)?,
-            },
-        )
-        .await?;
+    let context = CallContext {
+        request_id,
+        tags,
+        client_headers: client_headers(state, &parts.headers),
+        knowledge: knowledge_request(&parts.headers)?,
+    };
+    let reply = if count {
+        state.keyward.count_tokens(&actor, prompt, context).await?
+    } else {
+        state
+            .keyward
+            .infer(&actor, surface, prompt, context)
+            .await?
+    };
     let served_by = reply.served_by().cloned();
     let citations = reply.citations().map(|citations| citations.header.clone());
     let mut response = respond(reply);

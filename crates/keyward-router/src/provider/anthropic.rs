@@ -44,6 +44,21 @@ pub(crate) fn plan(
     })
 }
 
+/// `POST /v1/messages/count_tokens`: the same headers as Messages, the client's body with the
+/// upstream model (free at Anthropic; no output ceiling is sent).
+pub(crate) fn count_tokens_plan(
+    target: &Target,
+    prompt: &mut PromptBody,
+    client: &ClientHeaders,
+) -> Result<Plan, RouterError> {
+    let mut plan = plan(target, prompt, client)?;
+    plan.url = join(
+        &base_url(target, Some(ORIGIN))?,
+        &["v1", "messages", "count_tokens"],
+    )?;
+    Ok(plan)
+}
+
 /// An OpenAI chat completions request on an Anthropic credential: translated to Messages,
 /// and the answer translated back.
 pub(crate) fn plan_from_openai(

@@ -72,6 +72,37 @@ pub struct Verification {
     pub key_rejected: bool,
     pub provider_request_id: Option<String>,
     pub elapsed: Duration,
+    /// The model ids the provider listed (at most [`MAX_LISTED_MODELS`], printable, short).
+    pub models: Vec<String>,
+}
+
+/// The most model ids kept from one provider's list.
+pub const MAX_LISTED_MODELS: usize = 1000;
+
+/// The model ids of a model-list answer: `data[].id` (OpenAI, Anthropic, Azure, Mistral, Groq,
+/// Ollama, vLLM, llama.cpp) or `modelSummaries[].modelId` (Bedrock). Ids that are long or not
+/// printable are left out: they are untrusted and end up in a client's answer.
+fn listed_models(json: Option<&serde_json::Value>) -> Vec<String> {
+    let Some(json) = json else {
+        return Vec::new();
+    };
+    let (items, field) = match json.get("data").and_then(serde_json::Value::as_array) {
+        Some(items) => (items, "id"),
+        None => match json
+            .get("modelSummaries")
+            .and_then(serde_json::Value::as_array)
+        {
+            Some(items) => (items, "modelId"),
+            None => return Vec::new(),
+        },
+    };
+    items
+        .iter()
+        .filter_map(|item| item.get(field)?.as_str())
+        .filter(|id| !id.is_empty() && id.len() <= 200 && id.chars().all(|c| c.is_ascii_graphic()))
+        .take(MAX_LISTED_MODELS)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What one provider family needs for one call.
@@ -324,6 +355,48 @@ impl Router {
             .map_err(|err| self.egress.classify(&err))
     }
 
+    /// Anthropic's token count for a Messages body (`POST /v1/messages/count_tokens`), relayed
+    /// as the provider answers it. Only an Anthropic credential counts: another provider's
+    /// tokenizer is not Anthropic's, so translating would give a wrong number.
+    pub async fn count_tokens(
+        &self,
+        target: &Target,
+        prompt: &PromptBody,
+        client: &ClientHeaders,
+    ) -> Result<CompleteReply, RouterError> {
+        if target.provider != ProviderId::Anthropic {
+            return Err(RouterError::Unsupported {
+                surface: "/v1/messages/count_tokens",
+                provider: target.provider.as_str(),
+            });
+        }
+        let mut prompt = prompt.attempt_copy();
+        let mut plan = anthropic::count_tokens_plan(target, &mut prompt, client)?;
+        if let Some(value) = client
+            .traceparent
+            .as_deref()
+            .and_then(|value| reqwest::header::HeaderValue::from_str(value).ok())
+        {
+            plan.headers.insert("traceparent", value);
+        }
+        self.egress.check_literal(&plan.url)?;
+        let started = Instant::now();
+        let response = self.post(&plan, prompt.to_vec()).await?;
+        let first_byte = started.elapsed();
+        let head = ResponseHead::read(&response);
+        let bytes = self
+            .within_first_byte_budget(self.read_bounded(response))
+            .await??;
+        Ok(complete_reply(
+            &plan,
+            head,
+            bytes,
+            &target.model,
+            first_byte,
+            started,
+        ))
+    }
+
     /// A cheap real call that proves the credential works: the provider's model list.
     /// Returns the HTTP status and whether the provider refused the key itself.
     pub async fn verify(&self, target: &Target) -> Result<Verification, RouterError> {
@@ -350,12 +423,18 @@ impl Router {
         let accepted = head.success()
             || (dialect == Dialect::Bedrock
                 && head.aws_error_type.as_deref() == Some("AccessDeniedException"));
+        let models = if head.success() {
+            listed_models(json.as_ref())
+        } else {
+            Vec::new()
+        };
         Ok(Verification {
             status: head.status,
             accepted,
             key_rejected: head.key_rejected(dialect, json.as_ref()),
             provider_request_id: head.provider_request_id,
             elapsed: started.elapsed(),
+            models,
         })
     }
 
@@ -396,6 +475,23 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_model_ids_are_read_bounded_and_cleaned() {
+        let openai = serde_json::json!({"object": "list", "data": [{"id": "gpt-4o-mini"}, {"id": "bad id"}, {"id": "x".repeat(201)}, {"nope": 1}]});
+        assert_eq!(listed_models(Some(&openai)), vec!["gpt-4o-mini"]);
+        let bedrock = serde_json::json!({"modelSummaries": [{"modelId": "amazon.nova-lite-v1:0"}]});
+        assert_eq!(listed_models(Some(&bedrock)), vec!["amazon.nova-lite-v1:0"]);
+        let many: Vec<serde_json::Value> = (0..2000)
+            .map(|n| serde_json::json!({"id": format!("m{n}")}))
+            .collect();
+        assert_eq!(
+            listed_models(Some(&serde_json::json!({"data": many}))).len(),
+            MAX_LISTED_MODELS
+        );
+        assert!(listed_models(Some(&serde_json::json!({"error": "x"}))).is_empty());
+        assert!(listed_models(None).is_empty());
+    }
 
     #[test]
     fn a_trace_context_goes_upstream_to_every_provider_family() {

@@ -899,7 +899,34 @@ async fn models_lists_what_the_key_may_call() {
             .map(|m| m["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(ids(list(setup.key.clone()).await), vec!["chat"]);
+    // A key without an allow-list: the routes, and label/model for what each credential's
+    // provider lists (one model-list call per credential, with its ledger row, then cached).
+    let unrestricted = ids(list(setup.key.clone()).await);
+    for expected in [
+        "chat",
+        "team-openai/gpt-4o-mini",
+        "claude/claude-sonnet-4-5",
+    ] {
+        assert!(
+            unrestricted.iter().any(|id| id == expected),
+            "{expected} in {unrestricted:?}"
+        );
+    }
+    assert_eq!(ids(list(setup.key.clone()).await), unrestricted);
+    let rows: Value = setup
+        .app
+        .operator_get(&format!("/admin/v1/tenants/{tenant}/usage"))
+        .await;
+    let listings = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["endpoint"] == "models")
+        .count();
+    assert_eq!(
+        listings, 2,
+        "one listing per credential, the second answer from the cache"
+    );
     let limited: Value = setup
         .app
         .operator(Method::POST, &format!("/admin/v1/tenants/{tenant}/keys"))
