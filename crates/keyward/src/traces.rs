@@ -221,7 +221,15 @@ where
         )
         .build();
     let tracer = provider.tracer("keyward");
-    let layer = tracing_opentelemetry::layer().with_tracer(tracer);
+    // Only what a trace needs: no source locations, thread names, targets or busy/idle
+    // timers (each costs a clock read or attributes on every span, on the request's core).
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false);
     Ok((Traces { provider }, layer))
 }
 
