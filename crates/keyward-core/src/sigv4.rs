@@ -206,6 +206,81 @@ mod tests {
         ));
     }
 
+    /// Cases of AWS's published SigV4 test suite (`aws-sig-v4-test-suite`, credentials
+    /// `AKIDEXAMPLE`, 2015-08-30, `us-east-1`, service `service`) that fit a request without a
+    /// query string, each with the suite's expected signature.
+    #[test]
+    fn the_aws_sigv4_test_suite_signs_alike() {
+        let credentials = Credentials {
+            access_key_id: "AKIDEXAMPLE",
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            session_token: None,
+        };
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            &'a [u8],
+            &'a str,
+        );
+        let cases: [Case<'_>; 4] = [
+            (
+                "get-vanilla",
+                "GET",
+                &[],
+                b"",
+                "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+            ),
+            (
+                "post-vanilla",
+                "POST",
+                &[],
+                b"",
+                "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b",
+            ),
+            (
+                "post-header-key-sort",
+                "POST",
+                &[("My-Header1", "value1")],
+                b"",
+                "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c",
+            ),
+            (
+                "post-x-www-form-urlencoded",
+                "POST",
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                b"Param1=value1",
+                "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a",
+            ),
+        ];
+        for (name, method, headers, body, signature) in cases {
+            let signed = sign(
+                &Request {
+                    method,
+                    host: "example.amazonaws.com",
+                    path: "/",
+                    headers,
+                    body,
+                    region: "us-east-1",
+                    service: "service",
+                    amz_date: "20150830T123600Z",
+                },
+                &credentials,
+            );
+            let authorization = &signed
+                .iter()
+                .find(|(header, _)| *header == "authorization")
+                .unwrap_or_else(|| unreachable!("signed"))
+                .1;
+            assert!(
+                authorization.ends_with(&format!("Signature={signature}")),
+                "{name}: {authorization}"
+            );
+            assert!(authorization
+                .starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders="));
+        }
+    }
+
     #[test]
     fn amz_dates_are_utc_calendar_times() {
         let at = |seconds| std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
