@@ -16,14 +16,10 @@ use keyward_store::{CredentialRecord, CredentialStatus, PendingCall};
 use super::settle;
 use super::{MODELS_ENDPOINT, VERIFY_ENDPOINT};
 use crate::credential::Freshness;
-use crate::{DomainError, Keyward, TenantScope};
+use crate::{DomainError, Keyward, OpenedCredential, TenantScope};
 
-/// The pending row of a verification: no key, no model, nothing reserved.
-fn verification_row(credential: &CredentialRecord) -> PendingCall {
-    listing_row(credential, VERIFY_ENDPOINT, "verify")
-}
-
-/// The pending row of a model-list call (`endpoint` `verify` or `models`).
+/// The pending row of a model-list call (`endpoint` `verify` or `models`): no key, no model,
+/// nothing reserved.
 fn listing_row(
     credential: &CredentialRecord,
     endpoint: &'static str,
@@ -65,23 +61,9 @@ impl Keyward {
         let opened = self
             .open_credential_record(record, Freshness::Refetch)
             .await?;
-        let credential = opened.record;
-        let pending = verification_row(&credential);
-        self.admit(&pending).await?;
-        let target = Target {
-            provider: credential.provider,
-            options: credential.options.clone(),
-            secret: opened.secret,
-            model: String::new(),
-        };
-        let verification = match self.router.verify(&target).await {
-            Ok(verification) => verification,
-            Err(err) => {
-                self.settle(&pending, None, settle::router_failure(&err))
-                    .await;
-                return Err(DomainError::Router(err));
-            }
-        };
+        let (credential, verification) = self
+            .model_list_call(opened, VERIFY_ENDPOINT, "verify")
+            .await?;
         self.audit(
             scope,
             "credential.verify",
@@ -89,8 +71,6 @@ impl Keyward {
             serde_json::json!({"accepted": verification.accepted, "key_rejected": verification.key_rejected, "http_status": verification.status}),
         )
         .await;
-        self.settle(&pending, None, settle::verification(&verification))
-            .await;
         if verification.key_rejected {
             self.mark_rejected(&credential, credential.secret.as_ref())
                 .await;
@@ -119,8 +99,29 @@ impl Keyward {
         let opened = self
             .open_credential_record(credential, Freshness::Cached)
             .await?;
+        let (credential, listed) = self
+            .model_list_call(opened, MODELS_ENDPOINT, "models")
+            .await?;
+        if listed.key_rejected {
+            self.mark_rejected(&credential, credential.secret.as_ref())
+                .await;
+            return Err(DomainError::ProviderCredentialRejected {
+                label: credential.label,
+            });
+        }
+        Ok(self.model_lists.put(id, listed.models))
+    }
+
+    /// The provider's model list on an opened credential: an upstream call on the tenant's key,
+    /// admitted and settled with its own ledger row (`endpoint`, tag `purpose`).
+    async fn model_list_call(
+        &self,
+        opened: OpenedCredential,
+        endpoint: &'static str,
+        purpose: &str,
+    ) -> Result<(CredentialRecord, keyward_router::Verification), DomainError> {
         let credential = opened.record;
-        let pending = listing_row(&credential, MODELS_ENDPOINT, "models");
+        let pending = listing_row(&credential, endpoint, purpose);
         self.admit(&pending).await?;
         let target = Target {
             provider: credential.provider,
@@ -138,14 +139,7 @@ impl Keyward {
         };
         self.settle(&pending, None, settle::verification(&listed))
             .await;
-        if listed.key_rejected {
-            self.mark_rejected(&credential, credential.secret.as_ref())
-                .await;
-            return Err(DomainError::ProviderCredentialRejected {
-                label: credential.label,
-            });
-        }
-        Ok(self.model_lists.put(id, listed.models))
+        Ok((credential, listed))
     }
 
     /// The provider accepted a credential it had rejected: back to `active`.
