@@ -262,6 +262,12 @@ impl Keyward {
         }
     }
 
+    /// Warms the usage totals of closed days (see `usage_days`): run in the background after
+    /// startup so the console's first usage view does not sum a month of calls.
+    pub async fn warm_usage_totals(&self) -> Result<usize, DomainError> {
+        self.closed_days.warm(&self.store).await
+    }
+
     /// Usage grouped: summed by the database for a column, page by page here for a tag.
     pub async fn usage_grouped(
         &self,

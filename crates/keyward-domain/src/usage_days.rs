@@ -5,7 +5,8 @@
 //! calls is pending. A ledger row changes only while pending (settled once, or swept to
 //! `interrupted`), so a closed day's totals never change and the cache needs no invalidation.
 //! Only the last [`CACHED_DAYS`] closed days are cached; older ranges and the open tail are
-//! summed live. The map is bounded: when full it is emptied.
+//! summed live. The map is bounded: when full it is emptied. At startup the server warms it
+//! (per day and per model, the usage page's first views) in the background.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,26 @@ impl ClosedDays {
             map.clear();
         }
         map.insert(key, Arc::new(totals));
+    }
+
+    /// Sums the cached window's closed days for the groupings the console's usage page asks
+    /// first (per day, per model), for every tenant with calls in it, so that the first view
+    /// after a start is served from memory. Returns the number of tenants warmed.
+    pub(crate) async fn warm(&self, store: &Store) -> Result<usize, DomainError> {
+        let closed_end =
+            (Timestamp::now().unix_millis() - SETTLE_MARGIN).div_euclid(DAY_MILLIS) * DAY_MILLIS;
+        let start = closed_end - CACHED_DAYS * DAY_MILLIS;
+        let range = (
+            Timestamp::from_unix_millis(start),
+            Timestamp::from_unix_millis(closed_end),
+        );
+        let tenants = store.tenants_with_calls_since(range.0).await?;
+        for tenant in &tenants {
+            for column in [TotalsColumn::Day, TotalsColumn::Model] {
+                self.totals(store, *tenant, range, column).await?;
+            }
+        }
+        Ok(tenants.len())
     }
 
     /// The totals of `[from, to)` per value of `column`: cached closed days, the rest live.
@@ -178,8 +199,16 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn closed_days_are_summed_once_and_days_with_pending_calls_are_not_kept() {
+    /// A tenant with two settled calls three days ago, a pending one two days ago and one
+    /// today: (database, store, tenant, three days ago, two days ago, the pending call).
+    async fn seeded() -> (
+        keyward_test_db::TestDb,
+        Store,
+        TenantId,
+        i64,
+        i64,
+        RequestId,
+    ) {
         let db = keyward_test_db::TestDb::sqlite();
         let store = Store::open(db.url())
             .await
@@ -200,23 +229,53 @@ mod tests {
         add(&store, tenant.id, three_ago + DAY_MILLIS - 1, Some(20)).await;
         let pending = add(&store, tenant.id, two_ago + 7, None).await;
         add(&store, tenant.id, Timestamp::now().unix_millis(), Some(3)).await;
+        (db, store, tenant.id, three_ago, two_ago, pending)
+    }
 
+    #[tokio::test]
+    async fn warming_fills_the_first_groupings_of_the_window() {
+        let (_db, store, tenant, three_ago, two_ago, _) = seeded().await;
+        let days = ClosedDays::default();
+        assert_eq!(
+            days.warm(&store)
+                .await
+                .unwrap_or_else(|err| unreachable!("{err}")),
+            1
+        );
+        for column in [TotalsColumn::Day, TotalsColumn::Model] {
+            assert!(
+                days.get(&(tenant, column, three_ago)).is_some(),
+                "{column:?}"
+            );
+        }
+        assert!(
+            days.get(&(tenant, TotalsColumn::Day, two_ago)).is_none(),
+            "still pending"
+        );
+        assert!(days
+            .get(&(tenant, TotalsColumn::Status, three_ago))
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn closed_days_are_summed_once_and_days_with_pending_calls_are_not_kept() {
+        let (_db, store, tenant, three_ago, two_ago, pending) = seeded().await;
+        let today = Timestamp::now().unix_millis().div_euclid(DAY_MILLIS) * DAY_MILLIS;
         let days = ClosedDays::default();
         let range = (
             Timestamp::from_unix_millis(three_ago),
             Timestamp::from_unix_millis(today + DAY_MILLIS),
         );
         let totals = days
-            .totals(&store, tenant.id, range, TotalsColumn::Model)
+            .totals(&store, tenant, range, TotalsColumn::Model)
             .await
             .unwrap_or_else(|err| unreachable!("{err}"));
         assert_eq!(requests_and_cost(&totals), (4, 123));
         assert!(days
-            .get(&(tenant.id, TotalsColumn::Model, three_ago))
+            .get(&(tenant, TotalsColumn::Model, three_ago))
             .is_some());
         assert!(
-            days.get(&(tenant.id, TotalsColumn::Model, two_ago))
-                .is_none(),
+            days.get(&(tenant, TotalsColumn::Model, two_ago)).is_none(),
             "a day with a pending call is summed again next time"
         );
 
@@ -226,18 +285,16 @@ mod tests {
             .await
             .unwrap_or_else(|err| unreachable!("{err}"));
         let totals = days
-            .totals(&store, tenant.id, range, TotalsColumn::Model)
+            .totals(&store, tenant, range, TotalsColumn::Model)
             .await
             .unwrap_or_else(|err| unreachable!("{err}"));
         assert_eq!(requests_and_cost(&totals), (4, 1_123));
-        assert!(days
-            .get(&(tenant.id, TotalsColumn::Model, two_ago))
-            .is_some());
+        assert!(days.get(&(tenant, TotalsColumn::Model, two_ago)).is_some());
 
         // A range starting mid-day sums that part live, not the cached whole day.
         let partial = (Timestamp::from_unix_millis(three_ago + 10), range.1);
         let totals = days
-            .totals(&store, tenant.id, partial, TotalsColumn::Model)
+            .totals(&store, tenant, partial, TotalsColumn::Model)
             .await
             .unwrap_or_else(|err| unreachable!("{err}"));
         assert_eq!(requests_and_cost(&totals), (3, 1_023));
@@ -247,7 +304,7 @@ mod tests {
             Timestamp::from_unix_millis(DAY_MILLIS * 400),
         );
         let totals = days
-            .totals(&store, tenant.id, old, TotalsColumn::Day)
+            .totals(&store, tenant, old, TotalsColumn::Day)
             .await
             .unwrap_or_else(|err| unreachable!("{err}"));
         assert!(totals.is_empty());

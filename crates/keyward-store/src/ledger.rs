@@ -832,6 +832,25 @@ impl Store {
         rows.into_iter().map(CallTotals::try_from).collect()
     }
 
+    /// The tenants with a call made at or after `since` (to warm their usage totals).
+    pub async fn tenants_with_calls_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT tenant_id FROM ledger WHERE created_at >= $1")
+                .bind(since.unix_millis())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(tenant,)| {
+                tenant
+                    .parse()
+                    .map_err(|_| StoreError::corrupt("ledger", "tenant_id", &tenant))
+            })
+            .collect()
+    }
+
     /// Requests routed per UTC day in `[from, to)`: calls made with a platform key, counting a
     /// request once however many fallback attempts it took; a knowledge base's own embedding
     /// calls (`endpoint` `embeddings`) are metered as retrievals and documents instead. No

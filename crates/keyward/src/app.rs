@@ -129,6 +129,7 @@ impl Application {
         );
         tasks.spawn(key_maintenance(self.keyward.clone(), runner, stop.clone()));
         tasks.spawn(secret_cache_sweep(self.keyward.clone(), stop.clone()));
+        tasks.spawn(warm_usage_totals(self.keyward.clone(), stop.clone()));
         if let Some(path) = self.prices_path.clone() {
             // Listening before the server accepts: a SIGHUP from then on reloads, never kills.
             #[cfg(unix)]
@@ -227,6 +228,19 @@ async fn secret_cache_sweep(keyward: Keyward, stop: CancellationToken) {
             () = tokio::time::sleep(SECRET_SWEEP_INTERVAL) => {}
         }
         keyward.purge_expired_secrets();
+    }
+}
+
+/// Sums closed days' usage totals in the background, once, so the console's first usage view
+/// after a start is served from memory.
+async fn warm_usage_totals(keyward: Keyward, stop: CancellationToken) {
+    let started = std::time::Instant::now();
+    tokio::select! {
+        () = stop.cancelled() => {}
+        warmed = keyward.warm_usage_totals() => match warmed {
+            Ok(tenants) => tracing::info!(tenants, elapsed_ms = started.elapsed().as_millis() as u64, "usage totals of closed days warmed"),
+            Err(err) => tracing::warn!(error = %err, "usage totals could not be warmed; the first usage views sum them"),
+        },
     }
 }
 
