@@ -14,7 +14,7 @@ use crate::config::LogFormat;
 pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// Installs the global subscriber: log lines at `level`, and `traces` (the OTLP layer, fed
-/// every span at `info` and above whatever the log level) when exporting. Returns `false` if
+/// every span — not events — at `info` and above whatever the log level) when exporting. Returns `false` if
 /// one was already installed (tests).
 pub fn init(
     level: LevelFilter,
@@ -37,7 +37,12 @@ pub fn init(
     };
     let mut layers = vec![logs];
     if let Some(traces) = traces {
-        layers.push(traces.with_filter(LevelFilter::INFO).boxed());
+        // Spans only: log lines stay logs (copying each into its span as an event would cost
+        // on every line and duplicate what the log already holds).
+        let spans_only = tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.is_span() && *metadata.level() <= tracing::Level::INFO
+        });
+        layers.push(traces.with_filter(spans_only).boxed());
     }
     tracing_subscriber::registry()
         .with(layers)
