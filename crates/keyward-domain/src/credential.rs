@@ -80,7 +80,7 @@ impl Keyward {
                     "send either `secret` or `secret_ref`, not both",
                 ))
             }
-            Some(text) => Some(self.check_reference(scope, text)?),
+            Some(text) => Some(self.check_reference("secret_ref", scope, text)?),
         };
         let options = self.credential_options(provider, input.base_url, input.options)?;
         let secret = match input.secret {
@@ -347,13 +347,14 @@ impl Keyward {
     /// admin only under `secrets.tenant_reference_prefixes` with `{tenant}` = its tenant id —
     /// else one tenant could point Keyward at another tenant's secret (a confused deputy:
     /// Keyward's identity can read both).
-    fn check_reference(
+    pub(crate) fn check_reference(
         &self,
+        field: &str,
         scope: &TenantScope,
         text: &str,
     ) -> Result<SecretReference, DomainError> {
         let reference = SecretReference::parse(text)
-            .map_err(|err| DomainError::invalid("secret_ref", err.to_string()))?;
+            .map_err(|err| DomainError::invalid(field, err.to_string()))?;
         if scope.is_operator() {
             return Ok(reference);
         }
@@ -365,9 +366,9 @@ impl Keyward {
         });
         if !allowed {
             return Err(DomainError::invalid(
-                "secret_ref",
+                field,
                 if self.tenant_reference_prefixes.is_empty() {
-                    "only the operator may connect credentials by reference on this server (secrets.tenant_reference_prefixes is empty)".to_owned()
+                    "only the operator may connect secrets by reference on this server (secrets.tenant_reference_prefixes is empty)".to_owned()
                 } else {
                     format!(
                         "a tenant's references must start with one of: {} ({{tenant}} = {tenant})",

@@ -799,6 +799,8 @@ pub struct ConnectorView {
     pub app_id: String,
     /// Teams, single-tenant bot: its Entra tenant.
     pub app_tenant_id: Option<String>,
+    /// Teams: where the app password is held, when a key manager holds it (not a secret).
+    pub app_secret_ref: Option<String>,
     /// Where the platform sends requests: `POST {this}` on Keyward's public address.
     pub endpoint: String,
     /// `active` or `disabled`.
@@ -817,6 +819,7 @@ impl From<keyward_domain::ConnectorRecord> for ConnectorView {
             knowledge_base_id: record.knowledge_base_id.map(|id| id.to_string()),
             app_id: record.app_id,
             app_tenant_id: record.app_tenant_id,
+            app_secret_ref: record.secret_ref,
             status: if record.active { "active" } else { "disabled" }.to_owned(),
             created_at: record.created_at.to_rfc3339(),
         }

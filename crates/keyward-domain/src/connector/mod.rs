@@ -61,6 +61,8 @@ pub struct ConnectorInput {
     pub app_tenant_id: Option<String>,
     /// Teams: the app password (sealed, never shown again).
     pub app_secret: Option<keyward_core::secret::ProviderSecret>,
+    /// Teams, instead of `app_secret`: where the app password is held in a key manager.
+    pub app_secret_ref: Option<String>,
 }
 
 /// The connector's kind and, for a single-tenant Teams bot, its Entra tenant; a Teams
@@ -68,11 +70,14 @@ pub struct ConnectorInput {
 fn kind_and_tenant(input: &ConnectorInput) -> Result<(ConnectorKind, Option<String>), DomainError> {
     let kind = ConnectorKind::parse(&input.kind)
         .ok_or_else(|| DomainError::invalid("kind", "`teams` or `google-chat`"))?;
-    match (kind, &input.app_secret) {
-        (ConnectorKind::Teams, None) => {
-        return Err(DomainError::invalid("app_secret", "a Teams connector needs its app password (Azure app registration → Certificates & secrets)"))
+    match (kind, &input.app_secret, &input.app_secret_ref) {
+        (ConnectorKind::Teams, None, None) => {
+        return Err(DomainError::invalid("app_secret", "a Teams connector needs its app password (Azure app registration → Certificates & secrets) in `app_secret`, or `app_secret_ref` naming where it is held"))
         }
-        (ConnectorKind::GoogleChat, Some(_)) => {
+        (ConnectorKind::Teams, Some(_), Some(_)) => {
+        return Err(DomainError::invalid("app_secret_ref", "send either `app_secret` or `app_secret_ref`, not both"))
+        }
+        (ConnectorKind::GoogleChat, Some(_), _) | (ConnectorKind::GoogleChat, _, Some(_)) => {
         return Err(DomainError::invalid("app_secret", "a Google Chat connector has no app secret; omit it"))
         }
         _ => {}
@@ -159,6 +164,12 @@ impl Keyward {
             active: true,
             created_at: Timestamp::now(),
         };
+        if let Some(text) = &input.app_secret_ref {
+            record.secret_ref = Some(
+                self.check_reference("app_secret_ref", scope, text)?
+                    .to_string(),
+            );
+        }
         if let Some(secret) = &input.app_secret {
             let binding = teams::app_secret_binding(&record);
             record.secret = Some(

@@ -181,6 +181,41 @@ impl Keyward {
         }
     }
 
+    /// The Teams app password: opened from its sealed row, or fetched from the key manager its
+    /// reference names (cached at most `secrets.cache_ttl`, like a credential's).
+    async fn teams_app_password(
+        &self,
+        connector: &ConnectorRecord,
+    ) -> Result<ProviderSecret, DomainError> {
+        if let Some(sealed) = &connector.secret {
+            return Ok(self
+                .vault
+                .open_secret(sealed, &app_secret_binding(connector))
+                .await?);
+        }
+        let Some(text) = connector.secret_ref.as_deref() else {
+            return Err(DomainError::invalid(
+                "app_secret",
+                "the Teams connector has no app password; create it again with `app_secret` or `app_secret_ref`",
+            ));
+        };
+        let unreadable = |detail: String| {
+            tracing::error!(connector = %connector.id, reference = text, error = %detail, "the Teams app password cannot be fetched");
+            DomainError::invalid(
+                "app_secret_ref",
+                format!("the Teams app password at {text} cannot be read; the operator has the details in the logs"),
+            )
+        };
+        let reference = keyward_custody::SecretReference::parse(text)
+            .map_err(|err| unreadable(err.to_string()))?;
+        let value = self
+            .secrets
+            .resolve(&reference, false)
+            .await
+            .map_err(|err| unreadable(err.to_string()))?;
+        Ok(ProviderSecret::new(value.as_str().to_owned()))
+    }
+
     /// A Bot Connector token for the connector's app, from the cache or the token endpoint.
     async fn teams_token(
         &self,
@@ -192,16 +227,7 @@ impl Keyward {
                 return Ok(ProviderSecret::new(token.expose_secret().to_owned()));
             }
         }
-        let sealed = connector.secret.as_ref().ok_or_else(|| {
-            DomainError::invalid(
-                "app_secret",
-                "the Teams connector has no app password; create it again with `app_secret`",
-            )
-        })?;
-        let secret = self
-            .vault
-            .open_secret(sealed, &app_secret_binding(connector))
-            .await?;
+        let secret = self.teams_app_password(connector).await?;
         // A single-tenant bot's token comes from its own tenant; a multi-tenant bot's from
         // Bot Framework's.
         let token_url = match &connector.app_tenant_id {
@@ -220,6 +246,16 @@ impl Keyward {
         let token = answer
             .get("access_token")
             .and_then(serde_json::Value::as_str);
+        if status != 200 {
+            // A password changed in its manager is read again for the next token.
+            if let Some(reference) = connector
+                .secret_ref
+                .as_deref()
+                .and_then(|text| keyward_custody::SecretReference::parse(text).ok())
+            {
+                self.secrets.forget(&reference).await;
+            }
+        }
         let (200, Some(token)) = (status, token) else {
             return Err(DomainError::UpstreamFailed {
                 status,

@@ -33,6 +33,10 @@ pub(crate) struct CreateConnector {
     app_id: String,
     /// Teams: the app password, sealed and never shown again.
     app_secret: Option<String>,
+    /// Teams, instead of `app_secret`: where the app password is held (`vault://…`,
+    /// `aws-sm://…`, `azure-kv://…`), fetched when a Bot Connector token is needed; as for a
+    /// credential's `secret_ref`, a tenant admin only under `secrets.tenant_reference_prefixes`.
+    app_secret_ref: Option<String>,
     /// Teams, single-tenant bot: its Entra tenant id (GUID or primary domain); omit for a
     /// multi-tenant bot.
     app_tenant_id: Option<String>,
@@ -71,6 +75,7 @@ pub(crate) async fn create(
         app_secret: body
             .app_secret
             .map(keyward_core::secret::ProviderSecret::new),
+        app_secret_ref: body.app_secret_ref,
     };
     let created = state.keyward.create_connector(&scope, input).await?;
     Ok((StatusCode::CREATED, Json(created.into())))

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use keyward_core::ConnectorId;
-use keyward_domain::{ConnectorInput, Keyward};
+use keyward_domain::{ConnectorInput, ConnectorRecord, Keyward};
 use keyward_http::views::ConnectorView;
 
 use crate::output::{or_dash, Output, Table};
@@ -13,30 +13,9 @@ use super::{emit_one_or_list, scope_of};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum ConnectorCommand {
-    /// Register a connector. A Teams app password is read from stdin (hidden when typed).
-    Create {
-        /// Tenant id or name.
-        #[arg(long)]
-        tenant: String,
-        /// `teams` or `google-chat`.
-        #[arg(long)]
-        kind: String,
-        /// Connector name (letters, digits, '-', '_', '.').
-        #[arg(long)]
-        name: String,
-        /// The model answers come from, as a client addresses it (`label/model`).
-        #[arg(long)]
-        model: String,
-        /// Teams: the bot's Microsoft app id; Google Chat: the Cloud project number.
-        #[arg(long)]
-        app_id: String,
-        /// A knowledge base (name or id) searched when the user's department owns it.
-        #[arg(long)]
-        knowledge_base: Option<String>,
-        /// Teams, single-tenant bot: its Entra tenant id (GUID or primary domain).
-        #[arg(long)]
-        app_tenant_id: Option<String>,
-    },
+    /// Register a connector. A Teams app password is read from stdin (hidden when typed), unless
+    /// `--app-secret-ref` names where it is held.
+    Create(CreateArgs),
     /// List a tenant's connectors.
     List {
         /// Tenant id or name.
@@ -75,38 +54,43 @@ fn connector_id(text: &str) -> anyhow::Result<ConnectorId> {
     })
 }
 
+/// `connector create`'s arguments.
+#[derive(clap::Args, Debug)]
+pub(super) struct CreateArgs {
+    /// Tenant id or name.
+    #[arg(long)]
+    tenant: String,
+    /// `teams` or `google-chat`.
+    #[arg(long)]
+    kind: String,
+    /// Connector name (letters, digits, '-', '_', '.').
+    #[arg(long)]
+    name: String,
+    /// The model answers come from, as a client addresses it (`label/model`).
+    #[arg(long)]
+    model: String,
+    /// Teams: the bot's Microsoft app id; Google Chat: the Cloud project number.
+    #[arg(long)]
+    app_id: String,
+    /// A knowledge base (name or id) searched when the user's department owns it.
+    #[arg(long)]
+    knowledge_base: Option<String>,
+    /// Teams, single-tenant bot: its Entra tenant id (GUID or primary domain).
+    #[arg(long)]
+    app_tenant_id: Option<String>,
+    /// Teams: where the app password is held instead of Keyward (`vault://…`, `aws-sm://…`,
+    /// `azure-kv://…`), fetched when a token is needed.
+    #[arg(long)]
+    app_secret_ref: Option<String>,
+}
+
 pub(super) async fn connector(
     keyward: &Keyward,
     output: &Output,
     command: ConnectorCommand,
 ) -> anyhow::Result<()> {
     let (views, single) = match command {
-        ConnectorCommand::Create {
-            tenant,
-            kind,
-            name,
-            model,
-            app_id,
-            knowledge_base,
-            app_tenant_id,
-        } => {
-            let scope = scope_of(keyward, &tenant).await?;
-            let app_secret = if kind == "teams" {
-                Some(read_secret("Teams app password (input hidden): ")?)
-            } else {
-                None
-            };
-            let input = ConnectorInput {
-                kind,
-                name,
-                model,
-                knowledge_base,
-                app_id,
-                app_tenant_id,
-                app_secret,
-            };
-            (vec![keyward.create_connector(&scope, input).await?], true)
-        }
+        ConnectorCommand::Create(args) => (vec![create(keyward, args).await?], true),
         ConnectorCommand::List { tenant } => {
             let scope = scope_of(keyward, &tenant).await?;
             (keyward.connectors(&scope).await?, false)
@@ -158,4 +142,25 @@ pub(super) async fn connector(
         )
     };
     emit_one_or_list(output, views, single, table)
+}
+
+/// Registers a connector; a Teams password comes from stdin unless it is held by reference.
+async fn create(keyward: &Keyward, args: CreateArgs) -> anyhow::Result<ConnectorRecord> {
+    let scope = scope_of(keyward, &args.tenant).await?;
+    let app_secret = if args.kind == "teams" && args.app_secret_ref.is_none() {
+        Some(read_secret("Teams app password (input hidden): ")?)
+    } else {
+        None
+    };
+    let input = ConnectorInput {
+        kind: args.kind,
+        name: args.name,
+        model: args.model,
+        knowledge_base: args.knowledge_base,
+        app_id: args.app_id,
+        app_tenant_id: args.app_tenant_id,
+        app_secret,
+        app_secret_ref: args.app_secret_ref,
+    };
+    Ok(keyward.create_connector(&scope, input).await?)
 }

@@ -131,6 +131,11 @@ async fn world(db: &TestDb) -> World {
 }
 
 async fn world_with(db: &TestDb, overrides: &[(&str, &str)]) -> World {
+    world_with_env(db, overrides, &[]).await
+}
+
+/// A world whose server also sees these process variables (VAULT_ADDR, …).
+async fn world_with_env(db: &TestDb, overrides: &[(&str, &str)], env: &[(&str, &str)]) -> World {
     let google = FakeGoogle::start().await;
     let mut settings = vec![
         ("KEYWARD_STORE_URL", db.url()),
@@ -140,7 +145,7 @@ async fn world_with(db: &TestDb, overrides: &[(&str, &str)]) -> World {
         ),
     ];
     settings.extend_from_slice(overrides);
-    let app = TestApp::spawn_with(&settings).await;
+    let app = TestApp::spawn_with_env(&settings, env).await;
     let tenant = app.create_tenant("acme").await;
     let secret = format!("sk-chat-{}", keyward_core::RequestId::generate());
     app.connect(&tenant, &json!({"provider": "openai", "label": "team-openai", "secret": secret, "base_url": format!("{}/v1", app.mock_origin)})).await;
@@ -750,4 +755,119 @@ async fn a_teams_question_is_answered_in_the_conversation_and_forgeries_are_refu
             .await;
         assert!(!listed.to_string().contains(TEAMS_SECRET));
     }
+}
+
+/// A Teams app password held in Vault (`app_secret_ref`) is fetched when a token is needed and
+/// never stored; a tenant admin may not point at a secret outside its prefixes.
+#[tokio::test]
+async fn a_teams_app_password_held_in_vault_is_fetched_for_its_token() {
+    let Some(km) = crate::custody::key_managers() else {
+        return;
+    };
+    let path = crate::custody::unique("teams");
+    crate::custody::bao_kv_put(
+        &km,
+        &format!("{path}/bot"),
+        json!({"password": TEAMS_SECRET}),
+    )
+    .await;
+    let fake = FakeMicrosoft::start(TEAMS_APP, TEAMS_SECRET).await;
+    let db = TestDb::sqlite();
+    let urls = [
+        format!("{}/openid", fake.origin),
+        format!("{}/token", fake.origin),
+    ];
+    let world = world_with_env(
+        &db,
+        &[
+            (
+                "KEYWARD_CONNECTORS_TEAMS_OPENID_METADATA_URL",
+                urls[0].as_str(),
+            ),
+            ("KEYWARD_CONNECTORS_TEAMS_TOKEN_URL", urls[1].as_str()),
+            ("KEYWARD_CONNECTORS_TEAMS_SERVICE_URL_ALLOW", "127.0.0.1"),
+        ],
+        &[
+            ("VAULT_ADDR", km.bao.as_str()),
+            ("VAULT_TOKEN", km.bao_token.as_str()),
+        ],
+    )
+    .await;
+    let hr = world.department_id("hr").await;
+    let members = world
+        .app
+        .operator(
+            Method::PUT,
+            &format!(
+                "/admin/v1/tenants/{}/departments/{hr}/members",
+                world.tenant
+            ),
+        )
+        .json(&json!({"identities": ["aad:contoso-tenant/obj-alice"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(members.status(), 200);
+    let path_to_connectors = format!("/admin/v1/tenants/{}/connectors", world.tenant);
+    let reference = format!("vault://secret/{path}/bot#password");
+    let both = world
+        .app
+        .operator(Method::POST, &path_to_connectors)
+        .json(&json!({"kind": "teams", "name": "both", "model": "team-openai/gpt-4o-mini", "app_id": TEAMS_APP, "app_secret": TEAMS_SECRET, "app_secret_ref": reference}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 400);
+    let (_, admin) = world.app.issue_key(&world.tenant, "admin").await;
+    let by_tenant = world
+        .app
+        .with_key(&admin, Method::POST, &path_to_connectors)
+        .json(&json!({"kind": "teams", "name": "theirs", "model": "team-openai/gpt-4o-mini", "app_id": TEAMS_APP, "app_secret_ref": reference}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_tenant.status(),
+        400,
+        "no tenant reference prefixes on this server"
+    );
+    assert!(by_tenant.text().await.unwrap().contains("app_secret_ref"));
+    let created: Value = world
+        .app
+        .operator(Method::POST, &path_to_connectors)
+        .json(&json!({"kind": "teams", "name": "vault-bot", "model": "team-openai/gpt-4o-mini", "app_id": TEAMS_APP, "app_secret_ref": reference}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["app_secret_ref"], reference.as_str(), "{created}");
+    let reply = world
+        .app
+        .request(Method::POST, created["endpoint"].as_str().unwrap())
+        .bearer_auth(fake.token(&fake.claims()))
+        .json(&activity(
+            &fake,
+            "act-v1",
+            "msteams",
+            "obj-alice",
+            "What is the leave policy?",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 202);
+    let replies = fake.replies_after(1).await;
+    assert_eq!(
+        replies.len(),
+        1,
+        "the token came from the password in Vault"
+    );
+    assert_eq!(replies[0].0, "Bearer bot-token-1");
+    assert!(!crate::harness::contains(
+        &world.app.database_bytes(),
+        TEAMS_SECRET
+    ));
+    assert!(!captured_logs().contains(TEAMS_SECRET));
 }
