@@ -7,6 +7,7 @@
 //! no model call); the app password is opened only for the token request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyward_connectors::activity::TeamsActivity;
@@ -37,10 +38,25 @@ pub enum TeamsAccepted {
     Acknowledged,
 }
 
-/// Tokens of each connector's app, until shortly before they expire.
+/// A connector's token and when to stop using it.
+type TokenSlot = Arc<Mutex<Option<(ProviderSecret, Instant)>>>;
+
+/// Tokens of each connector's app, until shortly before they expire. One slot per connector:
+/// a fetch holds only its connector's slot (one fetch at a time per app, others unaffected).
 #[derive(Default)]
 pub(crate) struct TeamsTokens {
-    tokens: Mutex<HashMap<ConnectorId, (ProviderSecret, Instant)>>,
+    slots: std::sync::Mutex<HashMap<ConnectorId, TokenSlot>>,
+}
+
+impl TeamsTokens {
+    fn slot(&self, connector: ConnectorId) -> TokenSlot {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(connector)
+            .or_default()
+            .clone()
+    }
 }
 
 pub(crate) fn app_secret_binding(connector: &ConnectorRecord) -> RowBinding {
@@ -221,8 +237,9 @@ impl Keyward {
         &self,
         connector: &ConnectorRecord,
     ) -> Result<ProviderSecret, DomainError> {
-        let mut tokens = self.teams_tokens.tokens.lock().await;
-        if let Some((token, until)) = tokens.get(&connector.id) {
+        let slot = self.teams_tokens.slot(connector.id);
+        let mut cached = slot.lock().await;
+        if let Some((token, until)) = cached.as_ref() {
             if Instant::now() < *until {
                 return Ok(ProviderSecret::new(token.expose_secret().to_owned()));
             }
@@ -267,7 +284,7 @@ impl Keyward {
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(3600);
         let until = Instant::now() + Duration::from_secs(lifetime).saturating_sub(TOKEN_MARGIN);
-        tokens.insert(connector.id, (ProviderSecret::new(token.to_owned()), until));
+        *cached = Some((ProviderSecret::new(token.to_owned()), until));
         Ok(ProviderSecret::new(token.to_owned()))
     }
 
