@@ -30,16 +30,19 @@ pub(crate) async fn tag_and_log(
     request.extensions_mut().insert(request_id);
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
         request_id = %request_id,
         %method,
         %route,
     );
-    if let (Some(traces), Some(traceparent)) =
-        (&state.traces, incoming_traceparent(request.headers()))
-    {
-        traces.continue_trace(&span, traceparent);
+    if let Some(traces) = &state.traces {
+        // Only for the exporter: log lines stay as they were when traces are off.
+        span.record("otel.name", format_args!("{method} {route}"));
+        span.record("otel.kind", "server");
+        if let Some(traceparent) = incoming_traceparent(request.headers()) {
+            traces.continue_trace(&span, traceparent);
+        }
     }
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {

@@ -14,7 +14,8 @@ use crate::config::LogFormat;
 pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 /// Installs the global subscriber: log lines at `level`, and `traces` (the OTLP layer, fed
-/// every span — not events — at `info` and above whatever the log level) when exporting. Returns `false` if
+/// every span — not events — at `info` and above, and Keyward's own at any level, whatever the
+/// log level) when exporting. Returns `false` if
 /// one was already installed (tests).
 pub fn init(
     level: LevelFilter,
@@ -39,8 +40,12 @@ pub fn init(
     if let Some(traces) = traces {
         // Spans only: log lines stay logs (copying each into its span as an event would cost
         // on every line and duplicate what the log already holds).
+        // Keyward's own spans at any level (the call spans are `TRACE`, so that without
+        // export they are never created), others' at `info` and above.
         let spans_only = tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.is_span() && *metadata.level() <= tracing::Level::INFO
+            metadata.is_span()
+                && (*metadata.level() <= tracing::Level::INFO
+                    || metadata.target().starts_with("keyward"))
         });
         layers.push(traces.with_filter(spans_only).boxed());
     }

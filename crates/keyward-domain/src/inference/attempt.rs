@@ -161,7 +161,7 @@ impl Keyward {
         let used = UsedSecret::of(&opened);
         let admitted = self
             .admit_attempt(call, attempt, row)
-            .instrument(tracing::info_span!("keyward.admission"))
+            .instrument(tracing::trace_span!("keyward.admission"))
             .await?;
         let target = Target {
             provider: credential.provider,
@@ -178,7 +178,7 @@ impl Keyward {
                 &call.route,
                 &call.context.client_headers,
             )
-            .instrument(tracing::info_span!("keyward.upstream"))
+            .instrument(tracing::trace_span!("keyward.upstream"))
             .await;
         drop(target);
         match reply {

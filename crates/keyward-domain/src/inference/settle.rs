@@ -168,7 +168,7 @@ impl Keyward {
         let written = self
             .store
             .settle_call(request_id, &settlement, Timestamp::now())
-            .instrument(tracing::info_span!("keyward.settlement"))
+            .instrument(tracing::trace_span!("keyward.settlement"))
             .await;
         match written {
             Ok(settled) => {

@@ -2,8 +2,11 @@
 //! (`gen_ai.*`) and Keyward's own (`keyward.*`). Exported over OTLP when traces are on; with
 //! JSON logs its fields also label the log lines inside it.
 //!
-//! Invariant: only metadata is declared — model names, token counts, ids, cost, status; never
+//! Invariants: only metadata is declared — model names, token counts, ids, cost, status; never
 //! a body. Fields known only at the end are declared empty and recorded by the settlement.
+//! These spans (and their admission, upstream and settlement children) are at `TRACE` level:
+//! the trace exporter takes Keyward's spans at any level, the log layer only at `log.level`,
+//! so with traces off and logs at `info` they are disabled callsites and cost nothing.
 
 use keyward_core::ProviderId;
 use keyward_router::Surface;
@@ -39,7 +42,7 @@ fn operation(surface: Surface) -> &'static str {
 /// say: `{operation} {model}`.
 pub(super) fn call_span(call: &Call, attempt: &Attempt, row: AttemptRow) -> tracing::Span {
     let operation = operation(call.surface);
-    tracing::info_span!(
+    tracing::trace_span!(
         "gen_ai.call",
         otel.name = %format_args!("{operation} {}", attempt.upstream_model),
         otel.kind = "client",
