@@ -152,22 +152,18 @@ fn secure(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
-/// The session cookie of a request, if it has one.
-pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<ConsoleSessionToken> {
+/// The value of console cookie `name` in a request's `Cookie` headers, if present and safe.
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .find_map(|value| cookie::read(value, cookie::SESSION))
-        .map(ConsoleSessionToken::presented)
+        .find_map(|value| cookie::read(value, name))
 }
 
-fn sign_in_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|value| cookie::read(value, cookie::SIGN_IN))
+/// The session cookie of a request, if it has one.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<ConsoleSessionToken> {
+    cookie_value(headers, cookie::SESSION).map(ConsoleSessionToken::presented)
 }
 
 fn presented_csrf(headers: &HeaderMap) -> &str {
@@ -199,6 +195,15 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 
 const CSRF_REFUSED: &str = "this console request has no valid CSRF token or comes from another site; reload the console and try again";
 
+/// Refuses a request whose CSRF token is not `expected` or whose browser names another origin.
+fn check_request(state: &AppState, headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    if csrf::matches(expected, presented_csrf(headers)) && same_origin(state, headers) {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(CSRF_REFUSED).into())
+    }
+}
+
 /// The actor of a request authenticated by a console session (the admin API's alternative to
 /// a bearer token): the cookie, the session's CSRF token in `x-keyward-csrf`, Keyward's origin.
 pub(crate) async fn session_actor(
@@ -206,10 +211,7 @@ pub(crate) async fn session_actor(
     headers: &HeaderMap,
     token: ConsoleSessionToken,
 ) -> Result<Actor, ApiError> {
-    let expected = csrf::token_for(token.expose_secret());
-    if !csrf::matches(&expected, presented_csrf(headers)) || !same_origin(state, headers) {
-        return Err(DomainError::Forbidden(CSRF_REFUSED).into());
-    }
+    check_request(state, headers, &csrf::token_for(token.expose_secret()))?;
     Ok(state
         .keyward
         .console_session_actor(&token, state.console.limits)
@@ -230,7 +232,7 @@ async fn session(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
             Err(err) => return Err(err.into()),
         }
     }
-    let (value, set) = match sign_in_cookie(&headers) {
+    let (value, set) = match cookie_value(&headers, cookie::SIGN_IN) {
         Some(value) => (value.to_owned(), None),
         None => {
             let fresh = ConsoleSessionToken::generate().map_err(|_| {
@@ -286,10 +288,8 @@ async fn sign_in(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
-    let expected = sign_in_cookie(&headers).unwrap_or_default();
-    if !csrf::matches(expected, presented_csrf(&headers)) || !same_origin(&state, &headers) {
-        return Err(DomainError::Forbidden(CSRF_REFUSED).into());
-    }
+    let expected = cookie_value(&headers, cookie::SIGN_IN).unwrap_or_default();
+    check_request(&state, &headers, expected)?;
     let address: IpAddr = peer.ip();
     state.console.check_throttle(Some(address))?;
     let actor = match authenticate(&state, body.token.expose_secret().trim()).await {
@@ -354,10 +354,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Actor, ApiError> 
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let secure = secure(&state, &headers);
     if let Some(token) = session_cookie(&headers) {
-        let expected = csrf::token_for(token.expose_secret());
-        if !csrf::matches(&expected, presented_csrf(&headers)) || !same_origin(&state, &headers) {
-            return Err(DomainError::Forbidden(CSRF_REFUSED).into());
-        }
+        check_request(&state, &headers, &csrf::token_for(token.expose_secret()))?;
         state.keyward.end_console_session(&token).await?;
     }
     Ok((
