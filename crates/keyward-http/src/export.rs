@@ -19,6 +19,19 @@ pub enum ExportFormat {
     Csv,
 }
 
+/// One call as its usage row, its department named.
+pub(crate) fn usage_row(
+    call: keyward_domain::CallRecord,
+    departments: &HashMap<String, String>,
+) -> UsageRowView {
+    let department = call
+        .department_id
+        .as_ref()
+        .and_then(|id| departments.get(id))
+        .cloned();
+    UsageRowView::new(call, department)
+}
+
 /// A per-call usage export, produced chunk by chunk (one store page per chunk).
 pub struct UsageExport {
     keyward: Keyward,
@@ -86,12 +99,7 @@ impl UsageExport {
                 self.after = page.last().map(|call| call.request_id.clone());
                 let mut chunk = String::with_capacity(page.len() * 512);
                 for call in page {
-                    let department = call
-                        .department_id
-                        .as_ref()
-                        .and_then(|id| self.departments.get(id))
-                        .cloned();
-                    let row = UsageRowView::new(call, department);
+                    let row = usage_row(call, &self.departments);
                     match self.format {
                         ExportFormat::Csv => chunk.push_str(&row.csv_line()),
                         ExportFormat::Json => {

@@ -119,14 +119,7 @@ async fn newest_page(
     let departments = state.keyward.department_names(scope).await?;
     let data: Vec<UsageRowView> = calls
         .into_iter()
-        .map(|call| {
-            let department = call
-                .department_id
-                .as_ref()
-                .and_then(|id| departments.get(id))
-                .cloned();
-            UsageRowView::new(call, department)
-        })
+        .map(|call| crate::export::usage_row(call, &departments))
         .collect();
     Ok(Json(serde_json::json!({ "data": data, "next_cursor": next_cursor })).into_response())
 }
